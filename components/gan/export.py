@@ -1,0 +1,117 @@
+"""The generator's serving contract: a SavedModel with two named signatures.
+
+``serving_default``
+    inputs:  ``latent``  float32 [N, latent_dim]  (and ``labels`` int32 [N] for conditional models)
+    outputs: ``images``  float32 [N, H, W, C], values in [-1, 1] (the generator's tanh range)
+
+``generate_png``
+    inputs:  ``num_images`` int32 scalar, ``seed`` int32 scalar
+             (and ``labels`` int32 [num_images] or [1], broadcast, for conditional models)
+    outputs: ``png``     string [num_images], PNG-encoded uint8 images
+    The latent batch is drawn with a stateless RNG from ``seed``: the same seed gives the same
+    images every time, so a client without TensorFlow can ask for pictures reproducibly.
+
+Both signatures are tf.functions with named TensorSpecs, so the input/output names are part of
+the public API (Keras 3's ``model.export`` would name the input ``keras_tensor``).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+# Written next to saved_model.pb so that servers and tools can read the contract without TF.
+METADATA_FILENAME = "gan_metadata.json"
+
+
+def to_uint8(images: tf.Tensor) -> tf.Tensor:
+    """Maps generator output in [-1, 1] to uint8 pixels in [0, 255]."""
+    images = tf.cast(images, tf.float32)
+    return tf.cast(tf.round(tf.clip_by_value((images + 1.0) * 127.5, 0.0, 255.0)), tf.uint8)
+
+
+class GeneratorModule(tf.Module):
+    """Wraps a Keras generator so that tf.saved_model.save exports stable signatures."""
+
+    def __init__(self, generator, latent_dim: int, num_classes: int | None = None):
+        super().__init__()
+        self.generator = generator
+        self.latent_dim = int(latent_dim)
+        self.num_classes = int(num_classes) if num_classes else None
+
+    def _generate(self, latent, labels=None):
+        inputs = latent if labels is None else [latent, labels]
+        images = self.generator(inputs, training=False)
+        return tf.cast(images, tf.float32)
+
+    def _encode_png(self, images):
+        return tf.map_fn(tf.io.encode_png, to_uint8(images), fn_output_signature=tf.string)
+
+    def _latent_from_seed(self, num_images, seed):
+        tf.debugging.assert_positive(num_images, message="num_images must be positive")
+        return tf.random.stateless_normal(
+            tf.stack([num_images, self.latent_dim]), seed=tf.stack([seed, 0]), dtype=tf.float32
+        )
+
+    def signatures(self) -> dict:
+        latent_spec = tf.TensorSpec([None, self.latent_dim], tf.float32, name="latent")
+        count_spec = tf.TensorSpec([], tf.int32, name="num_images")
+        seed_spec = tf.TensorSpec([], tf.int32, name="seed")
+        if self.num_classes is None:
+
+            @tf.function(input_signature=[latent_spec])
+            def serve(latent):
+                return {"images": self._generate(latent)}
+
+            @tf.function(input_signature=[count_spec, seed_spec])
+            def generate_png(num_images, seed):
+                return {"png": self._encode_png(self._generate(self._latent_from_seed(num_images, seed)))}
+
+        else:
+            label_spec = tf.TensorSpec([None], tf.int32, name="labels")
+
+            def check_labels(labels):
+                tf.debugging.assert_non_negative(labels, message="labels must be >= 0")
+                tf.debugging.assert_less(labels, self.num_classes, message=f"labels must be < {self.num_classes}")
+
+            @tf.function(input_signature=[latent_spec, label_spec])
+            def serve(latent, labels):
+                check_labels(labels)
+                return {"images": self._generate(latent, labels)}
+
+            @tf.function(input_signature=[count_spec, seed_spec, label_spec])
+            def generate_png(num_images, seed, labels):
+                check_labels(labels)
+                labels = tf.cond(
+                    tf.equal(tf.size(labels), 1),
+                    lambda: tf.fill([num_images], labels[0]),
+                    lambda: labels,
+                )
+                tf.debugging.assert_equal(
+                    tf.size(labels), num_images, message="labels must have length 1 or num_images"
+                )
+                latent = self._latent_from_seed(num_images, seed)
+                return {"png": self._encode_png(self._generate(latent, labels))}
+
+        return {"serving_default": serve, "generate_png": generate_png}
+
+
+def export_generator(
+    generator, export_dir: str, latent_dim: int, num_classes: int | None = None, extra_metadata: dict | None = None
+) -> str:
+    """Saves ``generator`` as a SavedModel with the signatures documented above."""
+    module = GeneratorModule(generator, latent_dim, num_classes)
+    tf.saved_model.save(module, export_dir, signatures=module.signatures())
+    metadata = {
+        "latent_dim": int(latent_dim),
+        "num_classes": int(num_classes) if num_classes else None,
+        "image_shape": [int(d) for d in generator.output_shape[1:]],
+        "output_range": [-1.0, 1.0],
+        "signatures": ["serving_default", "generate_png"],
+    }
+    metadata.update(extra_metadata or {})
+    tf.io.gfile.makedirs(os.path.join(export_dir, "assets.extra"))
+    with tf.io.gfile.GFile(os.path.join(export_dir, "assets.extra", METADATA_FILENAME), "w") as f:
+        json.dump(metadata, f, indent=2)
+    return export_dir
