@@ -1,0 +1,197 @@
+"""The GanEvaluator's library: sample a generator through its SavedModel signature, score the
+samples against held-out real data, and decide whether it may replace the serving generator.
+
+Every generator (candidate or the one serving now) is scored the same way: the same N, the same
+latent seed, the same feature extractor and the same reference images, so their FIDs compare.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+
+import numpy as np
+import tensorflow as tf
+
+from components.metrics.fid import FeatureStats, frechet_distance_from_stats
+
+_GENERATE_BATCH = 250
+
+
+def generate_images(saved_model_dir: str, num_images: int, seed: int, num_classes: int | None) -> np.ndarray:
+    """``num_images`` samples in [-1, 1] from the SavedModel's ``serving_default`` signature.
+
+    Latents come from a stateless RNG seeded with ``seed``; conditional models get the classes in
+    equal shares (0, 1, ..., K-1, 0, 1, ...), so two generators see identical inputs.
+    """
+    model = tf.saved_model.load(saved_model_dir)
+    serve = model.signatures["serving_default"]
+    latent_dim = int(serve.structured_input_signature[1]["latent"].shape[-1])
+    latent = tf.random.stateless_normal([num_images, latent_dim], seed=[seed, 0])
+    out = []
+    conditional = "labels" in serve.structured_input_signature[1]
+    if conditional and not num_classes:
+        raise ValueError(f"{saved_model_dir} is a conditional generator but the data has no labels")
+    for start in range(0, num_images, _GENERATE_BATCH):
+        batch = {"latent": latent[start:start + _GENERATE_BATCH]}
+        if conditional:
+            batch["labels"] = tf.constant(np.arange(start, start + len(batch["latent"])) % num_classes, tf.int32)
+        out.append(serve(**batch)["images"].numpy())
+    return np.concatenate(out).astype(np.float32)
+
+
+def serving_versions(push_destination: str) -> list[tuple[int, str]]:
+    """Complete model versions under a push destination, oldest first: (version, path) pairs.
+
+    A version is complete when its SavedModel and variables index exist; a folder that Pusher is
+    still copying lacks one of them and is skipped.
+    """
+    if not tf.io.gfile.isdir(push_destination):
+        return []
+    versions = []
+    for name in tf.io.gfile.listdir(push_destination):
+        name = name.rstrip("/")
+        path = os.path.join(push_destination, name)
+        if (re.fullmatch(r"\d+", name)
+                and tf.io.gfile.exists(os.path.join(path, "saved_model.pb"))
+                and tf.io.gfile.exists(os.path.join(path, "variables", "variables.index"))):
+            versions.append((int(name), path))
+    return sorted(versions)
+
+
+def newest_serving_version(push_destination: str) -> tuple[int, str] | None:
+    versions = serving_versions(push_destination)
+    return versions[-1] if versions else None
+
+
+def discriminator_accuracy(discriminator, real_images: np.ndarray, fake_images: np.ndarray) -> dict:
+    """Fraction of held-out real images the discriminator calls real (logit > 0), and of generated
+    images it calls fake. Healthy GAN training keeps the real side around 0.8-0.95."""
+    real_logits = discriminator.predict(real_images, batch_size=256, verbose=0).reshape(-1)
+    fake_logits = discriminator.predict(fake_images, batch_size=256, verbose=0).reshape(-1)
+    real_acc = float(np.mean(real_logits > 0))
+    fake_acc = float(np.mean(fake_logits < 0))
+    return {"d_real_accuracy": real_acc, "d_fake_accuracy": fake_acc, "d_accuracy": (real_acc + fake_acc) / 2}
+
+
+@dataclasses.dataclass(frozen=True)
+class Thresholds:
+    max_fid: float | None
+    max_fid_over_floor: float | None
+    min_recall: float | None
+    regression_tolerance: float
+
+
+def decide_blessing(candidate: dict, baseline: dict | None, thresholds: Thresholds) -> tuple[bool, str]:
+    """(blessed, one-sentence reason). The first model is judged on thresholds alone; later ones
+    must also be no worse than the serving model (FID within the tolerance)."""
+    fid = candidate["fid"]
+    if not math.isfinite(fid):
+        return False, f"not blessed: FID is {fid}"
+    if thresholds.max_fid is not None and fid > thresholds.max_fid:
+        return False, f"not blessed: FID {fid:.2f} > max_fid {thresholds.max_fid:.2f}"
+    if thresholds.max_fid_over_floor is not None:
+        bound = thresholds.max_fid_over_floor * candidate["fid_floor"]
+        if fid > bound:
+            return False, (f"not blessed: FID {fid:.2f} > {thresholds.max_fid_over_floor:g} x floor "
+                           f"{candidate['fid_floor']:.2f} = {bound:.2f}")
+    if thresholds.min_recall is not None and candidate.get("recall", 1.0) < thresholds.min_recall:
+        return False, f"not blessed: recall {candidate['recall']:.3f} < min_recall {thresholds.min_recall:.3f}"
+    if baseline is not None:
+        bound = baseline["fid"] + thresholds.regression_tolerance
+        if fid > bound:
+            return False, (f"not blessed: FID {fid:.2f} > baseline {baseline['fid']:.2f} + tolerance "
+                           f"{thresholds.regression_tolerance:g}")
+        return True, (f"blessed: FID {fid:.2f} <= baseline {baseline['fid']:.2f} + tolerance "
+                      f"{thresholds.regression_tolerance:g}, and within the thresholds")
+    return True, f"blessed: FID {fid:.2f} is within the thresholds (no model is serving yet)"
+
+
+def fid_against_reference(features: np.ndarray, reference: FeatureStats) -> float:
+    return frechet_distance_from_stats(FeatureStats.from_features(features), reference)
+
+
+def score_samples(fake_images: np.ndarray, classifier, reference: FeatureStats) -> dict:
+    """Metrics of one generator's samples against the held-out reference statistics."""
+    return {"fid": fid_against_reference(classifier.features(fake_images), reference)}
+
+
+def evaluate_and_bless(
+    *,
+    train_files: list[str],
+    eval_files: list[str],
+    image_shape: tuple[int, int, int],
+    num_classes: int | None,
+    model_dir: str,
+    push_destination: str,
+    config: dict,
+    classifier_cache_dir: str,
+    data_fingerprint: str,
+    out_dir: str,
+    log=print,
+) -> dict:
+    """Scores the candidate in ``model_dir`` (and the newest serving version, if any) and decides.
+
+    Writes ``metrics.json`` and ``samples.png`` into ``out_dir`` and returns the report.
+    """
+    import json
+
+    from components.gan.data import load_arrays
+    from components.gan.samples import save_image_grid
+    from components.gan.train import load_discriminator
+    from components.metrics.domain_classifier import load_or_train_domain_classifier
+
+    train_images, train_labels = load_arrays(train_files, image_shape)
+    eval_images, _ = load_arrays(eval_files, image_shape)
+    labels = train_labels if num_classes else None
+    classifier = load_or_train_domain_classifier(
+        classifier_cache_dir, data_fingerprint, train_images, labels, num_classes,
+        epochs=config["classifier_epochs"], seed=0)
+
+    # FID is biased in N: the floor (real train vs held-out) and every generator use the same N
+    # against the same held-out reference, so the numbers compare.
+    n = min(config["num_samples"], len(train_images))
+    subset = np.random.default_rng(config["seed"]).choice(len(train_images), n, replace=False)
+    reference = FeatureStats.from_features(classifier.features(eval_images))
+    floor = fid_against_reference(classifier.features(train_images[subset]), reference)
+    log(f"[evaluator] extractor {classifier.name}, N={n} generated vs {len(eval_images)} held-out; "
+        f"real-vs-real floor FID {floor:.3f}")
+
+    fake = generate_images(os.path.join(model_dir, "Format-Serving"), n, config["seed"], num_classes)
+    candidate = score_samples(fake, classifier, reference)
+    candidate["fid_floor"] = floor
+    candidate["fid_over_floor"] = candidate["fid"] / floor if floor > 0 else float("inf")
+    candidate.update(discriminator_accuracy(load_discriminator(model_dir), eval_images, fake))
+    log(f"[evaluator] candidate FID {candidate['fid']:.3f} ({candidate['fid_over_floor']:.2f} x floor), "
+        f"D accuracy real {candidate['d_real_accuracy']:.2f} / fake {candidate['d_fake_accuracy']:.2f}")
+
+    baseline, baseline_version = None, newest_serving_version(push_destination)
+    if baseline_version is not None:
+        version, path = baseline_version
+        baseline = score_samples(generate_images(path, n, config["seed"], num_classes), classifier, reference)
+        baseline.update({"version": version, "path": path})
+        log(f"[evaluator] serving baseline version {version}: FID {baseline['fid']:.3f}")
+
+    thresholds = Thresholds(config.get("max_fid"), config.get("max_fid_over_floor"),
+                            config.get("min_recall"), config.get("regression_tolerance", 0.0))
+    blessed, reason = decide_blessing(candidate, baseline, thresholds)
+    log(f"[evaluator] {reason}")
+
+    os.makedirs(out_dir, exist_ok=True)
+    samples_png = save_image_grid(fake[:100], os.path.join(out_dir, "samples.png"), columns=10,
+                                  title=f"FID {candidate['fid']:.2f} (floor {floor:.2f}), N={n}, {classifier.name}")
+    report = {
+        "extractor": classifier.name,
+        "num_samples": n,
+        "num_reference": int(len(eval_images)),
+        "seed": config["seed"],
+        "candidate": candidate,
+        "baseline": baseline,
+        "blessed": blessed,
+        "reason": reason,
+        "samples_png": samples_png,
+    }
+    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    return report

@@ -1,0 +1,100 @@
+"""The project's tf.train.Example format and the tf.data pipelines that read it.
+
+Every ingested image becomes one tf.train.Example with these features:
+  image     bytes   the encoded image (PNG or JPEG as found; arrays are PNG-encoded)
+  height    int64
+  width     int64
+  channels  int64
+  label     int64   optional: the class index, absent for unlabelled data
+  source    bytes   where the image came from (file path, or npz path and index), for error messages
+
+ExampleGen writes them as gzipped TFRecords under ``<examples uri>/Split-<name>/``.
+"""
+from __future__ import annotations
+
+import os
+from typing import Iterable
+
+import numpy as np
+import tensorflow as tf
+
+IMAGE_KEY = "image"
+HEIGHT_KEY = "height"
+WIDTH_KEY = "width"
+CHANNELS_KEY = "channels"
+LABEL_KEY = "label"
+SOURCE_KEY = "source"
+
+
+def make_example(encoded_image: bytes, height: int, width: int, channels: int, source: str,
+                 label: int | None = None) -> tf.train.Example:
+    def int_feature(value):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+
+    def bytes_feature(value):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+    features = {
+        IMAGE_KEY: bytes_feature(encoded_image),
+        HEIGHT_KEY: int_feature(height),
+        WIDTH_KEY: int_feature(width),
+        CHANNELS_KEY: int_feature(channels),
+        SOURCE_KEY: bytes_feature(source.encode("utf-8")),
+    }
+    if label is not None:
+        features[LABEL_KEY] = int_feature(label)
+    return tf.train.Example(features=tf.train.Features(feature=features))
+
+
+def split_files(examples_uri: str, split: str) -> list[str]:
+    """The TFRecord files of one split of an Examples artifact."""
+    pattern = os.path.join(examples_uri, f"Split-{split}", "*")
+    files = sorted(tf.io.gfile.glob(pattern))
+    if not files:
+        raise FileNotFoundError(f"no TFRecord files for split '{split}' under {examples_uri}")
+    return files
+
+
+_FEATURE_SPEC = {
+    IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
+    LABEL_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+}
+
+
+def decode_image(encoded: tf.Tensor, image_shape: tuple[int, int, int]) -> tf.Tensor:
+    """Decodes PNG/JPEG bytes to float32 in [-1, 1] with a static shape (the generator's range)."""
+    image = tf.io.decode_image(encoded, channels=image_shape[2], expand_animations=False)
+    image = tf.ensure_shape(image, image_shape)
+    return tf.cast(image, tf.float32) / 127.5 - 1.0
+
+
+def image_dataset(files: Iterable[str], image_shape: tuple[int, int, int]) -> tf.data.Dataset:
+    """(image, label) pairs, decoded; label is -1 where the example has none."""
+    def parse(record):
+        parsed = tf.io.parse_single_example(record, _FEATURE_SPEC)
+        return decode_image(parsed[IMAGE_KEY], image_shape), tf.cast(parsed[LABEL_KEY], tf.int32)
+
+    return tf.data.TFRecordDataset(list(files), compression_type="GZIP").map(
+        parse, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def training_dataset(files: Iterable[str], image_shape: tuple[int, int, int], batch_size: int,
+                     seed: int = 0) -> tf.data.Dataset:
+    """Decodes the PNGs once, caches the decoded tensors, then shuffles and batches forever."""
+    return (image_dataset(files, image_shape)
+            .cache()
+            .shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
+            .repeat()
+            .batch(batch_size, drop_remainder=True)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def load_arrays(files: Iterable[str], image_shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """All images of some TFRecord files as (float32 [N,H,W,C] in [-1,1], int32 labels, -1 = none)."""
+    images, labels = [], []
+    for image_batch, label_batch in image_dataset(files, image_shape).batch(1024):
+        images.append(image_batch.numpy())
+        labels.append(label_batch.numpy())
+    if not images:
+        raise ValueError(f"no examples in {list(files)}")
+    return np.concatenate(images), np.concatenate(labels)

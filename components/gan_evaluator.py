@@ -1,0 +1,59 @@
+"""GanEvaluator: a TFX component that scores the trained generator and writes its ModelBlessing.
+
+It finds the baseline itself (the newest version in the push destination) instead of using a
+Resolver node, because open-source Kubeflow Pipelines cannot run Resolvers. The blessing follows
+TFX's contract (NOTES section 3), so the standard Pusher pushes only blessed generators.
+"""
+
+import json
+import os
+
+from tfx import v1 as tfx
+
+from components import schema_utils
+from components.hashing import stable_hash
+
+
+@tfx.dsl.components.component
+def GanEvaluator(
+    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
+    schema: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Schema],
+    model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
+    evaluation: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelEvaluation],
+    blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
+    evaluation_config: tfx.dsl.components.Parameter[str],
+    push_destination: tfx.dsl.components.Parameter[str],
+    cache_dir: tfx.dsl.components.Parameter[str],
+):
+    from components.evaluation import evaluate_and_bless
+    from components.gan import data as gan_data
+
+    data_schema = schema_utils.load_schema(schema.uri)
+    fingerprint = examples.get_string_custom_property("input_fingerprint") or examples.uri
+    report = evaluate_and_bless(
+        train_files=gan_data.split_files(examples.uri, "train"),
+        eval_files=gan_data.split_files(examples.uri, "eval"),
+        image_shape=schema_utils.image_shape(data_schema),
+        num_classes=schema_utils.num_classes(data_schema),
+        model_dir=model.uri,
+        push_destination=push_destination,
+        config=json.loads(evaluation_config),
+        classifier_cache_dir=os.path.join(cache_dir, "domain_classifier"),
+        data_fingerprint=stable_hash(fingerprint, str(examples.span)),
+        out_dir=evaluation.uri,
+    )
+
+    # TFX's blessing contract: int `blessed`, the current model's uri and id, a marker file.
+    blessed = 1 if report["blessed"] else 0
+    blessing.set_int_custom_property("blessed", blessed)
+    blessing.set_string_custom_property("current_model", model.uri)
+    blessing.set_int_custom_property("current_model_id", model.id)
+    blessing.set_string_custom_property("reason", report["reason"])
+    blessing.set_float_custom_property("fid", report["candidate"]["fid"])
+    if report["baseline"] is not None:
+        blessing.set_string_custom_property("baseline_model", report["baseline"]["path"])
+        blessing.set_int_custom_property("baseline_version", report["baseline"]["version"])
+    with open(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w"):
+        pass
+    evaluation.set_float_custom_property("fid", report["candidate"]["fid"])
+    evaluation.set_float_custom_property("fid_floor", report["candidate"]["fid_floor"])

@@ -1,0 +1,57 @@
+"""GanTrainer: a TFX component that trains a GAN on the train split and exports the generator.
+
+Thin by design: it reads its artifacts, checks the data-validation gate, and calls the plain
+library (components/gan/train.py), which is tested without TFX.
+Outputs: ``model`` (Format-Serving/ = the generator SavedModel that Pusher pushes; keras/ = both
+nets for warm starts and the evaluator) and ``model_run`` (TensorBoard logs, sample grids, losses).
+"""
+
+import json
+import os
+
+from tfx import v1 as tfx
+
+from components import schema_utils, validation_gate
+from components.hashing import stable_hash
+
+
+def checkpoint_dir_for(checkpoint_root: str, examples_uri: str, training_json: str) -> str:
+    """A directory that stays the same when the same training is run again, so that a killed run
+    resumes from its last checkpoint (a new TFX execution gets a new ModelRun URI)."""
+    return os.path.join(checkpoint_root, stable_hash(examples_uri, training_json))
+
+
+@tfx.dsl.components.component
+def GanTrainer(
+    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
+    schema: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Schema],
+    anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
+    model: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Model],
+    model_run: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelRun],
+    training_config: tfx.dsl.components.Parameter[str],
+    checkpoint_root: tfx.dsl.components.Parameter[str],
+    warm_start_dir: tfx.dsl.components.Parameter[str] = "",
+):
+    # The gate comes first: bad data never reaches training.
+    validation_gate.raise_on_anomalies(anomalies.uri)
+
+    from components.gan import data as gan_data
+    from components.gan.config import TrainConfig
+    from components.gan.train import save_trained_models, train_gan
+
+    config = TrainConfig.from_dict(json.loads(training_config))
+    data_schema = schema_utils.load_schema(schema.uri)
+    image_shape = schema_utils.image_shape(data_schema)
+    num_classes = schema_utils.num_classes(data_schema)
+    config.validate_for_data(image_shape, num_classes)
+
+    train_files = gan_data.split_files(examples.uri, "train")
+    result = train_gan(
+        config, train_files, image_shape, num_classes,
+        run_dir=model_run.uri,
+        checkpoint_dir=checkpoint_dir_for(checkpoint_root, examples.uri, training_config),
+        warm_start_dir=warm_start_dir or None,
+    )
+    save_trained_models(result, config, model.uri, image_shape, num_classes)
+    model.set_int_custom_property("train_steps", int(result.steps))
+    model.set_string_custom_property("architecture", config.architecture)

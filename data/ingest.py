@@ -1,0 +1,224 @@
+"""Turns what a user has (image folders, Keras-MNIST-style .npz, TFRecords) into tf.train.Examples.
+
+Everything is checked before anything is written: a file that does not decode, or an image whose
+size or channel count differs from the rest, is reported by name and the ingestion fails. Nothing
+is skipped or resized silently.
+
+Layouts of one span folder (``<input_base>/span-<N>/``):
+  images    ``*.png|*.jpg|*.jpeg`` directly (unlabelled) or in one subfolder per class. Class
+            folders named by integers use that integer as the label; other names are labelled
+            by their position in sorted order.
+  npz       one or more ``.npz`` files in the Keras MNIST layout: ``x_train``, ``y_train`` and
+            optionally ``x_test``/``y_test`` (uint8, [N, H, W] or [N, H, W, C]).
+  tfrecord  ``*.tfrecord``/``*.tfrecords``/``*.gz`` files of tf.train.Example in the project's
+            format (``components/gan/data.py``); plain or gzip-compressed.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import io
+import os
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image, UnidentifiedImageError
+
+from components.gan import data as example_format
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+NPZ_EXTENSIONS = (".npz",)
+TFRECORD_EXTENSIONS = (".tfrecord", ".tfrecords", ".gz")
+_MAX_NAMES_IN_ERROR = 20
+
+
+class IngestionError(ValueError):
+    """Input data that cannot be ingested; the message names the offending files."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageRecord:
+    source: str                  # path, or "<npz path>[x_train][17]"
+    shape: tuple[int, int, int]  # height, width, channels
+    label: int | None
+    encoded: bytes | None = None  # None: read ``source`` from disk when the Example is built
+
+
+def list_input_files(paths: list[str]) -> list[str]:
+    """All files under the given files/folders (recursively), sorted, hidden files excluded."""
+    files = []
+    for path in paths:
+        if tf.io.gfile.isdir(path):
+            for root, dirs, names in tf.io.gfile.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                files.extend(os.path.join(root, n) for n in names if not n.startswith("."))
+        elif not os.path.basename(path).startswith("."):
+            files.append(path)
+    return sorted(files)
+
+
+def detect_format(files: list[str]) -> str:
+    """'images', 'npz' or 'tfrecord', from the file extensions; mixed or unknown files are errors."""
+    if not files:
+        raise IngestionError("no input files found (the span folder is empty)")
+    kinds = collections.defaultdict(list)
+    for f in files:
+        ext = os.path.splitext(f)[1].lower()
+        kind = ("images" if ext in IMAGE_EXTENSIONS else "npz" if ext in NPZ_EXTENSIONS
+                else "tfrecord" if ext in TFRECORD_EXTENSIONS else "unknown")
+        kinds[kind].append(f)
+    if "unknown" in kinds:
+        raise IngestionError(
+            "files of unknown type (expected images " + "/".join(IMAGE_EXTENSIONS)
+            + ", .npz or TFRecord files): " + _names(kinds["unknown"]))
+    if len(kinds) > 1:
+        raise IngestionError("a span must hold one kind of input, found: "
+                             + ", ".join(f"{k} ({len(v)} files)" for k, v in sorted(kinds.items())))
+    return next(iter(kinds))
+
+
+def scan(paths: list[str]) -> list[ImageRecord]:
+    """Reads and checks every image under ``paths``; returns one record per image."""
+    files = list_input_files(paths)
+    kind = detect_format(files)
+    if kind == "images":
+        records = _scan_image_files(files)
+    elif kind == "npz":
+        records = [r for f in files for r in _scan_npz(f)]
+    else:
+        records = [r for f in files for r in _scan_tfrecords(f)]
+    _check_consistent_shapes(records)
+    return records
+
+
+def to_example(record: ImageRecord) -> tf.train.Example:
+    encoded = record.encoded
+    if encoded is None:
+        with tf.io.gfile.GFile(record.source, "rb") as f:
+            encoded = f.read()
+    height, width, channels = record.shape
+    return example_format.make_example(encoded, height, width, channels, record.source, record.label)
+
+
+def _names(items: list[str]) -> str:
+    shown = ", ".join(items[:_MAX_NAMES_IN_ERROR])
+    more = len(items) - _MAX_NAMES_IN_ERROR
+    return shown + (f" (and {more} more)" if more > 0 else "")
+
+
+def _image_shape(encoded: bytes) -> tuple[int, int, int]:
+    """Fully decodes the image (a truncated file fails here, not later in training)."""
+    with Image.open(io.BytesIO(encoded)) as image:
+        image.load()
+        channels = {"1": 1, "L": 1, "P": 3, "RGB": 3, "RGBA": 4, "LA": 2, "I;16": 1, "I": 1}.get(image.mode)
+        if channels is None:
+            raise ValueError(f"unsupported image mode {image.mode}")
+        if image.mode == "P":  # palette images decode to RGB (or RGBA with transparency)
+            channels = 4 if "transparency" in image.info else 3
+        return image.height, image.width, channels
+
+
+def _class_labels(files: list[str]) -> dict[str, int | None]:
+    """Maps each image file to its label from its parent folder, or None for a flat folder."""
+    parents = sorted({os.path.dirname(f) for f in files})
+    if len(parents) == 1:
+        # One folder: unlabelled when the images sit directly in the span folder.
+        return {f: None for f in files}
+    names = [os.path.basename(p) for p in parents]
+    if len(set(names)) != len(names):
+        raise IngestionError("class folders must be one level deep with distinct names, found: "
+                             + _names(parents))
+    if all(n.isdigit() for n in names):
+        mapping = {p: int(os.path.basename(p)) for p in parents}
+    else:
+        mapping = {p: i for i, p in enumerate(sorted(parents, key=os.path.basename))}
+    return {f: mapping[os.path.dirname(f)] for f in files}
+
+
+def _scan_image_files(files: list[str]) -> list[ImageRecord]:
+    labels = _class_labels(files)
+    records, corrupt = [], []
+    for f in files:
+        try:
+            with tf.io.gfile.GFile(f, "rb") as fh:
+                shape = _image_shape(fh.read())
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+            corrupt.append(f"{f} ({type(e).__name__}: {e})")
+            continue
+        records.append(ImageRecord(f, shape, labels[f]))
+    if corrupt:
+        raise IngestionError(f"{len(corrupt)} file(s) are not decodable images: " + _names(corrupt))
+    return records
+
+
+def _scan_npz(path: str) -> list[ImageRecord]:
+    try:
+        with tf.io.gfile.GFile(path, "rb") as f:
+            arrays = dict(np.load(io.BytesIO(f.read()), allow_pickle=False))
+    except (ValueError, OSError) as e:
+        raise IngestionError(f"{path} is not a readable .npz file: {e}") from e
+    if "x_train" not in arrays:
+        raise IngestionError(f"{path} has no 'x_train' array (Keras MNIST layout expected; found: "
+                             f"{', '.join(sorted(arrays)) or 'nothing'})")
+    records = []
+    for part in ("train", "test"):
+        x, y = arrays.get(f"x_{part}"), arrays.get(f"y_{part}")
+        if x is None:
+            continue
+        if x.dtype != np.uint8:
+            raise IngestionError(f"{path}: x_{part} has dtype {x.dtype}; uint8 pixels (0..255) are expected")
+        if x.ndim == 3:
+            x = x[..., np.newaxis]
+        if x.ndim != 4 or x.shape[-1] not in (1, 3):
+            raise IngestionError(f"{path}: x_{part} has shape {x.shape}; expected [N, H, W] or [N, H, W, 1|3]")
+        if y is not None and (y.ndim != 1 or len(y) != len(x)):
+            raise IngestionError(f"{path}: y_{part} has shape {y.shape}; expected [{len(x)}] labels")
+        if y is not None and not np.issubdtype(y.dtype, np.integer):
+            raise IngestionError(f"{path}: y_{part} has dtype {y.dtype}; integer labels are expected")
+        for i, image in enumerate(x):
+            encoded = tf.io.encode_png(image).numpy()
+            label = None if y is None else int(y[i])
+            records.append(ImageRecord(f"{path}[x_{part}][{i}]", tuple(image.shape), label, encoded))
+    return records
+
+
+def _scan_tfrecords(path: str) -> list[ImageRecord]:
+    compression = "GZIP" if path.endswith(".gz") else ""
+    records, bad = [], []
+    try:
+        for i, raw in enumerate(tf.data.TFRecordDataset(path, compression_type=compression)):
+            source = f"{path}[{i}]"
+            example = tf.train.Example.FromString(raw.numpy())
+            feature = example.features.feature
+            if not feature[example_format.IMAGE_KEY].bytes_list.value:
+                bad.append(f"{source} (no '{example_format.IMAGE_KEY}' bytes feature)")
+                continue
+            encoded = feature[example_format.IMAGE_KEY].bytes_list.value[0]
+            try:
+                shape = _image_shape(encoded)
+            except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+                bad.append(f"{source} ({type(e).__name__}: {e})")
+                continue
+            labels = feature[example_format.LABEL_KEY].int64_list.value
+            records.append(ImageRecord(source, shape, int(labels[0]) if labels else None, encoded))
+    except tf.errors.DataLossError as e:
+        raise IngestionError(f"{path} is not a readable TFRecord file: {e.message}") from e
+    if bad:
+        raise IngestionError(f"{len(bad)} record(s) hold no decodable image: " + _names(bad))
+    return records
+
+
+def _check_consistent_shapes(records: list[ImageRecord]) -> None:
+    if not records:
+        raise IngestionError("no images found")
+    counts = collections.Counter(r.shape for r in records)
+    majority, _ = counts.most_common(1)[0]
+    odd = [f"{r.source} ({r.shape[0]}x{r.shape[1]}x{r.shape[2]})" for r in records if r.shape != majority]
+    if odd:
+        raise IngestionError(
+            f"{len(odd)} image(s) differ from the {majority[0]}x{majority[1]}x{majority[2]} (HxWxC) of the "
+            "rest; resize or convert them before ingesting: " + _names(odd))
+    labelled = sum(r.label is not None for r in records)
+    if 0 < labelled < len(records):
+        raise IngestionError(f"{len(records) - labelled} of {len(records)} images have no label while the "
+                             "rest do; label all of them or none")

@@ -1,0 +1,55 @@
+"""The TFX pipeline: wiring only. Components live in components/, settings in the config file.
+
+ImageExampleGen -> StatisticsGen -> ImportSchemaGen (curated schema) -> ExampleValidator
+-> GanTrainer (refuses to start on anomalies) -> GanEvaluator (blessing) -> Pusher
+"""
+from __future__ import annotations
+
+import os
+
+from tfx import v1 as tfx
+
+from components.gan_evaluator import GanEvaluator
+from components.gan_trainer import GanTrainer
+from components.image_example_gen import ImageExampleGen
+from pipeline.config import PipelineConfig
+
+
+def create_pipeline(config: PipelineConfig, metadata_connection_config=None, beam_pipeline_args=None) -> tfx.dsl.Pipeline:
+    example_gen = ImageExampleGen(config.data.input_base, eval_buckets=config.data.eval_buckets,
+                                  train_buckets=config.data.train_buckets)
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=config.data.schema_file)
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+
+    trainer = GanTrainer(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        anomalies=example_validator.outputs["anomalies"],
+        training_config=config.training_json(),
+        checkpoint_root=os.path.join(config.output_dir, "checkpoints"),
+    )
+    evaluator = GanEvaluator(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        model=trainer.outputs["model"],
+        evaluation_config=config.evaluation_json(),
+        push_destination=config.push_destination,
+        cache_dir=config.cache_dir,
+    )
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.push_destination)),
+    )
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        components=[example_gen, statistics_gen, schema_gen, example_validator, trainer, evaluator, pusher],
+        enable_cache=config.enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=beam_pipeline_args or ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
+    )
