@@ -1,0 +1,79 @@
+"""The pipeline config: the shipped default loads, and every bad value is named in the error."""
+import os
+
+import pytest
+import yaml
+
+from components.gan.config import ConfigError
+from pipeline import config as pipeline_config
+
+
+def test_default_config_loads_and_resolves_paths():
+    config = pipeline_config.load_config()
+    assert config.pipeline_name == "gan-digits"
+    assert os.path.isabs(config.data.input_base) and config.data.input_base.endswith("data/digits")
+    assert os.path.isfile(config.data.schema_file)
+    assert config.training.architecture == "dcgan_28"
+    assert config.enable_cache is True
+
+
+def write(tmp_path, raw):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+def base_raw():
+    with open(pipeline_config.DEFAULT_CONFIG) as f:
+        return yaml.safe_load(f)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"pipeline_name": "Bad Name"}, "pipeline_name"),
+    ({"colour": 1}, "unknown top-level key"),
+    ({"data": {"input_base": "data/digits"}}, "data.schema_file is required"),
+    ({"data": {"input_base": "x", "schema_file": "nope.pbtxt"}}, "data.schema_file: file not found"),
+    ({"evaluation": {"num_samples": 0}}, "evaluation.num_samples"),
+    ({"evaluation": {"num_samples": "many"}}, "evaluation.num_samples"),
+    ({"evaluation": {"max_fid": -1}}, "evaluation.max_fid"),
+    ({"evaluation": {"min_recall": 2}}, "evaluation.min_recall"),
+    ({"evaluation": {"typo": 1}}, "unknown key"),
+    ({"training": {"architecture": "dcgan28"}}, "dcgan_28"),
+    ({"enable_cache": "yes"}, "enable_cache"),
+    ({"push_destination": ""}, "push_destination"),
+])
+def test_bad_values_are_named(tmp_path, change, message):
+    raw = base_raw()
+    raw.update(change)
+    with pytest.raises(ConfigError, match=message):
+        pipeline_config.load_config(write(tmp_path, raw))
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        pipeline_config.load_config(str(tmp_path / "missing.yaml"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        pipeline_config.load_config(str(bad))
+
+
+def test_overrides_merge_into_sections():
+    config = pipeline_config.load_config(overrides={"evaluation": {"num_samples": 64}, "output_dir": "/tmp/x"})
+    assert config.evaluation.num_samples == 64
+    assert config.evaluation.seed == 0  # the rest of the section is kept
+    assert config.output_dir == "/tmp/x"
+
+
+def test_input_data_checks(tmp_path):
+    config = pipeline_config.load_config(overrides={"data": {"input_base": str(tmp_path / "none")}})
+    with pytest.raises(ConfigError, match="folder not found"):
+        pipeline_config.check_input_data(config)
+    (tmp_path / "none").mkdir()
+    with pytest.raises(ConfigError, match="no span-<N>/ folder"):
+        pipeline_config.check_input_data(config)
+    (tmp_path / "none" / "span-1").mkdir()
+    (tmp_path / "none" / "span-2").mkdir()
+    (tmp_path / "none" / "span-1" / "a.png").write_bytes(b"x")
+    with pytest.raises(ConfigError, match="span-2 is empty"):
+        pipeline_config.check_input_data(config)

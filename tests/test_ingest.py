@@ -1,0 +1,135 @@
+"""Ingestion: every input layout becomes the project's Examples; bad inputs fail by name."""
+import io
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from components.gan import data as example_format
+from data import ingest
+
+
+def write_png(path, array):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+def gray(value, size=28):
+    return np.full((size, size), value, np.uint8)
+
+
+def test_class_folders_give_integer_labels(tmp_path):
+    for label in (0, 3):
+        for i in range(2):
+            write_png(str(tmp_path / str(label) / f"{i}.png"), gray(10 * label + i))
+    records = ingest.scan([str(tmp_path)])
+    assert sorted(r.label for r in records) == [0, 0, 3, 3]
+    assert {r.shape for r in records} == {(28, 28, 1)}
+    example = ingest.to_example(records[0])
+    feature = example.features.feature
+    assert feature[example_format.HEIGHT_KEY].int64_list.value == [28]
+    assert feature[example_format.CHANNELS_KEY].int64_list.value == [1]
+    decoded = tf.io.decode_png(feature[example_format.IMAGE_KEY].bytes_list.value[0]).numpy()
+    assert decoded.shape == (28, 28, 1)
+
+
+def test_named_class_folders_are_labelled_in_sorted_order(tmp_path):
+    write_png(str(tmp_path / "dogs" / "a.png"), gray(1))
+    write_png(str(tmp_path / "cats" / "b.png"), gray(2))
+    labels = {os.path.basename(os.path.dirname(r.source)): r.label for r in ingest.scan([str(tmp_path)])}
+    assert labels == {"cats": 0, "dogs": 1}
+
+
+def test_flat_folder_is_unlabelled(tmp_path):
+    write_png(str(tmp_path / "a.png"), gray(1))
+    write_png(str(tmp_path / "b.png"), gray(2))
+    records = ingest.scan([str(tmp_path)])
+    assert [r.label for r in records] == [None, None]
+    assert example_format.LABEL_KEY not in ingest.to_example(records[0]).features.feature
+
+
+def test_corrupt_image_is_reported_by_name(tmp_path):
+    write_png(str(tmp_path / "1" / "good.png"), gray(1))
+    bad = tmp_path / "1" / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
+    with pytest.raises(ingest.IngestionError, match="broken.png"):
+        ingest.scan([str(tmp_path)])
+
+
+def test_truncated_image_is_reported_by_name(tmp_path):
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (28, 28), np.uint8)).save(buffer, "PNG")
+    write_png(str(tmp_path / "ok.png"), gray(1))
+    (tmp_path / "cut.png").write_bytes(buffer.getvalue()[:60])
+    with pytest.raises(ingest.IngestionError, match="cut.png"):
+        ingest.scan([str(tmp_path)])
+
+
+def test_image_of_another_size_is_reported_not_resized(tmp_path):
+    for i in range(3):
+        write_png(str(tmp_path / f"{i}.png"), gray(i))
+    write_png(str(tmp_path / "big.png"), gray(0, size=32))
+    with pytest.raises(ingest.IngestionError, match=r"big.png \(32x32x1\)"):
+        ingest.scan([str(tmp_path)])
+
+
+def test_rgb_among_grayscale_is_reported(tmp_path):
+    write_png(str(tmp_path / "a.png"), gray(1))
+    write_png(str(tmp_path / "b.png"), gray(2))
+    write_png(str(tmp_path / "color.png"), np.zeros((28, 28, 3), np.uint8))
+    with pytest.raises(ingest.IngestionError, match="color.png"):
+        ingest.scan([str(tmp_path)])
+
+
+def test_empty_folder_and_unknown_files_are_errors(tmp_path):
+    with pytest.raises(ingest.IngestionError, match="empty"):
+        ingest.scan([str(tmp_path)])
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ingest.IngestionError, match="notes.txt"):
+        ingest.scan([str(tmp_path)])
+
+
+def test_npz_in_keras_mnist_layout(tmp_path):
+    rng = np.random.default_rng(0)
+    path = str(tmp_path / "mnist.npz")
+    np.savez(path, x_train=rng.integers(0, 255, (5, 28, 28), np.uint8), y_train=np.arange(5),
+             x_test=rng.integers(0, 255, (2, 28, 28), np.uint8), y_test=np.array([7, 8]))
+    records = ingest.scan([path])
+    assert len(records) == 7
+    assert [r.label for r in records] == [0, 1, 2, 3, 4, 7, 8]
+    assert records[0].source.endswith("[x_train][0]")
+    decoded = tf.io.decode_png(ingest.to_example(records[5]).features.feature["image"].bytes_list.value[0]).numpy()
+    np.testing.assert_array_equal(decoded[..., 0], np.load(path)["x_test"][0])
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"images": np.zeros((2, 28, 28), np.uint8)}, "no 'x_train'"),
+    ({"x_train": np.zeros((2, 28, 28), np.float32)}, "dtype float32"),
+    ({"x_train": np.zeros((2, 28), np.uint8)}, "shape"),
+    ({"x_train": np.zeros((2, 28, 28), np.uint8), "y_train": np.zeros(3, np.int64)}, "y_train"),
+])
+def test_bad_npz_names_the_problem(tmp_path, arrays, message):
+    path = str(tmp_path / "bad.npz")
+    np.savez(path, **arrays)
+    with pytest.raises(ingest.IngestionError, match=message):
+        ingest.scan([path])
+
+
+def test_tfrecords_of_examples(tmp_path):
+    path = str(tmp_path / "data.tfrecord.gz")
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for label in range(3):
+            encoded = tf.io.encode_png(gray(label)[..., None]).numpy()
+            writer.write(example_format.make_example(encoded, 28, 28, 1, f"src{label}", label).SerializeToString())
+        writer.write(example_format.make_example(b"garbage", 28, 28, 1, "bad", 0).SerializeToString())
+    with pytest.raises(ingest.IngestionError, match=r"data.tfrecord.gz\[3\]"):
+        ingest.scan([path])
+
+
+def test_mixed_inputs_are_refused(tmp_path):
+    write_png(str(tmp_path / "a.png"), gray(1))
+    np.savez(str(tmp_path / "b.npz"), x_train=np.zeros((1, 28, 28), np.uint8))
+    with pytest.raises(ingest.IngestionError, match="one kind of input"):
+        ingest.scan([str(tmp_path)])
