@@ -28,16 +28,18 @@ def summarize(config: PipelineConfig, since: float = 0.0) -> dict:
     where the pushed model, the metrics and the sample grid are."""
     db = sqlite3.connect(config.metadata_path)
     try:
+        # Each execution is associated with its node's context, named "<pipeline>.<node id>".
         rows = db.execute(
-            """SELECT e.id, t.name, e.last_known_state, e.create_time_since_epoch, e.last_update_time_since_epoch,
-                      (SELECT string_value FROM ExecutionProperty p WHERE p.execution_id = e.id
-                       AND p.name = 'component_id')
-               FROM Execution e JOIN Type t ON t.id = e.type_id
+            """SELECT c.name, e.last_known_state, e.create_time_since_epoch, e.last_update_time_since_epoch
+               FROM Execution e
+               JOIN Association a ON a.execution_id = e.id
+               JOIN Context c ON c.id = a.context_id
+               JOIN Type t ON t.id = c.type_id AND t.name = 'node'
                WHERE e.create_time_since_epoch >= ? ORDER BY e.id""", (int(since * 1000),)).fetchall()
         states = {1: "NEW", 2: "RUNNING", 3: "COMPLETE", 4: "FAILED", 5: "CACHED", 6: "CANCELED"}
-        components = [{"component": (cid or type_name.split(".")[-1]), "state": states.get(state, str(state)),
+        components = [{"component": node.split(".", 1)[1], "state": states.get(state, str(state)),
                        "seconds": round((end - start) / 1000.0, 1)}
-                      for _, type_name, state, start, end, cid in rows]
+                      for node, state, start, end in rows]
         uris = dict(db.execute(
             """SELECT t.name, a.uri FROM Artifact a JOIN Type t ON t.id = a.type_id
                WHERE a.id IN (SELECT MAX(id) FROM Artifact GROUP BY type_id)""").fetchall())
