@@ -14,7 +14,12 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from components.metrics.classifier_score import classifier_score, confident_class_shares, confident_fraction
+from components.metrics.density_coverage import density_coverage
+from components.metrics.discriminator_accuracy import discriminator_accuracy
 from components.metrics.fid import FeatureStats, frechet_distance_from_stats
+from components.metrics.kid import kernel_inception_distance
+from components.metrics.precision_recall import precision_recall
 
 _GENERATE_BATCH = 250
 
@@ -65,16 +70,6 @@ def newest_serving_version(push_destination: str) -> tuple[int, str] | None:
     return versions[-1] if versions else None
 
 
-def discriminator_accuracy(discriminator, real_images: np.ndarray, fake_images: np.ndarray) -> dict:
-    """Fraction of held-out real images the discriminator calls real (logit > 0), and of generated
-    images it calls fake. Healthy GAN training keeps the real side around 0.8-0.95."""
-    real_logits = discriminator.predict(real_images, batch_size=256, verbose=0).reshape(-1)
-    fake_logits = discriminator.predict(fake_images, batch_size=256, verbose=0).reshape(-1)
-    real_acc = float(np.mean(real_logits > 0))
-    fake_acc = float(np.mean(fake_logits < 0))
-    return {"d_real_accuracy": real_acc, "d_fake_accuracy": fake_acc, "d_accuracy": (real_acc + fake_acc) / 2}
-
-
 @dataclasses.dataclass(frozen=True)
 class Thresholds:
     max_fid: float | None
@@ -112,9 +107,27 @@ def fid_against_reference(features: np.ndarray, reference: FeatureStats) -> floa
     return frechet_distance_from_stats(FeatureStats.from_features(features), reference)
 
 
-def score_samples(fake_images: np.ndarray, classifier, reference: FeatureStats) -> dict:
-    """Metrics of one generator's samples against the held-out reference statistics."""
-    return {"fid": fid_against_reference(classifier.features(fake_images), reference)}
+def score_samples(fake_images: np.ndarray, classifier, reference: FeatureStats, reference_features: np.ndarray,
+                  num_classes: int | None, seed: int) -> dict:
+    """Every metric of one generator's samples against the held-out real data.
+
+    FID uses the reference statistics; KID, precision/recall and density/coverage need the real
+    features themselves. The classifier-based figures apply when the data has classes.
+    """
+    features = classifier.features(fake_images)
+    kid = kernel_inception_distance(features, reference_features, seed=seed)
+    pr = precision_recall(reference_features, features)
+    dc = density_coverage(reference_features, features)
+    scores = {"fid": fid_against_reference(features, reference), "kid": kid.mean, "kid_std": kid.std,
+              "precision": pr.precision, "recall": pr.recall, "density": dc.density, "coverage": dc.coverage}
+    if num_classes:
+        probabilities = classifier.predict_proba(fake_images)
+        shares = confident_class_shares(probabilities, 0.9)
+        scores.update(classifier_score=classifier_score(probabilities),
+                      confident_fraction=confident_fraction(probabilities, 0.9),
+                      confident_class_shares=[float(x) for x in shares],
+                      min_confident_class_share=float(np.min(shares)))
+    return scores
 
 
 def evaluate_and_bless(
@@ -153,23 +166,28 @@ def evaluate_and_bless(
     # against the same held-out reference, so the numbers compare.
     n = min(config["num_samples"], len(train_images))
     subset = np.random.default_rng(config["seed"]).choice(len(train_images), n, replace=False)
-    reference = FeatureStats.from_features(classifier.features(eval_images))
+    reference_features = classifier.features(eval_images)
+    reference = FeatureStats.from_features(reference_features)
     floor = fid_against_reference(classifier.features(train_images[subset]), reference)
     log(f"[evaluator] extractor {classifier.name}, N={n} generated vs {len(eval_images)} held-out; "
         f"real-vs-real floor FID {floor:.3f}")
 
     fake = generate_images(os.path.join(model_dir, "Format-Serving"), n, config["seed"], num_classes)
-    candidate = score_samples(fake, classifier, reference)
+    candidate = score_samples(fake, classifier, reference, reference_features, num_classes, config["seed"])
     candidate["fid_floor"] = floor
     candidate["fid_over_floor"] = candidate["fid"] / floor if floor > 0 else float("inf")
-    candidate.update(discriminator_accuracy(load_discriminator(model_dir), eval_images, fake))
+    discriminator = load_discriminator(model_dir)
+    d_acc = discriminator_accuracy(discriminator.predict(eval_images, batch_size=256, verbose=0),
+                                   discriminator.predict(fake, batch_size=256, verbose=0))
+    candidate.update(d_real_accuracy=d_acc.real_acc, d_fake_accuracy=d_acc.fake_acc, d_accuracy=d_acc.mean)
     log(f"[evaluator] candidate FID {candidate['fid']:.3f} ({candidate['fid_over_floor']:.2f} x floor), "
         f"D accuracy real {candidate['d_real_accuracy']:.2f} / fake {candidate['d_fake_accuracy']:.2f}")
 
     baseline, baseline_version = None, newest_serving_version(push_destination)
     if baseline_version is not None:
         version, path = baseline_version
-        baseline = score_samples(generate_images(path, n, config["seed"], num_classes), classifier, reference)
+        baseline = score_samples(generate_images(path, n, config["seed"], num_classes), classifier, reference,
+                                 reference_features, num_classes, config["seed"])
         baseline.update({"version": version, "path": path})
         log(f"[evaluator] serving baseline version {version}: FID {baseline['fid']:.3f}")
 

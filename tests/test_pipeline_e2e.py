@@ -4,9 +4,12 @@ Nothing is mocked: LocalDagRunner, the Beam jobs of ExampleGen/StatisticsGen, TF
 evaluation and Pusher all run. The runs share one pipeline root and metadata DB, in order:
   1. a clean span trains, evaluates and pushes a generator that loads and serves;
   2. the same inputs again: every component is a cache hit;
+  2b. a deliberately worse generator (a handful of steps) is evaluated against the serving one
+     and not pushed: the better generator stays served;
   3. a span of 32x32 images: ExampleValidator's anomalies stop the run before training;
   4. a span with a corrupt PNG: ImageExampleGen names the file and nothing is pushed.
 """
+import dataclasses
 import json
 import os
 import shutil
@@ -45,7 +48,7 @@ def setup(tmp_path_factory):
     write_span(data_dir, 1, images[keep], labels[keep])
     config = load_config(overrides={
         "data": {"input_base": data_dir},
-        "training": {"train_steps": 40, "batch_size": 32, "log_every_steps": 20,
+        "training": {"train_steps": 150, "batch_size": 32, "log_every_steps": 20,
                      "checkpoint_every_steps": 20, "sample_every_steps": 20},
         # A few training steps cannot reach a good FID; blessing here is judged on finiteness only.
         "evaluation": {"num_samples": 100, "classifier_epochs": 2, "max_fid_over_floor": None},
@@ -87,6 +90,23 @@ def test_second_run_with_same_inputs_is_all_cache_hits(setup):
     assert set(states) == ALL_COMPONENTS
     assert all(state == "CACHED" for state in states.values()), states
     assert len(serving_versions(config.push_destination)) == 1
+
+
+def test_worse_generator_is_not_pushed(setup):
+    config, _ = setup
+    served_before = serving_versions(config.push_destination)
+    worse = dataclasses.replace(config, training=config.training.replace(train_steps=3))
+    summary = run_pipeline(worse)
+    states = {c["component"]: c["state"] for c in summary["components"]}
+    assert states["GanTrainer"] == "COMPLETE" and states["GanEvaluator"] == "COMPLETE"
+    with open(summary["metrics_json"]) as f:
+        metrics = json.load(f)
+    assert metrics["baseline"]["version"] == served_before[0][0]
+    assert metrics["candidate"]["fid"] > metrics["baseline"]["fid"]
+    assert metrics["blessed"] is False and "> baseline" in metrics["reason"]
+    for name in ("fid", "kid", "precision", "recall", "density", "coverage"):
+        assert np.isfinite(metrics["baseline"][name]) and np.isfinite(metrics["candidate"][name])
+    assert serving_versions(config.push_destination) == served_before
 
 
 def test_anomalies_stop_the_run_before_training(setup):
