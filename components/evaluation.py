@@ -103,10 +103,6 @@ def decide_blessing(candidate: dict, baseline: dict | None, thresholds: Threshol
     return True, f"blessed: FID {fid:.2f} is within the thresholds (no model is serving yet)"
 
 
-def fid_against_reference(features: np.ndarray, reference: FeatureStats) -> float:
-    return frechet_distance_from_stats(FeatureStats.from_features(features), reference)
-
-
 def score_samples(fake_images: np.ndarray, classifier, reference: FeatureStats, reference_features: np.ndarray,
                   num_classes: int | None, seed: int) -> dict:
     """Every metric of one generator's samples against the held-out real data.
@@ -118,7 +114,7 @@ def score_samples(fake_images: np.ndarray, classifier, reference: FeatureStats, 
     kid = kernel_inception_distance(features, reference_features, seed=seed)
     pr = precision_recall(reference_features, features)
     dc = density_coverage(reference_features, features)
-    scores = {"fid": fid_against_reference(features, reference), "kid": kid.mean, "kid_std": kid.std,
+    scores = {"fid": frechet_distance_from_stats(FeatureStats.from_features(features), reference), "kid": kid.mean, "kid_std": kid.std,
               "precision": pr.precision, "recall": pr.recall, "density": dc.density, "coverage": dc.coverage}
     if num_classes:
         probabilities = classifier.predict_proba(fake_images)
@@ -130,66 +126,45 @@ def score_samples(fake_images: np.ndarray, classifier, reference: FeatureStats, 
     return scores
 
 
-def evaluate_and_bless(
-    *,
-    train_files: list[str],
-    eval_files: list[str],
-    image_shape: tuple[int, int, int],
-    num_classes: int | None,
-    model_dir: str,
-    push_destination: str,
-    config: dict,
-    classifier_cache_dir: str,
-    data_fingerprint: str,
-    out_dir: str,
-    log=print,
-) -> dict:
-    """Scores the candidate in ``model_dir`` (and the newest serving version, if any) and decides.
-
-    Writes ``metrics.json`` and ``samples.png`` into ``out_dir`` and returns the report.
+def evaluate_and_bless(*, reference_dir: str, model_dir: str, eval_files: list[str], image_shape: tuple[int, int, int],
+                       num_classes: int | None, push_destination: str, config: dict, out_dir: str,
+                       log=print) -> dict:
+    """Scores the candidate in ``model_dir`` (and the newest serving version, if any) against the
+    reference artifact, and decides. Writes ``metrics.json`` and ``samples.png`` into ``out_dir``.
     """
     import json
 
     from components.gan.data import load_arrays
     from components.gan.samples import save_image_grid
     from components.gan.train import load_discriminator
-    from components.metrics.domain_classifier import load_or_train_domain_classifier
+    from components.reference import load_reference
 
-    train_images, train_labels = load_arrays(train_files, image_shape)
-    eval_images, _ = load_arrays(eval_files, image_shape)
-    labels = train_labels if num_classes else None
-    classifier = load_or_train_domain_classifier(
-        classifier_cache_dir, data_fingerprint, train_images, labels, num_classes,
-        epochs=config["classifier_epochs"], seed=0)
+    reference = load_reference(reference_dir)
+    n, seed, floor = reference.info["num_samples"], reference.info["seed"], reference.info["fid_floor"]
+    log(f"[evaluator] extractor {reference.info['extractor']}, N={n} generated vs "
+        f"{reference.info['num_reference']} held-out; real-vs-real floor FID {floor:.4f}")
 
-    # FID is biased in N: the floor (real train vs held-out) and every generator use the same N
-    # against the same held-out reference, so the numbers compare.
-    n = min(config["num_samples"], len(train_images))
-    subset = np.random.default_rng(config["seed"]).choice(len(train_images), n, replace=False)
-    reference_features = classifier.features(eval_images)
-    reference = FeatureStats.from_features(reference_features)
-    floor = fid_against_reference(classifier.features(train_images[subset]), reference)
-    log(f"[evaluator] extractor {classifier.name}, N={n} generated vs {len(eval_images)} held-out; "
-        f"real-vs-real floor FID {floor:.3f}")
+    def score(saved_model_dir: str) -> tuple[dict, np.ndarray]:
+        fake = generate_images(saved_model_dir, n, seed, num_classes)
+        return score_samples(fake, reference.classifier, reference.stats, reference.features, num_classes, seed), fake
 
-    fake = generate_images(os.path.join(model_dir, "Format-Serving"), n, config["seed"], num_classes)
-    candidate = score_samples(fake, classifier, reference, reference_features, num_classes, config["seed"])
+    candidate, fake = score(os.path.join(model_dir, "Format-Serving"))
     candidate["fid_floor"] = floor
     candidate["fid_over_floor"] = candidate["fid"] / floor if floor > 0 else float("inf")
+    # The discriminator sees held-out real images it never trained on.
+    eval_images = load_arrays(eval_files, image_shape)[0]
     discriminator = load_discriminator(model_dir)
     d_acc = discriminator_accuracy(discriminator.predict(eval_images, batch_size=256, verbose=0),
                                    discriminator.predict(fake, batch_size=256, verbose=0))
     candidate.update(d_real_accuracy=d_acc.real_acc, d_fake_accuracy=d_acc.fake_acc, d_accuracy=d_acc.mean)
-    log(f"[evaluator] candidate FID {candidate['fid']:.3f} ({candidate['fid_over_floor']:.2f} x floor), "
-        f"D accuracy real {candidate['d_real_accuracy']:.2f} / fake {candidate['d_fake_accuracy']:.2f}")
+    log(f"[evaluator] candidate FID {candidate['fid']:.4f} ({candidate['fid_over_floor']:.2f} x floor)")
 
-    baseline, baseline_version = None, newest_serving_version(push_destination)
-    if baseline_version is not None:
-        version, path = baseline_version
-        baseline = score_samples(generate_images(path, n, config["seed"], num_classes), classifier, reference,
-                                 reference_features, num_classes, config["seed"])
-        baseline.update({"version": version, "path": path})
-        log(f"[evaluator] serving baseline version {version}: FID {baseline['fid']:.3f}")
+    baseline, newest = None, newest_serving_version(push_destination)
+    if newest is not None:
+        version, path = newest
+        baseline = score(path)[0]
+        baseline.update(version=version, path=path)
+        log(f"[evaluator] serving baseline version {version}: FID {baseline['fid']:.4f}")
 
     thresholds = Thresholds(config.get("max_fid"), config.get("max_fid_over_floor"),
                             config.get("min_recall"), config.get("regression_tolerance", 0.0))
@@ -198,18 +173,10 @@ def evaluate_and_bless(
 
     os.makedirs(out_dir, exist_ok=True)
     samples_png = save_image_grid(fake[:100], os.path.join(out_dir, "samples.png"), columns=10,
-                                  title=f"FID {candidate['fid']:.2f} (floor {floor:.2f}), N={n}, {classifier.name}")
-    report = {
-        "extractor": classifier.name,
-        "num_samples": n,
-        "num_reference": int(len(eval_images)),
-        "seed": config["seed"],
-        "candidate": candidate,
-        "baseline": baseline,
-        "blessed": blessed,
-        "reason": reason,
-        "samples_png": samples_png,
-    }
+                                  title=f"FID {candidate['fid']:.3f} (floor {floor:.3f}), N={n}, "
+                                        f"{reference.info['extractor']}")
+    report = {**reference.info, "candidate": candidate, "baseline": baseline, "blessed": blessed,
+              "reason": reason, "samples_png": samples_png}
     with open(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump(report, f, indent=2)
     return report

@@ -11,7 +11,7 @@ import os
 from tfx import v1 as tfx
 
 from components import schema_utils
-from components.hashing import stable_hash
+from components.reference_stats_gen import ReferenceStats
 
 
 @tfx.dsl.components.component
@@ -19,27 +19,24 @@ def GanEvaluator(
     examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
     schema: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Schema],
     model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
+    reference: tfx.dsl.components.InputArtifact[ReferenceStats],
     evaluation: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelEvaluation],
     blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
     evaluation_config: tfx.dsl.components.Parameter[str],
     push_destination: tfx.dsl.components.Parameter[str],
-    cache_dir: tfx.dsl.components.Parameter[str],
 ):
     from components.evaluation import evaluate_and_bless
     from components.gan import data as gan_data
 
     data_schema = schema_utils.load_schema(schema.uri)
-    fingerprint = examples.get_string_custom_property("input_fingerprint") or examples.uri
     report = evaluate_and_bless(
-        train_files=gan_data.split_files(examples.uri, "train"),
+        reference_dir=reference.uri,
+        model_dir=model.uri,
         eval_files=gan_data.split_files(examples.uri, "eval"),
         image_shape=schema_utils.image_shape(data_schema),
         num_classes=schema_utils.num_classes(data_schema),
-        model_dir=model.uri,
         push_destination=push_destination,
         config=json.loads(evaluation_config),
-        classifier_cache_dir=os.path.join(cache_dir, "domain_classifier"),
-        data_fingerprint=stable_hash(fingerprint, str(examples.span)),
         out_dir=evaluation.uri,
     )
 

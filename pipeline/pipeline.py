@@ -1,7 +1,8 @@
 """The TFX pipeline: wiring only. Components live in components/, settings in the config file.
 
 ImageExampleGen -> StatisticsGen -> ImportSchemaGen (curated schema) -> ExampleValidator
--> GanTrainer (refuses to start on anomalies) -> GanEvaluator (blessing) -> Pusher
+-> GanTrainer (refuses to start on anomalies)
+-> ReferenceStatsGen (real-data feature statistics, once per span) -> GanEvaluator (blessing) -> Pusher
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from tfx import v1 as tfx
 from components.gan_evaluator import GanEvaluator
 from components.gan_trainer import GanTrainer
 from components.image_example_gen import ImageExampleGen
+from components.reference_stats_gen import ReferenceStatsGen
 from pipeline.config import PipelineConfig
 
 
@@ -30,13 +32,20 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None, bea
         training_config=config.training_json(),
         checkpoint_root=os.path.join(config.output_dir, "checkpoints"),
     )
+    reference_stats_gen = ReferenceStatsGen(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        anomalies=example_validator.outputs["anomalies"],
+        evaluation_config=config.evaluation_json(),
+        cache_dir=config.cache_dir,
+    )
     evaluator = GanEvaluator(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         model=trainer.outputs["model"],
+        reference=reference_stats_gen.outputs["reference"],
         evaluation_config=config.evaluation_json(),
         push_destination=config.push_destination,
-        cache_dir=config.cache_dir,
     )
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
@@ -48,7 +57,8 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None, bea
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, trainer, evaluator, pusher],
+        components=[example_gen, statistics_gen, schema_gen, example_validator, trainer, reference_stats_gen,
+                    evaluator, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or ["--direct_running_mode=in_memory", "--direct_num_workers=1"],

@@ -29,7 +29,7 @@ from pipeline.local_runner import run_pipeline
 pytestmark = pytest.mark.slow
 
 ALL_COMPONENTS = {"ImageExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
-                  "GanTrainer", "GanEvaluator", "Pusher"}
+                  "GanTrainer", "ReferenceStatsGen", "GanEvaluator", "Pusher"}
 
 
 def write_span(base, span, images, labels):
@@ -99,6 +99,7 @@ def test_worse_generator_is_not_pushed(setup):
     summary = run_pipeline(worse)
     states = {c["component"]: c["state"] for c in summary["components"]}
     assert states["GanTrainer"] == "COMPLETE" and states["GanEvaluator"] == "COMPLETE"
+    assert states["ReferenceStatsGen"] == "CACHED"  # same span: the reference is not recomputed
     with open(summary["metrics_json"]) as f:
         metrics = json.load(f)
     assert metrics["baseline"]["version"] == served_before[0][0]

@@ -1,0 +1,55 @@
+"""ReferenceStatsGen: a TFX component that computes the real data's reference statistics.
+
+Runs once per data span (TFX caching: same Examples, same parameters, same artifact); see
+components/reference.py for what the artifact holds and why.
+"""
+import json
+import os
+
+import apache_beam as beam
+from tfx import v1 as tfx
+
+from components import schema_utils, validation_gate
+from components.hashing import stable_hash
+
+
+class ReferenceStats(tfx.dsl.Artifact):
+    """Feature extractor + feature statistics of the held-out real images (components/reference.py)."""
+
+    TYPE_NAME = "GanReferenceStats"
+
+
+@tfx.dsl.components.component(use_beam=True)
+def ReferenceStatsGen(
+    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
+    schema: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Schema],
+    anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
+    reference: tfx.dsl.components.OutputArtifact[ReferenceStats],
+    evaluation_config: tfx.dsl.components.Parameter[str],
+    cache_dir: tfx.dsl.components.Parameter[str],
+    beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
+):
+    # Like GanTrainer, every consumer of the data refuses to run on data with anomalies.
+    validation_gate.raise_on_anomalies(anomalies.uri)
+    from components.gan import data as gan_data
+    from components.reference import build_reference
+
+    config = json.loads(evaluation_config)
+    data_schema = schema_utils.load_schema(schema.uri)
+    fingerprint = examples.get_string_custom_property("input_fingerprint") or examples.uri
+    info = build_reference(
+        train_files=gan_data.split_files(examples.uri, "train"),
+        eval_files=gan_data.split_files(examples.uri, "eval"),
+        image_shape=schema_utils.image_shape(data_schema),
+        num_classes=schema_utils.num_classes(data_schema),
+        num_samples=config["num_samples"],
+        seed=config["seed"],
+        classifier_epochs=config["classifier_epochs"],
+        classifier_cache_dir=os.path.join(cache_dir, "domain_classifier"),
+        data_fingerprint=stable_hash(fingerprint, str(examples.span), str(config["classifier_epochs"])),
+        out_dir=reference.uri,
+        beam_pipeline=beam_pipeline,
+    )
+    reference.set_string_custom_property("extractor", info["extractor"])
+    reference.set_float_custom_property("fid_floor", info["fid_floor"])
+    reference.set_int_custom_property("num_samples", info["num_samples"])
