@@ -13,6 +13,7 @@ import time
 COMMANDS = {
     "run": ("pipeline.cli", "the whole TFX pipeline (default config: the bundled digits)"),
     "make-data": ("data.digits", "write the bundled digits dataset as PNG files under data/digits/"),
+    "make-schema": ("data.schema", "write a curated TFDV schema (image size, channels, labels) for a span"),
     "serve": ("components.serving.server", "serve a push directory over TF Serving's REST API"),
     "generate": ("components.serving.generate", "write generated images from a push directory or a server"),
 }

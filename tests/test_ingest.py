@@ -133,3 +133,16 @@ def test_mixed_inputs_are_refused(tmp_path):
     np.savez(str(tmp_path / "b.npz"), x_train=np.zeros((1, 28, 28), np.uint8))
     with pytest.raises(ingest.IngestionError, match="one kind of input"):
         ingest.scan([str(tmp_path)])
+
+
+def test_make_schema_matches_the_curated_digits_schema(tmp_path):
+    from components import schema_utils
+    from data.schema import schema_for_span
+
+    for label in (0, 9):
+        write_png(str(tmp_path / str(label) / "a.png"), gray(label))
+    schema = schema_for_span(str(tmp_path))
+    assert schema_utils.image_shape(schema) == (28, 28, 1)
+    assert schema_utils.num_classes(schema) == 10
+    curated = schema_utils.load_schema("data/schema/digits/schema.pbtxt")
+    assert schema == curated

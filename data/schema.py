@@ -1,0 +1,69 @@
+"""Writes a curated TFDV schema for a user's dataset: the checked image size, channel count and
+label domain of one span, which the pipeline then validates every later span against.
+
+    ./gan make-schema --span_dir data/mine/span-1 --out data/schema/mine/schema.pbtxt
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+from google.protobuf import text_format
+from tensorflow_metadata.proto.v0 import schema_pb2
+
+from components.gan import data as example_format
+from data import ingest
+
+
+def curated_schema(height: int, width: int, channels: int, num_classes: int | None) -> schema_pb2.Schema:
+    schema = schema_pb2.Schema()
+
+    def add(name, kind, domain=None):
+        feature = schema.feature.add(name=name, type=kind)
+        feature.presence.min_fraction = 1.0
+        feature.presence.min_count = 1
+        feature.shape.dim.add(size=1)
+        if domain is not None:
+            feature.int_domain.min, feature.int_domain.max = domain
+        return feature
+
+    add(example_format.IMAGE_KEY, schema_pb2.BYTES)
+    add(example_format.HEIGHT_KEY, schema_pb2.INT, (height, height))
+    add(example_format.WIDTH_KEY, schema_pb2.INT, (width, width))
+    add(example_format.CHANNELS_KEY, schema_pb2.INT, (channels, channels))
+    if num_classes:
+        add(example_format.LABEL_KEY, schema_pb2.INT, (0, num_classes - 1))
+    add(example_format.SOURCE_KEY, schema_pb2.BYTES)
+    return schema
+
+
+def schema_for_span(span_dir: str) -> schema_pb2.Schema:
+    records = ingest.scan([span_dir])
+    height, width, channels = records[0].shape
+    labels = {r.label for r in records if r.label is not None}
+    if labels and min(labels) < 0:
+        raise ingest.IngestionError(f"labels must be >= 0, found {min(labels)}")
+    return curated_schema(height, width, channels, max(labels) + 1 if labels else None)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--span_dir", required=True, help="one span folder of your data, e.g. data/mine/span-1")
+    parser.add_argument("--out", required=True, help="where to write schema.pbtxt")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing schema file")
+
+
+def run(args: argparse.Namespace) -> int:
+    if os.path.exists(args.out) and not args.overwrite:
+        print(f"error: {args.out} exists; pass --overwrite to replace it")
+        return 2
+    try:
+        schema = schema_for_span(args.span_dir)
+    except ingest.IngestionError as e:
+        print(f"error: {e}")
+        return 2
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        f.write("# Curated TFDV schema written by ./gan make-schema; edit to taste.\n")
+        f.write(text_format.MessageToString(schema))
+    print(f"schema: {args.out}")
+    return 0
