@@ -171,12 +171,12 @@ def evaluate_and_bless(*, reference_dir: str, model_dir: str, eval_files: list[s
     blessed, reason = decide_blessing(candidate, baseline, thresholds)
     log(f"[evaluator] {reason}")
 
-    os.makedirs(out_dir, exist_ok=True)
+    tf.io.gfile.makedirs(out_dir)
     samples_png = save_image_grid(fake[:100], os.path.join(out_dir, "samples.png"), columns=10,
                                   title=f"FID {candidate['fid']:.3f} (floor {floor:.3f}), N={n}, "
                                         f"{reference.info['extractor']}")
     report = {**reference.info, "candidate": candidate, "baseline": baseline, "blessed": blessed,
               "reason": reason, "samples_png": samples_png}
-    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
+    with tf.io.gfile.GFile(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump(report, f, indent=2)
     return report

@@ -8,6 +8,8 @@ TFX's contract (NOTES section 3), so the standard Pusher pushes only blessed gen
 import json
 import os
 
+import tensorflow as tf
+
 from tfx import v1 as tfx
 
 from components import schema_utils
@@ -50,7 +52,7 @@ def GanEvaluator(
     if report["baseline"] is not None:
         blessing.set_string_custom_property("baseline_model", report["baseline"]["path"])
         blessing.set_int_custom_property("baseline_version", report["baseline"]["version"])
-    with open(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w"):
+    with tf.io.gfile.GFile(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w"):
         pass
     evaluation.set_float_custom_property("fid", report["candidate"]["fid"])
     evaluation.set_float_custom_property("fid_floor", report["candidate"]["fid_floor"])

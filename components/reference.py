@@ -15,11 +15,13 @@ only the generated side. Layout of the artifact directory:
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 
 import apache_beam as beam
 import numpy as np
+import tensorflow as tf
 
 from components.gan.data import decode_image, load_arrays
 from components.metrics.domain_classifier import DomainClassifier, load_or_train_domain_classifier
@@ -38,8 +40,6 @@ class Reference:
 
 
 def _decode_record(record: bytes, image_shape) -> np.ndarray:
-    import tensorflow as tf
-
     from components.gan.data import IMAGE_KEY
 
     example = tf.train.Example.FromString(record)
@@ -70,7 +70,10 @@ def build_reference(*, train_files: list[str], eval_files: list[str], image_shap
     eval_images, _ = load_arrays(eval_files, image_shape)
     rng = np.random.default_rng(seed)
     knn_subset = rng.permutation(len(eval_images))[:MAX_KNN_FEATURES]
-    np.save(os.path.join(out_dir, "reference_features.npy"), classifier.features(eval_images[knn_subset]))
+    buffer = io.BytesIO()
+    np.save(buffer, classifier.features(eval_images[knn_subset]))
+    with tf.io.gfile.GFile(os.path.join(out_dir, "reference_features.npy"), "wb") as f:
+        f.write(buffer.getvalue())
 
     # FID is biased in N: the floor (real train vs held-out) uses the same N as each generator.
     n = min(num_samples, len(train_images))
@@ -79,7 +82,7 @@ def build_reference(*, train_files: list[str], eval_files: list[str], image_shap
                                         reference_stats)
     info = {"extractor": classifier.name, "num_samples": int(n), "num_reference": int(reference_stats.count),
             "num_train": int(len(train_images)), "seed": int(seed), "fid_floor": float(floor)}
-    with open(os.path.join(out_dir, "reference.json"), "w") as f:
+    with tf.io.gfile.GFile(os.path.join(out_dir, "reference.json"), "w") as f:
         json.dump(info, f, indent=2)
     log(f"[reference] extractor {classifier.name}; {reference_stats.count} held-out images; "
         f"real-vs-real FID floor at N={n}: {floor:.4f}")
@@ -87,11 +90,11 @@ def build_reference(*, train_files: list[str], eval_files: list[str], image_shap
 
 
 def load_reference(reference_dir: str) -> Reference:
-    with open(os.path.join(reference_dir, "reference.json")) as f:
+    with tf.io.gfile.GFile(os.path.join(reference_dir, "reference.json")) as f:
         info = json.load(f)
     return Reference(
         classifier=DomainClassifier.load(os.path.join(reference_dir, "classifier")),
         stats=FeatureStats.from_npz(os.path.join(reference_dir, "reference_stats.npz")),
-        features=np.load(os.path.join(reference_dir, "reference_features.npy")),
+        features=np.load(io.BytesIO(tf.io.gfile.GFile(os.path.join(reference_dir, "reference_features.npy"), "rb").read())),
         info=info,
     )

@@ -16,7 +16,7 @@ from components.hashing import stable_hash
 class ReferenceStats(tfx.dsl.Artifact):
     """Feature extractor + feature statistics of the held-out real images (components/reference.py)."""
 
-    TYPE_NAME = "GanReferenceStats"
+    TYPE_NAME = "tfx_gan.ReferenceStats"  # <namespace>.<Type>: the form KFP schema titles need
 
 
 @tfx.dsl.components.component(use_beam=True)

@@ -14,6 +14,8 @@ COMMANDS = {
     "run": ("pipeline.cli", "the whole TFX pipeline (default config: the bundled digits)"),
     "make-data": ("data.digits", "write the bundled digits dataset as PNG files under data/digits/"),
     "make-schema": ("data.schema", "write a curated TFDV schema (image size, channels, labels) for a span"),
+    "compile-kfp": ("kubeflow.compile", "compile the pipeline for Kubeflow Pipelines (PipelineSpec YAML)"),
+    "submit-kfp": ("kubeflow.submit", "submit the compiled pipeline to KFP, once or on a cron schedule"),
     "serve": ("components.serving.server", "serve a push directory over TF Serving's REST API"),
     "generate": ("components.serving.generate", "write generated images from a push directory or a server"),
 }

@@ -73,7 +73,10 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
 def _resolve(path: str) -> str:
-    return path if os.path.isabs(path) else os.path.normpath(os.path.join(REPO_ROOT, path))
+    """Repo-relative paths become absolute; absolute paths and URIs (gs://, s3://) stay as they are."""
+    if "://" in path or os.path.isabs(path):
+        return path
+    return os.path.normpath(os.path.join(REPO_ROOT, path))
 
 
 def _section(raw: dict, key: str, cls, required: tuple[str, ...] = ()) -> dict:

@@ -36,7 +36,14 @@ def save_image_grid(images: np.ndarray, path: str, columns: int | None = None, t
     ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=9)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path)
+    import io
+
+    import tensorflow as tf
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    tf.io.gfile.makedirs(os.path.dirname(path) or ".")
+    with tf.io.gfile.GFile(path, "wb") as f:  # local paths and gs:// artifact URIs alike
+        f.write(buffer.getvalue())
     plt.close(fig)
     return path
