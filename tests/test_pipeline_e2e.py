@@ -79,7 +79,7 @@ def test_first_run_pushes_a_servable_generator(setup):
     images = model.signatures["serving_default"](latent=tf.random.normal([5, config.training.latent_dim]))["images"]
     assert images.shape == (5, 28, 28, 1)
     assert float(tf.reduce_min(images)) >= -1.0 and float(tf.reduce_max(images)) <= 1.0
-    png = model.signatures["generate_png"](num_images=tf.constant(3), seed=tf.constant(7))["png"].numpy()
+    png = model.signatures["generate_png"](num_images=tf.constant(3), seed=tf.constant(7))["png_bytes"].numpy()
     assert tf.io.decode_png(png[0]).shape == (28, 28, 1)
 
 

@@ -7,7 +7,8 @@
 ``generate_png``
     inputs:  ``num_images`` int32 scalar, ``seed`` int32 scalar
              (and ``labels`` int32 [num_images] or [1], broadcast, for conditional models)
-    outputs: ``png``     string [num_images], PNG-encoded uint8 images
+    outputs: ``png_bytes`` string [num_images], PNG-encoded uint8 images (TF Serving's REST API
+             base64-encodes outputs whose name ends in ``_bytes``)
     The latent batch is drawn with a stateless RNG from ``seed``: the same seed gives the same
     images every time, so a client without TensorFlow can ask for pictures reproducibly.
 
@@ -66,23 +67,27 @@ class GeneratorModule(tf.Module):
 
             @tf.function(input_signature=[count_spec, seed_spec])
             def generate_png(num_images, seed):
-                return {"png": self._encode_png(self._generate(self._latent_from_seed(num_images, seed)))}
+                return {"png_bytes": self._encode_png(self._generate(self._latent_from_seed(num_images, seed)))}
 
         else:
             label_spec = tf.TensorSpec([None], tf.int32, name="labels")
 
             def check_labels(labels):
-                tf.debugging.assert_non_negative(labels, message="labels must be >= 0")
-                tf.debugging.assert_less(labels, self.num_classes, message=f"labels must be < {self.num_classes}")
+                """The labels, usable only after the range check ran (so a bad label gets this
+                message, not an embedding lookup error)."""
+                checks = [tf.debugging.assert_non_negative(labels, message="labels must be >= 0"),
+                          tf.debugging.assert_less(labels, self.num_classes,
+                                                   message=f"labels must be < {self.num_classes}")]
+                with tf.control_dependencies(checks):
+                    return tf.identity(labels)
 
             @tf.function(input_signature=[latent_spec, label_spec])
             def serve(latent, labels):
-                check_labels(labels)
-                return {"images": self._generate(latent, labels)}
+                return {"images": self._generate(latent, check_labels(labels))}
 
             @tf.function(input_signature=[count_spec, seed_spec, label_spec])
             def generate_png(num_images, seed, labels):
-                check_labels(labels)
+                labels = check_labels(labels)
                 labels = tf.cond(
                     tf.equal(tf.size(labels), 1),
                     lambda: tf.fill([num_images], labels[0]),
@@ -92,7 +97,7 @@ class GeneratorModule(tf.Module):
                     tf.size(labels), num_images, message="labels must have length 1 or num_images"
                 )
                 latent = self._latent_from_seed(num_images, seed)
-                return {"png": self._encode_png(self._generate(latent, labels))}
+                return {"png_bytes": self._encode_png(self._generate(latent, labels))}
 
         return {"serving_default": serve, "generate_png": generate_png}
 

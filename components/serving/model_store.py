@@ -1,0 +1,457 @@
+"""Finds, loads and hot-swaps the newest pushed generator in a push directory.
+
+A push directory has TFX Pusher's (and TF Serving's) layout::
+
+    <base_path>/<integer version>/saved_model.pb
+                                 /variables/variables.index
+                                 /variables/variables.data-00000-of-00001
+                                 /assets.extra/gan_metadata.json   (this project's contract)
+
+Only the newest *complete* version is served (TF Serving's default "latest 1" policy). A version
+is complete when saved_model.pb, variables/variables.index and every variables.data shard exist,
+nothing in it changed during the last ``settle_s`` seconds (Pusher copies file by file, so a fresh
+directory may still be growing; locally "changed" is the later of mtime and ctime, so copies that
+preserve mtimes and renames count as changes), and it loads. A version that fails to load is remembered with
+the change times of its files and only retried when they change; the previous model keeps
+serving meanwhile.
+
+Swapping is one reference assignment under a lock; a request takes ``store.current()`` once and
+uses that object to the end, so requests in flight finish on the model they started with.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+LOG = logging.getLogger("components.serving")
+
+SERVING_DEFAULT = "serving_default"
+METADATA_FILENAME = "gan_metadata.json"  # same name as components.gan.export.METADATA_FILENAME
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_VERSION_RE = re.compile(r"^[0-9]{1,19}$")
+_SHARD_RE = re.compile(r"^variables\.data-(\d{5})-of-(\d{5})$")
+
+
+class ModelNotFound(LookupError):
+    """Unknown model name or version, or no version loaded yet (HTTP 404)."""
+
+
+def validate_model_name(name: Any) -> str:
+    """Model names are plain identifiers: letters, digits, '_', '-', '.', not starting with '.'
+    or '-', no '..', no '/' or '\\' (names never become paths; they only select configured
+    base paths, and this keeps URLs and logs unambiguous)."""
+    if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
+        raise ValueError(
+            f"invalid model name {name!r}: use 1-128 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit, without '..'"
+        )
+    return name
+
+
+def parse_model_config(path: str) -> dict[str, str]:
+    """Reads a model config: JSON ``{"name": "base_path", ...}`` or
+    ``{"models": [{"name": ..., "base_path": ...}]}``, or TF Serving's text format
+    ``model_config_list { config { name: 'x' base_path: '/y' model_platform: 'tensorflow' } }``.
+    Only name and base_path are read (version policies etc. are ignored: the newest version is
+    served). Relative base paths are resolved against the config file's directory."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    pairs: list[tuple[str, str]] = []
+    stripped = text.lstrip()
+    if stripped.startswith("{"):
+        data = json.loads(text)
+        if isinstance(data, dict) and "models" in data:
+            for entry in data["models"]:
+                if not isinstance(entry, dict) or "name" not in entry or "base_path" not in entry:
+                    raise ValueError(f"{path}: each entry of 'models' needs 'name' and 'base_path'")
+                pairs.append((entry["name"], entry["base_path"]))
+        elif isinstance(data, dict):
+            pairs.extend(data.items())
+        else:
+            raise ValueError(f"{path}: expected a JSON object")
+    else:
+        for block in re.findall(r"config\s*\{(.*?)\}", text, flags=re.S):
+            name = re.search(r"\bname\s*:\s*[\"']([^\"']*)[\"']", block)
+            base = re.search(r"\bbase_path\s*:\s*[\"']([^\"']*)[\"']", block)
+            if not name or not base:
+                raise ValueError(f"{path}: every config {{...}} block needs name and base_path")
+            pairs.append((name.group(1), base.group(1)))
+    if not pairs:
+        raise ValueError(f"{path}: no models configured")
+    models: dict[str, str] = {}
+    base_dir = os.path.dirname(os.path.abspath(path))
+    for name, base_path in pairs:
+        validate_model_name(name)
+        if not isinstance(base_path, str) or not base_path:
+            raise ValueError(f"{path}: model {name!r} has no base_path")
+        if name in models:
+            raise ValueError(f"{path}: model {name!r} configured twice")
+        if "://" not in base_path and not os.path.isabs(base_path):
+            base_path = os.path.join(base_dir, base_path)
+        models[name] = base_path
+    return models
+
+
+# --------------------------------------------------------------------------- file system
+def _gfile():
+    import tensorflow as tf  # imported lazily: config parsing and name checks need no TF
+
+    return tf.io.gfile
+
+
+def _is_remote(path: str) -> bool:
+    return "://" in path
+
+
+def _changed_at(path: str) -> float | None:
+    """When ``path`` last changed. Locally the later of mtime and ctime: ``cp -a``/``rsync``
+    preserve mtimes, but writing, renaming or re-stamping a file always sets its ctime."""
+    try:
+        if _is_remote(path):
+            return _gfile().stat(path).mtime_nsec / 1e9
+        st = os.stat(path)
+        return max(st.st_mtime, st.st_ctime)
+    except Exception:  # object stores have no directory entries: no time to check
+        return None
+
+
+def list_versions(base_path: str) -> list[tuple[int, str]]:
+    """(version, path) of the integer-named subdirectories, newest first. Missing base: []."""
+    try:
+        if _is_remote(base_path):
+            gfile = _gfile()
+            names = [n.rstrip("/") for n in gfile.listdir(base_path)]
+            entries = [(n, os.path.join(base_path, n)) for n in names]
+            entries = [(n, p) for n, p in entries if _VERSION_RE.match(n) and gfile.isdir(p)]
+        else:
+            with os.scandir(base_path) as it:
+                entries = [(e.name, e.path) for e in it if _VERSION_RE.match(e.name) and e.is_dir()]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except Exception as exc:  # tf.errors.NotFoundError and friends
+        if type(exc).__name__ == "NotFoundError":
+            return []
+        raise
+    return sorted(((int(n), p) for n, p in entries), reverse=True)
+
+
+def _files_under(path: str) -> list[str]:
+    if _is_remote(path):
+        return [os.path.join(d, f) for d, _, files in _gfile().walk(path) for f in files]
+    return [os.path.join(d, f) for d, _, files in os.walk(path) for f in files]
+
+
+def _exists(path: str) -> bool:
+    return _gfile().exists(path) if _is_remote(path) else os.path.exists(path)
+
+
+def check_version_dir(path: str, settle_s: float = 0.0, now: float | None = None) -> tuple[bool, str, tuple]:
+    """(complete, reason, fingerprint) for one version directory.
+
+    ``fingerprint`` (file paths and change times) lets callers notice that a failed version changed.
+    ``now`` defaults to time.time()."""
+    if not (_exists(os.path.join(path, "saved_model.pb")) or _exists(os.path.join(path, "saved_model.pbtxt"))):
+        return False, "no saved_model.pb yet", ()
+    variables = os.path.join(path, "variables")
+    if not _exists(os.path.join(variables, "variables.index")):
+        return False, "no variables/variables.index yet", ()
+    files = _files_under(path)
+    shards = [m for m in (_SHARD_RE.match(os.path.basename(f)) for f in files) if m]
+    if not shards:
+        return False, "no variables.data shard yet", ()
+    total = int(shards[0].group(2))
+    present = {int(m.group(1)) for m in shards if int(m.group(2)) == total}
+    if present != set(range(total)):
+        return False, f"variables.data shards incomplete ({len(present)} of {total})", ()
+    stamps = tuple(sorted((f, _changed_at(f)) for f in files))
+    if settle_s > 0:
+        now = time.time() if now is None else now
+        times = [t for _, t in stamps if t is not None]
+        dir_time = _changed_at(path)
+        if dir_time is not None:
+            times.append(dir_time)
+        newest = max(times, default=None)
+        if newest is not None and now - newest < settle_s:
+            return False, f"modified {now - newest:.2f}s ago (settle time {settle_s:g}s)", stamps
+    return True, "complete", stamps
+
+
+# --------------------------------------------------------------------------- loaded model
+@dataclass(frozen=True)
+class TensorSpecInfo:
+    name: str
+    dtype: str  # numpy dtype name, or "string" for DT_STRING
+    shape: tuple  # ints, None for unknown dims
+
+    @property
+    def numpy_dtype(self):
+        return "string" if self.dtype == "string" else np.dtype(self.dtype)
+
+
+@dataclass(frozen=True)
+class SignatureInfo:
+    name: str
+    function: Callable
+    inputs: dict  # name -> TensorSpecInfo, in signature order
+    outputs: dict  # name -> TensorSpecInfo
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    version: int
+    path: str
+    saved_model: Any
+    signatures: dict  # name -> SignatureInfo
+    signature_def_json: dict  # name -> SignatureDef as TF Serving writes it in JSON
+    gan_metadata: dict | None
+    loaded_at: float = field(default_factory=time.time)
+
+    def signature(self, name: str) -> SignatureInfo:
+        try:
+            return self.signatures[name]
+        except KeyError:
+            raise ModelNotFound(
+                f"signature {name!r} not found in model {self.name!r} version {self.version}; "
+                f"available: {sorted(self.signatures)}"
+            ) from None
+
+
+def _spec_info(name: str, spec) -> TensorSpecInfo:
+    import tensorflow as tf
+
+    dtype = "string" if spec.dtype == tf.string else spec.dtype.as_numpy_dtype().dtype.name
+    shape = tuple(spec.shape.as_list()) if spec.shape.rank is not None else None
+    return TensorSpecInfo(name=name, dtype=dtype, shape=shape)
+
+
+def _signature_defs_json(path: str) -> dict:
+    """The SignatureDefs from saved_model.pb, as the proto3 JSON TF Serving's metadata API uses."""
+    from google.protobuf import json_format
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    import tensorflow as tf
+
+    saved_model = saved_model_pb2.SavedModel()
+    pb = os.path.join(path, "saved_model.pb")
+    if _exists(pb):
+        with tf.io.gfile.GFile(pb, "rb") as f:
+            saved_model.ParseFromString(f.read())
+    else:
+        from google.protobuf import text_format
+
+        with tf.io.gfile.GFile(os.path.join(path, "saved_model.pbtxt"), "r") as f:
+            text_format.Parse(f.read(), saved_model)
+    graphs = [g for g in saved_model.meta_graphs if "serve" in g.meta_info_def.tags] or list(saved_model.meta_graphs)
+    if not graphs:
+        return {}
+    return {
+        name: json_format.MessageToDict(sig, preserving_proto_field_name=True, including_default_value_fields=True)
+        for name, sig in graphs[0].signature_def.items()
+        if not name.startswith("__")
+    }
+
+
+def _warmup(model: LoadedModel) -> None:
+    """One small call per signature so that the first real request does not pay for it."""
+    import tensorflow as tf
+
+    for sig in model.signatures.values():
+        feed = {}
+        for spec in sig.inputs.values():
+            if spec.shape is None:
+                break
+            shape = [1 if d is None else d for d in spec.shape]
+            if spec.dtype == "string":
+                feed[spec.name] = tf.constant(np.full(shape, b"", dtype=object), dtype=tf.string)
+            elif spec.dtype == "bool":
+                feed[spec.name] = tf.zeros(shape, tf.bool)
+            else:
+                fill = 1 if (spec.shape == () and np.dtype(spec.dtype).kind in "iu") else 0
+                feed[spec.name] = tf.constant(np.full(shape, fill, dtype=spec.dtype))
+        else:
+            try:
+                sig.function(**feed)
+            except Exception as exc:  # warm-up is best effort; real requests report errors
+                LOG.debug("warm-up of %s/%s %s failed: %s", model.name, model.version, sig.name, exc)
+
+
+def load_model(name: str, version: int, path: str, warmup: bool = True) -> LoadedModel:
+    """Loads one version directory with tf.saved_model.load and describes its signatures."""
+    import tensorflow as tf
+
+    saved_model = tf.saved_model.load(path)
+    signatures = {}
+    for sig_name, fn in saved_model.signatures.items():
+        _, kwargs = fn.structured_input_signature
+        outputs = fn.structured_outputs
+        if not isinstance(outputs, dict):
+            outputs = {"output_0": outputs}
+        signatures[sig_name] = SignatureInfo(
+            name=sig_name,
+            function=fn,
+            inputs={k: _spec_info(k, s) for k, s in kwargs.items()},
+            outputs={k: _spec_info(k, s) for k, s in outputs.items()},
+        )
+    gan_metadata = None
+    metadata_path = os.path.join(path, "assets.extra", METADATA_FILENAME)
+    if _exists(metadata_path):
+        with tf.io.gfile.GFile(metadata_path, "r") as f:
+            gan_metadata = json.load(f)
+    model = LoadedModel(
+        name=name,
+        version=int(version),
+        path=path,
+        saved_model=saved_model,
+        signatures=signatures,
+        signature_def_json=_signature_defs_json(path),
+        gan_metadata=gan_metadata,
+    )
+    if warmup:
+        _warmup(model)
+    return model
+
+
+def find_latest_complete(base_path: str, settle_s: float = 0.0) -> tuple[int, str] | None:
+    """(version, path) of the newest complete version, or None (no load attempted)."""
+    for version, path in list_versions(base_path):
+        complete, _, _ = check_version_dir(path, settle_s)
+        if complete:
+            return version, path
+    return None
+
+
+def load_latest(base_path: str, name: str = "model", settle_s: float = 0.0, warmup: bool = False) -> LoadedModel:
+    """Loads the newest complete version that loads; raises ModelNotFound if there is none."""
+    store = ModelStore(name, base_path, settle_s=settle_s, warmup=warmup)
+    store.poll()
+    model = store.current()
+    if model is None:
+        raise ModelNotFound(f"no complete, loadable version under {base_path!r}: {store.last_problem or 'empty'}")
+    return model
+
+
+# --------------------------------------------------------------------------- the store
+class ModelStore:
+    """Serves the newest complete version of one model name; ``poll()`` swaps in newer ones."""
+
+    def __init__(self, name: str, base_path: str, settle_s: float = 1.0, warmup: bool = True):
+        self.name = validate_model_name(name)
+        self.base_path = base_path
+        self.settle_s = float(settle_s)
+        self.warmup = warmup
+        self._lock = threading.Lock()
+        self._poll_lock = threading.Lock()
+        self._current: LoadedModel | None = None
+        self._failed: dict[int, tuple] = {}  # version -> fingerprint when its load failed
+        self.last_problem: str = ""
+        self.clock: Callable[[], float] = time.time  # tests move it forward instead of sleeping
+
+    def current(self) -> LoadedModel | None:
+        return self._current  # one reference read: atomic
+
+    def get(self, version: int | None = None) -> LoadedModel:
+        model = self._current
+        if model is None:
+            raise ModelNotFound(f"Servable not found for request: Latest({self.name}): no version loaded yet")
+        if version is not None and version != model.version:
+            raise ModelNotFound(
+                f"Servable not found for request: Specific({self.name}, {version}); "
+                f"version {model.version} is being served"
+            )
+        return model
+
+    def _swap(self, model: LoadedModel) -> None:
+        with self._lock:
+            old, self._current = self._current, model
+        LOG.info(
+            "model %s: serving version %d (%s)%s",
+            self.name, model.version, model.path, f", was {old.version}" if old else "",
+        )
+
+    def poll(self) -> bool:
+        """Loads the newest complete version if it is not the one served; True when swapped.
+
+        ``last_problem`` then says why the newest version directory is not the one served."""
+        with self._poll_lock:
+            current = self._current
+            versions = list_versions(self.base_path)
+            problems: list[str] = [] if versions else [f"no version directories under {self.base_path}"]
+            swapped = False
+            for version, path in versions:
+                if current is not None and version == current.version:
+                    break  # nothing newer is complete
+                complete, reason, fingerprint = check_version_dir(path, self.settle_s, now=self.clock())
+                if not complete:
+                    LOG.debug("model %s: skipping version %d: %s", self.name, version, reason)
+                    problems.append(f"version {version}: {reason}")
+                    continue
+                if self._failed.get(version) == fingerprint:
+                    problems.append(f"version {version}: failed to load earlier and is unchanged")
+                    continue
+                try:
+                    model = load_model(self.name, version, path, warmup=self.warmup)
+                except Exception as exc:
+                    self._failed[version] = fingerprint
+                    problems.append(f"version {version} failed to load: {exc}")
+                    LOG.error("model %s: version %d failed to load, skipped: %s", self.name, version, exc)
+                    continue
+                self._failed.pop(version, None)
+                if current is not None and version < current.version:
+                    LOG.warning("model %s: version %d disappeared; falling back to %d", self.name, current.version, version)
+                self._swap(model)
+                swapped = True
+                break
+            self.last_problem = problems[0] if problems else ""
+            return swapped
+
+    def status(self, version: int | None = None) -> list[dict]:
+        model = self.get(version)
+        return [
+            {
+                "version": str(model.version),
+                "state": "AVAILABLE",
+                "status": {"error_code": "OK", "error_message": ""},
+            }
+        ]
+
+
+class Poller:
+    """One background thread polling every store every ``interval_s`` seconds."""
+
+    def __init__(self, stores: list[ModelStore], interval_s: float = 1.0):
+        self.stores = stores
+        self.interval_s = float(interval_s)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def poll_all(self) -> None:
+        for store in self.stores:
+            try:
+                store.poll()
+            except Exception:  # a broken file system must not kill the poller
+                LOG.exception("model %s: polling %s failed", store.name, store.base_path)
+
+    def start(self) -> None:
+        if self.interval_s <= 0 or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._loop, name="model-poller", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.poll_all()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
