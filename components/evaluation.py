@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
 
 import numpy as np
 import tensorflow as tf
@@ -20,6 +19,7 @@ from components.metrics.discriminator_accuracy import discriminator_accuracy
 from components.metrics.fid import FeatureStats, frechet_distance_from_stats
 from components.metrics.kid import kernel_inception_distance
 from components.metrics.precision_recall import precision_recall
+from components.serving.model_store import find_latest_complete
 
 _GENERATE_BATCH = 250
 
@@ -44,30 +44,6 @@ def generate_images(saved_model_dir: str, num_images: int, seed: int, num_classe
             batch["labels"] = tf.constant(np.arange(start, start + len(batch["latent"])) % num_classes, tf.int32)
         out.append(serve(**batch)["images"].numpy())
     return np.concatenate(out).astype(np.float32)
-
-
-def serving_versions(push_destination: str) -> list[tuple[int, str]]:
-    """Complete model versions under a push destination, oldest first: (version, path) pairs.
-
-    A version is complete when its SavedModel and variables index exist; a folder that Pusher is
-    still copying lacks one of them and is skipped.
-    """
-    if not tf.io.gfile.isdir(push_destination):
-        return []
-    versions = []
-    for name in tf.io.gfile.listdir(push_destination):
-        name = name.rstrip("/")
-        path = os.path.join(push_destination, name)
-        if (re.fullmatch(r"\d+", name)
-                and tf.io.gfile.exists(os.path.join(path, "saved_model.pb"))
-                and tf.io.gfile.exists(os.path.join(path, "variables", "variables.index"))):
-            versions.append((int(name), path))
-    return sorted(versions)
-
-
-def newest_serving_version(push_destination: str) -> tuple[int, str] | None:
-    versions = serving_versions(push_destination)
-    return versions[-1] if versions else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,7 +135,7 @@ def evaluate_and_bless(*, reference_dir: str, model_dir: str, eval_files: list[s
     candidate.update(d_real_accuracy=d_acc.real_acc, d_fake_accuracy=d_acc.fake_acc, d_accuracy=d_acc.mean)
     log(f"[evaluator] candidate FID {candidate['fid']:.4f} ({candidate['fid_over_floor']:.2f} x floor)")
 
-    baseline, newest = None, newest_serving_version(push_destination)
+    baseline, newest = None, find_latest_complete(push_destination)
     if newest is not None:
         version, path = newest
         baseline = score(path)[0]

@@ -58,8 +58,8 @@ def summarize(config: PipelineConfig, since: float = 0.0) -> dict:
     pushed = uris.get("PushedModel")
     if pushed:
         summary["pushed_model_artifact"] = pushed
-    from components.evaluation import newest_serving_version
+    from components.serving.model_store import find_latest_complete
 
-    newest = newest_serving_version(config.push_destination)
+    newest = find_latest_complete(config.push_destination)
     summary["serving_version"] = newest[1] if newest else None
     return summary
