@@ -24,6 +24,11 @@ from components.serving.model_store import find_latest_complete
 _GENERATE_BATCH = 250
 
 
+def sample_labels(num_images: int, num_classes: int) -> np.ndarray:
+    """The classes a conditional generator is asked for: equal shares, 0, 1, ..., K-1, 0, 1, ..."""
+    return (np.arange(num_images) % num_classes).astype(np.int32)
+
+
 def generate_images(saved_model_dir: str, num_images: int, seed: int, num_classes: int | None) -> np.ndarray:
     """``num_images`` samples in [-1, 1] from the SavedModel's ``serving_default`` signature.
 
@@ -38,10 +43,11 @@ def generate_images(saved_model_dir: str, num_images: int, seed: int, num_classe
     conditional = "labels" in serve.structured_input_signature[1]
     if conditional and not num_classes:
         raise ValueError(f"{saved_model_dir} is a conditional generator but the data has no labels")
+    labels = sample_labels(num_images, num_classes) if conditional else None
     for start in range(0, num_images, _GENERATE_BATCH):
         batch = {"latent": latent[start:start + _GENERATE_BATCH]}
         if conditional:
-            batch["labels"] = tf.constant(np.arange(start, start + len(batch["latent"])) % num_classes, tf.int32)
+            batch["labels"] = tf.constant(labels[start:start + _GENERATE_BATCH])
         out.append(serve(**batch)["images"].numpy())
     return np.concatenate(out).astype(np.float32)
 
@@ -128,10 +134,14 @@ def evaluate_and_bless(*, reference_dir: str, model_dir: str, eval_files: list[s
     candidate["fid_floor"] = floor
     candidate["fid_over_floor"] = candidate["fid"] / floor if floor > 0 else float("inf")
     # The discriminator sees held-out real images it never trained on.
-    eval_images = load_arrays(eval_files, image_shape)[0]
+    eval_images, eval_labels = load_arrays(eval_files, image_shape)
     discriminator = load_discriminator(model_dir)
-    d_acc = discriminator_accuracy(discriminator.predict(eval_images, batch_size=256, verbose=0),
-                                   discriminator.predict(fake, batch_size=256, verbose=0))
+    if len(discriminator.inputs) == 2:  # a conditional D judges (image, label) pairs
+        real_inputs, fake_inputs = [eval_images, eval_labels], [fake, sample_labels(n, num_classes)]
+    else:
+        real_inputs, fake_inputs = eval_images, fake
+    d_acc = discriminator_accuracy(discriminator.predict(real_inputs, batch_size=256, verbose=0),
+                                   discriminator.predict(fake_inputs, batch_size=256, verbose=0))
     candidate.update(d_real_accuracy=d_acc.real_acc, d_fake_accuracy=d_acc.fake_acc, d_accuracy=d_acc.mean)
     log(f"[evaluator] candidate FID {candidate['fid']:.4f} ({candidate['fid_over_floor']:.2f} x floor)")
 
