@@ -1,0 +1,208 @@
+"""Training throughput: our GAN train step vs the TensorFlow DCGAN tutorial's, side by side.
+
+    python -m benchmarks.train_throughput [--steps 20] [--rounds 5] [--out outputs/benchmarks/train_throughput.json]
+
+Both run in one process on the bundled digits (28x28x1), batch 256, the tutorial's DCGAN, BCE,
+Adam 1e-4, noise 100. Variants run in alternating rounds (A B C A B C ...) so that load from
+other processes on this shared machine hits them alike; each variant's first call (tracing) and
+a warm-up round are excluded. Reported: median images/s over rounds and the median of the
+per-round ratios to the reference.
+
+reference    the tutorial's ``train_step``, written exactly as the tutorial writes it (two
+             GradientTapes, one forward pass, simultaneous updates), float32, from_tensor_slices.
+ours_fp32    our step (``components.gan.train.GanTrainer``) with the same model/loss/optimiser,
+             no augmentation, no EMA, float32: what our loop structure alone costs or gains.
+ours         the same with ``mixed_precision: auto`` (mixed_bfloat16 on this CPU): the apples-to-
+             apples comparison with the reference (same work per image).
+ours_default our default TrainConfig at batch 256 (DiffAugment translation+cutout and EMA on): what
+             a default training run actually gets; it does more work per image.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "0")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
+
+BATCH_SIZE = 256
+NOISE_DIM = 100
+
+
+# ------------------------------------------------------------------ the tutorial, verbatim (Keras 3)
+def make_generator_model():
+    model = keras.Sequential()
+    model.add(keras.Input(shape=(100,)))
+    model.add(layers.Dense(7 * 7 * 256, use_bias=False))
+    model.add(layers.BatchNormalization())
+    model.add(layers.LeakyReLU())
+    model.add(layers.Reshape((7, 7, 256)))
+    model.add(layers.Conv2DTranspose(128, (5, 5), strides=(1, 1), padding="same", use_bias=False))
+    model.add(layers.BatchNormalization())
+    model.add(layers.LeakyReLU())
+    model.add(layers.Conv2DTranspose(64, (5, 5), strides=(2, 2), padding="same", use_bias=False))
+    model.add(layers.BatchNormalization())
+    model.add(layers.LeakyReLU())
+    model.add(layers.Conv2DTranspose(1, (5, 5), strides=(2, 2), padding="same", use_bias=False, activation="tanh"))
+    return model
+
+
+def make_discriminator_model():
+    model = keras.Sequential()
+    model.add(keras.Input(shape=(28, 28, 1)))
+    model.add(layers.Conv2D(64, (5, 5), strides=(2, 2), padding="same"))
+    model.add(layers.LeakyReLU())
+    model.add(layers.Dropout(0.3))
+    model.add(layers.Conv2D(128, (5, 5), strides=(2, 2), padding="same"))
+    model.add(layers.LeakyReLU())
+    model.add(layers.Dropout(0.3))
+    model.add(layers.Flatten())
+    model.add(layers.Dense(1))
+    return model
+
+
+def make_reference(train_images):
+    generator = make_generator_model()
+    discriminator = make_discriminator_model()
+    cross_entropy = keras.losses.BinaryCrossentropy(from_logits=True)
+
+    def discriminator_loss(real_output, fake_output):
+        real_loss = cross_entropy(tf.ones_like(real_output), real_output)
+        fake_loss = cross_entropy(tf.zeros_like(fake_output), fake_output)
+        return real_loss + fake_loss
+
+    def generator_loss(fake_output):
+        return cross_entropy(tf.ones_like(fake_output), fake_output)
+
+    generator_optimizer = keras.optimizers.Adam(1e-4)
+    discriminator_optimizer = keras.optimizers.Adam(1e-4)
+
+    @tf.function
+    def train_step(images):
+        noise = tf.random.normal([BATCH_SIZE, NOISE_DIM])
+        with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
+            generated_images = generator(noise, training=True)
+            real_output = discriminator(images, training=True)
+            fake_output = discriminator(generated_images, training=True)
+            gen_loss = generator_loss(fake_output)
+            disc_loss = discriminator_loss(real_output, fake_output)
+        gradients_of_generator = gen_tape.gradient(gen_loss, generator.trainable_variables)
+        gradients_of_discriminator = disc_tape.gradient(disc_loss, discriminator.trainable_variables)
+        generator_optimizer.apply_gradients(zip(gradients_of_generator, generator.trainable_variables))
+        discriminator_optimizer.apply_gradients(zip(gradients_of_discriminator, discriminator.trainable_variables))
+
+    dataset = tf.data.Dataset.from_tensor_slices(train_images).shuffle(60000).batch(BATCH_SIZE, drop_remainder=True)
+    iterator = iter(dataset.repeat())
+
+    def run(steps):
+        for _ in range(steps):
+            train_step(next(iterator))
+
+    return run
+
+
+# ------------------------------------------------------------------ ours
+def make_ours(files, config):
+    from components.gan.data import training_dataset
+    from components.gan.train import GanTrainer, resolve_precision
+
+    strategy = tf.distribute.get_strategy()
+    trainer = GanTrainer(config, (28, 28, 1), 10, resolve_precision(config.mixed_precision))
+    step_fn = trainer.make_step_fn(strategy)
+    dataset = training_dataset(files, (28, 28, 1), config.batch_size * config.d_steps_per_g_step, seed=0)
+    iterator = iter(dataset)
+
+    def run(steps):
+        metrics = None
+        for _ in range(steps):
+            metrics = step_fn(next(iterator))
+        float(metrics["d_loss"])  # wait for the last step
+
+    return run
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=20, help="train steps per variant per round")
+    parser.add_argument("--rounds", type=int, default=5, help="measured rounds (after one warm-up round)")
+    parser.add_argument("--variants", default="reference,ours_fp32,ours,ours_default")
+    parser.add_argument("--out", default="outputs/benchmarks/train_throughput.json")
+    args = parser.parse_args(argv)
+
+    from components.gan.config import TrainConfig
+    from components.gan.synthetic import write_tfrecords
+    from data.digits import digits_28x28
+
+    digits, labels = digits_28x28()
+    train_images = (digits[..., None].astype(np.float32) - 127.5) / 127.5
+    tmp = os.path.join(os.path.dirname(os.path.abspath(args.out)), "throughput_tmp")
+    files = write_tfrecords(digits, labels, os.path.join(tmp, "digits.tfrecord.gz"))
+
+    same = dict(architecture="dcgan_28", loss="bce", batch_size=BATCH_SIZE, g_learning_rate=1e-4,
+                d_learning_rate=1e-4, beta_1=0.9, beta_2=0.999, diffaugment="", ema_decay=0.0)
+    builders = {
+        "reference": lambda: make_reference(train_images),
+        "ours_fp32": lambda: make_ours(files, TrainConfig.from_dict({**same, "mixed_precision": "off"})),
+        "ours": lambda: make_ours(files, TrainConfig.from_dict({**same, "mixed_precision": "auto"})),
+        "ours_default": lambda: make_ours(files, TrainConfig.from_dict({"batch_size": BATCH_SIZE})),
+    }
+    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    runners = {}
+    for name in names:
+        runners[name] = builders[name]()
+        runners[name](2)  # trace and build
+    times = {name: [] for name in names}
+    for round_index in range(args.rounds + 1):
+        for name in names:
+            start = time.perf_counter()
+            runners[name](args.steps)
+            elapsed = time.perf_counter() - start
+            if round_index > 0:  # round 0 is warm-up
+                times[name].append(elapsed)
+        print(f"round {round_index}/{args.rounds}: " + "  ".join(
+            f"{n} {args.steps * BATCH_SIZE / times[n][-1]:.0f} img/s" for n in names if times[n]), flush=True)
+
+    results = {}
+    for name in names:
+        ips = [args.steps * BATCH_SIZE / t for t in times[name]]
+        entry = {"images_per_sec_median": statistics.median(ips), "images_per_sec_rounds": ips}
+        if "reference" in names and name != "reference":
+            ratios = [tr / t for tr, t in zip(times["reference"], times[name])]
+            entry["speedup_vs_reference_median"] = statistics.median(ratios)
+            entry["speedup_vs_reference_rounds"] = ratios
+        results[name] = entry
+
+    report = {
+        "benchmark": "train_throughput",
+        "batch_size": BATCH_SIZE,
+        "steps_per_round": args.steps,
+        "rounds": args.rounds,
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+                    "tensorflow": tf.__version__, "keras": keras.__version__,
+                    "gpus": len(tf.config.list_physical_devices("GPU"))},
+        "results": results,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(report, f, indent=2)
+    print(f"\n{'variant':<14}{'images/s (median)':>20}{'x reference':>14}")
+    for name in names:
+        r = results[name]
+        ratio = r.get("speedup_vs_reference_median")
+        print(f"{name:<14}{r['images_per_sec_median']:>20.0f}{'' if ratio is None else f'{ratio:.2f}x':>14}")
+    print(f"\nwritten {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

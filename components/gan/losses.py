@@ -1,0 +1,112 @@
+"""GAN losses as small pure functions of discriminator logits (float32 scalars, batch means).
+
+``bce``      non-saturating GAN (Goodfellow et al. 2014, the practical variant; TF DCGAN tutorial):
+             D: -log s(r) - log(1 - s(f)),  G: -log s(f)          (s = sigmoid, from logits)
+``minimax``  the original saturating objective: D as bce, G minimises log(1 - s(f))
+``lsgan``    least squares (Mao et al. 2017; the MSE of seeds 003/004, done right):
+             D: 0.5 (r - 1)^2 + 0.5 f^2,  G: 0.5 (f - 1)^2
+``wgan_gp``  Wasserstein with gradient penalty (Gulrajani et al. 2017): D: f - r + lambda * GP,
+             G: -f; interpolation weight ~ U(0, 1), epsilon inside the norm's sqrt
+``hinge``    D: relu(1 - r) + relu(1 + f),  G: -f
+
+Penalties take the gradient of D w.r.t. its input, computed by the caller's GradientTape.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+GP_EPSILON = 1e-10
+
+
+def _f32(x):
+    return tf.cast(x, tf.float32)
+
+
+def _mean(x):
+    return tf.reduce_mean(_f32(x))
+
+
+# ---------------------------------------------------------------- discriminator losses
+def bce_d_loss(real_logits, fake_logits):
+    """-log sigmoid(real) - log(1 - sigmoid(fake)), computed stably with softplus."""
+    return _mean(tf.nn.softplus(-_f32(real_logits))) + _mean(tf.nn.softplus(_f32(fake_logits)))
+
+
+def lsgan_d_loss(real_logits, fake_logits):
+    return 0.5 * _mean(tf.square(_f32(real_logits) - 1.0)) + 0.5 * _mean(tf.square(_f32(fake_logits)))
+
+
+def wgan_d_loss(real_logits, fake_logits):
+    """Critic loss without the penalty (add ``gp_weight * gradient_penalty(...)``)."""
+    return _mean(fake_logits) - _mean(real_logits)
+
+
+def hinge_d_loss(real_logits, fake_logits):
+    return _mean(tf.nn.relu(1.0 - _f32(real_logits))) + _mean(tf.nn.relu(1.0 + _f32(fake_logits)))
+
+
+# ---------------------------------------------------------------- generator losses
+def bce_g_loss(fake_logits):
+    """Non-saturating: -log sigmoid(fake)."""
+    return _mean(tf.nn.softplus(-_f32(fake_logits)))
+
+
+def minimax_g_loss(fake_logits):
+    """Saturating: log(1 - sigmoid(fake)) = -softplus(fake); G minimises it."""
+    return -_mean(tf.nn.softplus(_f32(fake_logits)))
+
+
+def lsgan_g_loss(fake_logits):
+    return 0.5 * _mean(tf.square(_f32(fake_logits) - 1.0))
+
+
+def wgan_g_loss(fake_logits):
+    return -_mean(fake_logits)
+
+
+hinge_g_loss = wgan_g_loss
+
+D_LOSSES = {"bce": bce_d_loss, "minimax": bce_d_loss, "lsgan": lsgan_d_loss, "wgan_gp": wgan_d_loss,
+            "hinge": hinge_d_loss}
+G_LOSSES = {"bce": bce_g_loss, "minimax": minimax_g_loss, "lsgan": lsgan_g_loss, "wgan_gp": wgan_g_loss,
+            "hinge": hinge_g_loss}
+# The logit above which D calls an image real (for the accuracy metrics).
+REAL_THRESHOLD = {"bce": 0.0, "minimax": 0.0, "lsgan": 0.5, "wgan_gp": 0.0, "hinge": 0.0}
+
+
+def get(name: str):
+    """(d_loss_fn, g_loss_fn) by name."""
+    if name not in D_LOSSES:
+        raise ValueError(f"loss {name!r} is not one of: {', '.join(D_LOSSES)}")
+    return D_LOSSES[name], G_LOSSES[name]
+
+
+# ---------------------------------------------------------------- penalties
+def interpolate(real, fake, alpha):
+    """Random points on lines between real and fake images; alpha [N] ~ U(0, 1)."""
+    alpha = tf.reshape(_f32(alpha), [-1] + [1] * (len(real.shape) - 1))
+    return _f32(real) + alpha * (_f32(fake) - _f32(real))
+
+
+def gradient_penalty(input_gradients, epsilon: float = GP_EPSILON):
+    """WGAN-GP: mean over the batch of (||grad D(x_hat)||_2 - 1)^2, with epsilon inside the sqrt so
+    the gradient of the norm is finite where the input gradient is zero."""
+    g = _f32(input_gradients)
+    norms = tf.sqrt(tf.reduce_sum(tf.square(tf.reshape(g, [tf.shape(g)[0], -1])), axis=1) + epsilon)
+    return tf.reduce_mean(tf.square(norms - 1.0))
+
+
+def r1_penalty(real_input_gradients):
+    """R1 (Mescheder et al. 2018): mean over real images of ||grad D(x)||^2; the caller multiplies
+    by gamma / 2."""
+    g = _f32(real_input_gradients)
+    return tf.reduce_mean(tf.reduce_sum(tf.square(tf.reshape(g, [tf.shape(g)[0], -1])), axis=1))
+
+
+# ---------------------------------------------------------------- metrics
+def accuracies(real_logits, fake_logits, loss: str = "bce"):
+    """(fraction of real images D calls real, fraction of fakes D calls fake)."""
+    t = REAL_THRESHOLD[loss]
+    real_acc = tf.reduce_mean(tf.cast(_f32(real_logits) > t, tf.float32))
+    fake_acc = tf.reduce_mean(tf.cast(_f32(fake_logits) <= t, tf.float32))
+    return real_acc, fake_acc

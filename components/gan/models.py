@@ -1,0 +1,364 @@
+"""Generators and discriminators, chosen by name (``TrainConfig.architecture``).
+
+``mlp``                the fully connected GAN of seed article 001 (28x28x1).
+``dcgan_28``           TensorFlow's DCGAN tutorial, layer for layer (28x28x1).
+``dcgan_rgb``          the same design for RGB at 28, 32 or 64 px (what seeds 000/004 meant).
+``conditional_dcgan``  class-conditional DCGAN: label embedding concatenated to the latent in G,
+                       projection discriminator (Miyato & Koyama 2018) in D; any of 28/32/64 px,
+                       grey or RGB.
+
+Generators output float32 images in [-1, 1] (tanh) and take ``latent`` (or ``[latent, labels]``
+for conditional models, labels int32 [N]) -- the contract of ``export.py``.
+Discriminators output one float32 *logit* per image (no sigmoid) and take ``images`` (or
+``[images, labels]``).
+
+``dtype`` is a Keras dtype policy name ("float32", "mixed_bfloat16", "mixed_float16") applied per
+layer, so building a mixed-precision model never changes Keras' global policy. The last layers run
+in float32 so outputs (and losses) stay float32.
+"""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import layers, ops
+
+from components.gan.config import SUPPORTED_SHAPES, ConfigError
+
+PACKAGE = "gan"
+
+
+# ---------------------------------------------------------------------------- spectral norm
+def _l2_normalize(x, eps=1e-12):
+    return x / ops.sqrt(ops.sum(ops.square(x)) + eps)
+
+
+def spectral_normalize(kernel, u, training):
+    """Returns (kernel / sigma, new_u): one power iteration estimates sigma, the largest singular
+    value of the kernel reshaped to [fan_in, units]. Gradients flow through sigma (u, v fixed),
+    as in Miyato et al. 2018. All in float32."""
+    units = kernel.shape[-1]
+    w = ops.reshape(ops.cast(kernel, "float32"), (-1, units))
+    u = ops.stop_gradient(ops.cast(u, "float32"))
+    v = ops.stop_gradient(_l2_normalize(ops.matmul(u, ops.transpose(w))))
+    u_new = ops.stop_gradient(_l2_normalize(ops.matmul(v, w)))
+    sigma = ops.sum(ops.matmul(v, w) * u_new)
+    return ops.cast(kernel, "float32") / sigma, u_new
+
+
+class _SpectralNormMixin:
+    def _add_u(self, units):
+        self.sn_u = self.add_weight(shape=(1, units), initializer=keras.initializers.RandomNormal(seed=None),
+                                    trainable=False, autocast=False, name="sn_u")
+
+    def normalized_kernel(self, training=False):
+        kernel, u_new = spectral_normalize(self.kernel, self.sn_u, training)
+        if training:
+            self.sn_u.assign(u_new)
+        return kernel
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SpectralNormDense(_SpectralNormMixin, layers.Layer):
+    """Dense layer whose kernel is divided by its spectral norm in every forward pass."""
+
+    def __init__(self, units, use_bias=True, kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.use_bias = use_bias
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), initializer=self.kernel_initializer,
+                                      autocast=False, name="kernel")
+        self.bias = (self.add_weight(shape=(self.units,), initializer="zeros", autocast=False, name="bias")
+                     if self.use_bias else None)
+        self._add_u(self.units)
+
+    def call(self, inputs, training=False):
+        kernel = ops.cast(self.normalized_kernel(training), self.compute_dtype)
+        outputs = ops.matmul(inputs, kernel)
+        if self.bias is not None:
+            outputs = outputs + ops.cast(self.bias, self.compute_dtype)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SpectralNormConv2D(_SpectralNormMixin, layers.Layer):
+    """Conv2D (channels_last, 'same' padding) with a spectrally normalised kernel."""
+
+    def __init__(self, filters, kernel_size, strides=1, use_bias=True, kernel_initializer="glorot_uniform",
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.kernel_size = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+        self.strides = (strides, strides) if isinstance(strides, int) else tuple(strides)
+        self.use_bias = use_bias
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=self.kernel_size + (input_shape[-1], self.filters),
+                                      initializer=self.kernel_initializer, autocast=False, name="kernel")
+        self.bias = (self.add_weight(shape=(self.filters,), initializer="zeros", autocast=False, name="bias")
+                     if self.use_bias else None)
+        self._add_u(self.filters)
+
+    def call(self, inputs, training=False):
+        kernel = ops.cast(self.normalized_kernel(training), self.compute_dtype)
+        outputs = ops.conv(inputs, kernel, strides=self.strides, padding="same")
+        if self.bias is not None:
+            outputs = outputs + ops.cast(self.bias, self.compute_dtype)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        h = None if input_shape[1] is None else -(-input_shape[1] // self.strides[0])
+        w = None if input_shape[2] is None else -(-input_shape[2] // self.strides[1])
+        return (input_shape[0], h, w, self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
+                "strides": self.strides, "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}
+
+
+# ---------------------------------------------------------------------------- fast layers
+# Measured on this 2-core CPU (batch 256, see benchmarks/train_throughput.py): Keras 3's
+# BatchNormalization (moments + normalise as separate ops) and Dropout (one float32 uniform per
+# element) cost as much as a convolution here. These layers compute the same functions faster.
+def _int32_seed(seed):
+    return tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class FastDropout(layers.Layer):
+    """Dropout whose mask uses 16 random bits per element (two elements per uint32 draw), half the
+    random-number work of keras.layers.Dropout. The drop probability is round(rate * 65536) / 65536
+    (0.3 -> 0.300003). Inputs are scaled by 1 / (1 - rate) in training, as in Keras."""
+
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = float(rate)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.supports_masking = True
+
+    def call(self, inputs, training=False):
+        if not training or self.rate <= 0.0:
+            return inputs
+        seed = _int32_seed(self.seed_generator.next())
+        size = tf.size(inputs)
+        bits = tf.random.stateless_uniform([(size + 1) // 2], seed, minval=None, maxval=None, dtype=tf.uint32)
+        halves = tf.concat([tf.bitwise.bitwise_and(bits, 0xFFFF), tf.bitwise.right_shift(bits, 16)], axis=0)
+        keep = tf.reshape(halves[:size] >= int(round(self.rate * 65536)), tf.shape(inputs))
+        return tf.where(keep, inputs * tf.cast(1.0 / (1.0 - self.rate), inputs.dtype), tf.zeros_like(inputs))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class FusedBatchNorm(layers.Layer):
+    """Batch normalisation over the last axis with TF's fused kernel (one op, ~2x faster on CPU
+    than keras.layers.BatchNormalization). Same weights (gamma, beta, moving_mean,
+    moving_variance), momentum 0.99 and epsilon 1e-3 defaults. Accepts [N, C] or [N, H, W, C]."""
+
+    def __init__(self, momentum=0.99, epsilon=1e-3, **kwargs):
+        super().__init__(**kwargs)
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+
+    def build(self, input_shape):
+        channels = (int(input_shape[-1]),)
+        self.gamma = self.add_weight(shape=channels, initializer="ones", autocast=False, name="gamma")
+        self.beta = self.add_weight(shape=channels, initializer="zeros", autocast=False, name="beta")
+        self.moving_mean = self.add_weight(shape=channels, initializer="zeros", trainable=False, autocast=False,
+                                           name="moving_mean")
+        self.moving_variance = self.add_weight(shape=channels, initializer="ones", trainable=False,
+                                               autocast=False, name="moving_variance")
+
+    def call(self, inputs, training=False):
+        x = inputs
+        if len(inputs.shape) == 2:
+            x = tf.reshape(x, [-1, 1, 1, inputs.shape[-1]])
+        gamma = tf.convert_to_tensor(self.gamma)
+        beta = tf.convert_to_tensor(self.beta)
+        if training:
+            y, mean, variance = tf.compat.v1.nn.fused_batch_norm(x, gamma, beta, epsilon=self.epsilon,
+                                                                  is_training=True)
+            m = self.momentum
+            self.moving_mean.assign(self.moving_mean * m + tf.stop_gradient(mean) * (1.0 - m))
+            self.moving_variance.assign(self.moving_variance * m + tf.stop_gradient(variance) * (1.0 - m))
+        else:
+            y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+                x, gamma, beta, mean=tf.convert_to_tensor(self.moving_mean),
+                variance=tf.convert_to_tensor(self.moving_variance), epsilon=self.epsilon, is_training=False)
+        return tf.reshape(y, tf.shape(inputs)) if len(inputs.shape) == 2 else y
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
+
+
+# Ablation switches (benchmarks/train_throughput.py flips them to measure each choice).
+LAYER_OPTIONS = {"fused_batch_norm": True, "fast_dropout": False, "float32_input_conv": True,
+                 "dropout_dtype": "float32"}
+
+
+def _batch_norm(dtype):
+    if LAYER_OPTIONS["fused_batch_norm"]:
+        return FusedBatchNorm(dtype=dtype)
+    return layers.BatchNormalization(dtype=dtype)
+
+
+def _dropout(rate, dtype):
+    dtype = LAYER_OPTIONS["dropout_dtype"] or dtype
+    if LAYER_OPTIONS["fast_dropout"]:
+        return FastDropout(rate, dtype=dtype)
+    return layers.Dropout(rate, dtype=dtype)
+
+
+def _dense(units, spectral_norm, dtype, **kwargs):
+    return SpectralNormDense(units, dtype=dtype, **kwargs) if spectral_norm else layers.Dense(units, dtype=dtype,
+                                                                                               **kwargs)
+
+
+def _conv(filters, kernel_size, strides, spectral_norm, dtype):
+    if spectral_norm:
+        return SpectralNormConv2D(filters, kernel_size, strides=strides, dtype=dtype)
+    return layers.Conv2D(filters, kernel_size, strides=strides, padding="same", dtype=dtype)
+
+
+# ---------------------------------------------------------------------------- shapes
+def check_shape(architecture: str, image_shape) -> tuple[int, int, int]:
+    shape = tuple(int(d) for d in image_shape)
+    if architecture not in SUPPORTED_SHAPES:
+        raise ConfigError(f"training.architecture: {architecture!r} is not one of: {', '.join(SUPPORTED_SHAPES)}")
+    if shape not in SUPPORTED_SHAPES[architecture]:
+        raise ConfigError(f"training.architecture: {architecture!r} cannot produce {'x'.join(map(str, shape))} "
+                          f"images; it supports: {', '.join('x'.join(map(str, s)) for s in SUPPORTED_SHAPES[architecture])}")
+    return shape
+
+
+def _dcgan_plan(size: int):
+    """(base resolution, channels of the projected base, number of stride-2 upsamplings)."""
+    return {28: (7, 256, 2), 32: (8, 256, 2), 64: (8, 512, 3)}[size]
+
+
+# ---------------------------------------------------------------------------- generators
+def _dcgan_generator_body(x, image_shape, dtype):
+    """TF DCGAN tutorial generator, generalised: Dense -> BN -> LReLU -> reshape -> ConvT (s1) ->
+    ConvT (s2) ... -> ConvT(channels, s2, tanh)."""
+    height, _, channels = image_shape
+    base, width, n_up = _dcgan_plan(height)
+    x = layers.Dense(base * base * width, use_bias=False, dtype=dtype)(x)
+    x = _batch_norm(dtype)(x)
+    x = layers.LeakyReLU(dtype=dtype)(x)
+    x = layers.Reshape((base, base, width), dtype=dtype)(x)
+    width //= 2
+    x = layers.Conv2DTranspose(width, 5, strides=1, padding="same", use_bias=False, dtype=dtype)(x)
+    x = _batch_norm(dtype)(x)
+    x = layers.LeakyReLU(dtype=dtype)(x)
+    for _ in range(n_up - 1):
+        width //= 2
+        x = layers.Conv2DTranspose(width, 5, strides=2, padding="same", use_bias=False, dtype=dtype)(x)
+        x = _batch_norm(dtype)(x)
+        x = layers.LeakyReLU(dtype=dtype)(x)
+    x = layers.Conv2DTranspose(channels, 5, strides=2, padding="same", use_bias=False, dtype=dtype)(x)
+    return layers.Activation("tanh", dtype="float32", name="images")(x)
+
+
+def _mlp_generator_body(x, image_shape, dtype):
+    for units in (128, 256, 512, 1024):
+        x = layers.Dense(units, dtype=dtype)(x)
+        x = layers.LeakyReLU(negative_slope=0.2, dtype=dtype)(x)
+    h, w, c = image_shape
+    x = layers.Dense(h * w * c, dtype=dtype)(x)
+    x = layers.Activation("tanh", dtype="float32")(x)
+    return layers.Reshape(image_shape, dtype="float32", name="images")(x)
+
+
+def build_generator(architecture: str, image_shape, latent_dim: int, num_classes: int | None = None,
+                    dtype: str = "float32", label_embedding_dim: int = 50) -> keras.Model:
+    image_shape = check_shape(architecture, image_shape)
+    latent = keras.Input((latent_dim,), name="latent")
+    if architecture == "mlp":
+        return keras.Model(latent, _mlp_generator_body(latent, image_shape, dtype), name="generator")
+    if architecture in ("dcgan_28", "dcgan_rgb"):
+        return keras.Model(latent, _dcgan_generator_body(latent, image_shape, dtype), name="generator")
+    if architecture == "conditional_dcgan":
+        if not num_classes:
+            raise ConfigError("training.architecture: 'conditional_dcgan' needs num_classes (labelled data)")
+        labels = keras.Input((), dtype="int32", name="labels")
+        embedded = layers.Embedding(num_classes, label_embedding_dim, dtype=dtype, name="label_embedding")(labels)
+        x = layers.Concatenate(dtype=dtype)([latent, embedded])
+        return keras.Model([latent, labels], _dcgan_generator_body(x, image_shape, dtype), name="generator")
+    raise ConfigError(f"training.architecture: {architecture!r} is not one of: mlp, dcgan_28, dcgan_rgb, "
+                      "conditional_dcgan")
+
+
+# ---------------------------------------------------------------------------- discriminators
+def _dcgan_discriminator_features(x, image_shape, spectral_norm, dtype):
+    """TF DCGAN tutorial discriminator: Conv 64, 128 (5x5, s2) each LReLU + Dropout 0.3 (+ Conv 256
+    at 64 px), Flatten."""
+    n_conv = 3 if image_shape[0] == 64 else 2
+    for i, filters in enumerate((64, 128, 256)[:n_conv]):
+        # The first conv sees 1 or 3 input channels: oneDNN's bfloat16 path is slower than float32
+        # there, so under a mixed policy that layer (and the dropout masks) stay float32.
+        layer_dtype = "float32" if i == 0 and LAYER_OPTIONS["float32_input_conv"] else dtype
+        x = _conv(filters, 5, 2, spectral_norm, layer_dtype)(x)
+        x = layers.LeakyReLU(dtype=layer_dtype)(x)
+        x = _dropout(0.3, dtype)(x)
+    return layers.Flatten(dtype=dtype)(x)
+
+
+def build_discriminator(architecture: str, image_shape, num_classes: int | None = None,
+                        spectral_norm: bool = False, dtype: str = "float32") -> keras.Model:
+    image_shape = check_shape(architecture, image_shape)
+    images = keras.Input(image_shape, name="images")
+    if architecture == "mlp":
+        x = layers.Flatten(dtype=dtype)(images)
+        for units in (512, 256, 128):
+            x = _dense(units, spectral_norm, dtype)(x)
+            x = layers.LeakyReLU(negative_slope=0.2, dtype=dtype)(x)
+        logits = _dense(1, spectral_norm, "float32", name="logits")(x)
+        return keras.Model(images, logits, name="discriminator")
+    if architecture in ("dcgan_28", "dcgan_rgb"):
+        features = _dcgan_discriminator_features(images, image_shape, spectral_norm, dtype)
+        logits = _dense(1, spectral_norm, "float32", name="logits")(features)
+        return keras.Model(images, logits, name="discriminator")
+    if architecture == "conditional_dcgan":
+        if not num_classes:
+            raise ConfigError("training.architecture: 'conditional_dcgan' needs num_classes (labelled data)")
+        labels = keras.Input((), dtype="int32", name="labels")
+        features = _dcgan_discriminator_features(images, image_shape, spectral_norm, dtype)
+        features = layers.Activation("linear", dtype="float32")(features)
+        unconditional = _dense(1, spectral_norm, "float32")(features)
+        # Projection: logit = psi(h) + <embed(y), h>.
+        embedded = layers.Embedding(num_classes, features.shape[-1], dtype="float32",
+                                    embeddings_initializer=keras.initializers.RandomNormal(stddev=0.02),
+                                    name="class_projection")(labels)
+        projection = layers.Dot(axes=1, dtype="float32")([embedded, features])
+        logits = layers.Add(dtype="float32", name="logits")([unconditional, projection])
+        return keras.Model([images, labels], logits, name="discriminator")
+    raise ConfigError(f"training.architecture: {architecture!r} is not one of: mlp, dcgan_28, dcgan_rgb, "
+                      "conditional_dcgan")
+
+
+def build_models(config, image_shape, num_classes: int | None, dtype: str = "float32"):
+    """(generator, discriminator) for a TrainConfig."""
+    classes = num_classes if config.conditional else None
+    generator = build_generator(config.architecture, image_shape, config.latent_dim, classes, dtype=dtype)
+    discriminator = build_discriminator(config.architecture, image_shape, classes,
+                                        spectral_norm=config.spectral_norm, dtype=dtype)
+    return generator, discriminator

@@ -1,0 +1,178 @@
+"""DiffAugment, EMA, spectral normalisation, R1 inside the D step, model shapes and saving."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components.gan import augment
+from components.gan.config import TrainConfig
+from components.gan.models import (FusedBatchNorm, SpectralNormConv2D, SpectralNormDense, build_discriminator,
+                                   build_generator)
+from components.gan.train import GanTrainer
+
+
+# ------------------------------------------------------------------------------ DiffAugment
+@pytest.mark.parametrize("policy", ["translation", "cutout", "color", "translation,cutout,color"])
+@pytest.mark.parametrize("shape", [(4, 28, 28, 1), (3, 32, 32, 3)])
+def test_diffaugment_keeps_shape_and_is_differentiable(policy, shape):
+    x = tf.random.uniform(shape, -1.0, 1.0)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = augment.diff_augment(x, policy, tf.random.Generator.from_seed(1))
+        total = tf.reduce_sum(y * y)
+    assert y.shape == x.shape and y.dtype == x.dtype
+    grad = tape.gradient(total, x)
+    assert grad is not None and np.all(np.isfinite(grad.numpy())) and np.any(grad.numpy() != 0)
+    assert not np.allclose(y.numpy(), x.numpy())
+
+
+def test_diffaugment_transforms():
+    x = tf.random.uniform([64, 28, 28, 1], -1.0, 1.0)
+    # Translation only moves pixels (edge-replicated), by at most 1/8 of the size.
+    moved = augment.rand_translation(x, tf.random.Generator.from_seed(0)).numpy()
+    assert np.isin(moved[0], x.numpy()[0]).all()
+    # Cutout zeroes one square of side 14 (fewer pixels where it overlaps the border).
+    ones = tf.ones([64, 28, 28, 1])
+    cut = augment.rand_cutout(ones, tf.random.Generator.from_seed(0)).numpy()
+    zeros = (cut == 0).sum(axis=(1, 2, 3))
+    assert zeros.max() == 14 * 14 and zeros.min() > 0
+    # Same generator seed -> same augmentation; empty policy -> identity.
+    a = augment.diff_augment(x, "translation,cutout", tf.random.Generator.from_seed(5))
+    b = augment.diff_augment(x, "translation,cutout", tf.random.Generator.from_seed(5))
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert augment.diff_augment(x, "") is x
+    with pytest.raises(ValueError, match="translation, cutout, color"):
+        augment.diff_augment(x, "flip")
+
+
+def test_diffaugment_is_applied_in_the_generator_step():
+    # The G step's gradient must flow through the augmentation: with cutout, generator
+    # gradients still reach every output pixel on average, and the trainer uses the policy.
+    config = TrainConfig(architecture="mlp", diffaugment="translation,cutout", mixed_precision="off")
+    trainer = GanTrainer(config, (28, 28, 1), None, "float32")
+    assert trainer.augment_policy == ("translation", "cutout")
+    fake = tf.random.uniform([8, 28, 28, 1])
+    with tf.GradientTape() as tape:
+        tape.watch(fake)
+        logits = trainer._discriminate(trainer._augment(fake), None)
+    assert tape.gradient(logits, fake) is not None
+
+
+# ------------------------------------------------------------------------------ EMA
+def test_ema_update_formula_and_warmup():
+    config = TrainConfig(architecture="mlp", ema_decay=0.9, mixed_precision="off")
+    trainer = GanTrainer(config, (28, 28, 1), None, "float32")
+    g, ema = trainer.generator, trainer.ema_generator
+    for a, b in zip(g.get_weights(), ema.get_weights()):
+        np.testing.assert_array_equal(a, b)  # starts as a copy
+    ema.set_weights([np.zeros_like(w) for w in ema.get_weights()])
+    g.set_weights([np.ones_like(w) for w in g.get_weights()])
+    trainer.step.assign(0)  # warm-up: decay = min(0.9, 1/10) = 0.1
+    trainer.update_ema()
+    np.testing.assert_allclose(ema.get_weights()[0], 0.9, rtol=1e-6)
+    ema.set_weights([np.zeros_like(w) for w in ema.get_weights()])
+    trainer.step.assign(10_000)  # decay = 0.9
+    trainer.update_ema()
+    np.testing.assert_allclose(ema.get_weights()[0], 0.1, rtol=1e-5)
+    assert trainer.export_generator is ema
+    assert GanTrainer(config.replace(ema_decay=0.0), (28, 28, 1), None, "float32").ema_generator is None
+
+
+# ------------------------------------------------------------------------------ spectral norm
+def _largest_singular_value(kernel):
+    return np.linalg.svd(kernel.reshape(-1, kernel.shape[-1]), compute_uv=False)[0]
+
+
+@pytest.mark.parametrize("layer, shape", [(lambda: SpectralNormDense(32), (4, 50)),
+                                          (lambda: SpectralNormConv2D(16, 5, strides=2), (4, 14, 14, 8))])
+def test_spectral_norm_makes_largest_singular_value_one(layer, shape):
+    layer = layer()
+    x = tf.random.normal(shape)
+    layer(x, training=False)
+    layer.kernel.assign(layer.kernel * 7.0)  # sigma well above 1 before normalisation
+    assert _largest_singular_value(layer.kernel.numpy()) > 2.0
+    for _ in range(30):  # power iteration, one step per training call
+        layer(x, training=True)
+    normalized = layer.normalized_kernel(training=False).numpy()
+    assert _largest_singular_value(normalized) == pytest.approx(1.0, abs=0.02)
+    # Gradients reach the raw kernel.
+    with tf.GradientTape() as tape:
+        y = tf.reduce_sum(layer(x, training=True))
+    assert tape.gradient(y, layer.kernel) is not None
+
+
+def test_spectral_norm_models_save_and_load(tmp_path):
+    d = build_discriminator("dcgan_28", (28, 28, 1), spectral_norm=True, dtype="mixed_bfloat16")
+    assert any(isinstance(layer, SpectralNormConv2D) for layer in d.layers)
+    x = tf.random.uniform([2, 28, 28, 1], -1, 1)
+    path = str(tmp_path / "d.keras")
+    d.save(path)
+    loaded = keras.saving.load_model(path, compile=False)
+    np.testing.assert_allclose(loaded(x, training=False).numpy(), d(x, training=False).numpy(), atol=1e-5)
+
+
+# ------------------------------------------------------------------------------ R1 in the D step
+def test_r1_is_added_to_the_discriminator_loss():
+    config = TrainConfig(architecture="mlp", diffaugment="", r1_gamma=2.0, mixed_precision="off", ema_decay=0.0)
+    trainer = GanTrainer(config, (28, 28, 1), None, "float32")
+    w = np.linspace(-0.01, 0.01, 784).astype(np.float32).reshape(784, 1)
+    linear = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+                               keras.layers.Dense(1, use_bias=False)])
+    linear.set_weights([w])
+    trainer.discriminator = linear
+    trainer.d_optimizer = keras.optimizers.SGD(0.0)
+    real = tf.random.uniform([4, 28, 28, 1], -1, 1)
+    fake = tf.random.uniform([4, 28, 28, 1], -1, 1)
+    d_loss, _, _ = trainer.discriminator_update(real, fake, tf.zeros([4], tf.int32))
+    real_logits, fake_logits = linear(real), linear(fake)
+    from components.gan.losses import bce_d_loss
+    expected = bce_d_loss(real_logits, fake_logits).numpy() + 0.5 * 2.0 * float(np.sum(w ** 2))
+    assert d_loss.numpy() == pytest.approx(expected, rel=1e-5)
+
+
+# ------------------------------------------------------------------------------ model shapes
+@pytest.mark.parametrize("architecture, shape, classes", [
+    ("mlp", (28, 28, 1), None), ("dcgan_28", (28, 28, 1), None),
+    ("dcgan_rgb", (28, 28, 3), None), ("dcgan_rgb", (32, 32, 3), None), ("dcgan_rgb", (64, 64, 3), None),
+    ("conditional_dcgan", (28, 28, 1), 10), ("conditional_dcgan", (64, 64, 3), 3),
+])
+def test_model_shapes(architecture, shape, classes):
+    g = build_generator(architecture, shape, 16, classes)
+    d = build_discriminator(architecture, shape, classes)
+    z = tf.random.normal([2, 16])
+    labels = tf.constant([0, 1], tf.int32)
+    images = g([z, labels] if classes else z, training=False)
+    assert images.shape == (2,) + shape and images.dtype == tf.float32
+    assert np.abs(images.numpy()).max() <= 1.0
+    logits = d([images, labels] if classes else images, training=False)
+    assert logits.shape == (2, 1) and logits.dtype == tf.float32
+
+
+def test_dcgan_28_is_the_tensorflow_tutorial_model():
+    g = build_generator("dcgan_28", (28, 28, 1), 100)
+    d = build_discriminator("dcgan_28", (28, 28, 1))
+    from benchmarks.train_throughput import make_discriminator_model, make_generator_model  # the tutorial's code
+    assert g.count_params() == make_generator_model().count_params() == 2_330_944
+    assert d.count_params() == make_discriminator_model().count_params() == 212_865
+    kinds = [type(layer).__name__ for layer in g.layers[1:]]
+    assert kinds[:4] == ["Dense", "FusedBatchNorm", "LeakyReLU", "Reshape"]  # same math as Keras BN, below
+    assert kinds.count("Conv2DTranspose") == 3
+
+
+@pytest.mark.parametrize("shape", [(8, 5), (4, 3, 3, 6)])
+def test_fused_batch_norm_matches_keras_batch_normalization(shape):
+    x = tf.random.normal(shape, 0.5, 2.0)
+    fused, reference = FusedBatchNorm(), keras.layers.BatchNormalization()
+    fused.build(shape)
+    reference.build(shape)
+    gamma = np.linspace(0.5, 1.5, shape[-1]).astype(np.float32)
+    for layer in (fused, reference):
+        layer.gamma.assign(gamma)
+        layer.beta.assign(gamma - 1.0)
+    np.testing.assert_allclose(fused(x, training=True).numpy(), reference(x, training=True).numpy(), atol=1e-4)
+    n = np.prod(shape[:-1])  # the fused kernel's moving variance uses the unbiased batch variance
+    np.testing.assert_allclose(fused.moving_mean.numpy(), reference.moving_mean.numpy(), atol=1e-5)
+    np.testing.assert_allclose(fused.moving_variance.numpy() - 0.99, (reference.moving_variance.numpy() - 0.99)
+                               * n / (n - 1), atol=1e-4)
+    fused.moving_variance.assign(reference.moving_variance)
+    np.testing.assert_allclose(fused(x, training=False).numpy(), reference(x, training=False).numpy(), atol=1e-4)

@@ -1,0 +1,84 @@
+"""TrainConfig: defaults, from_dict/to_dict, and the error messages for bad configs."""
+import glob
+import os
+
+import pytest
+import yaml
+
+from components.gan.config import ARCHITECTURES, ConfigError, TrainConfig
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_defaults_round_trip():
+    config = TrainConfig()
+    assert config.architecture == "dcgan_28" and config.loss == "bce" and config.latent_dim == 100
+    assert config.g_learning_rate == 2e-4 and config.beta_1 == 0.5 and config.seed == 0
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    assert TrainConfig.from_dict({}) == config
+    assert TrainConfig.from_dict(None) == config
+
+
+def test_yaml_values_are_coerced():
+    config = TrainConfig.from_dict(yaml.safe_load("g_learning_rate: 2e-4\nd_learning_rate: 1\nema_decay: 0\n"
+                                                  "diffaugment: [translation, color]\ntrain_steps: 100.0\n"))
+    assert config.g_learning_rate == 2e-4  # PyYAML reads 2e-4 as a string
+    assert config.d_learning_rate == 1.0 and isinstance(config.d_learning_rate, float)
+    assert config.diffaugment == "translation,color" and config.train_steps == 100
+
+
+@pytest.mark.parametrize("overrides, fragments", [
+    ({"architecture": "dcgan28"},
+     ["training.architecture", "'dcgan28' is not one of: mlp, dcgan_28, dcgan_rgb, conditional_dcgan"]),
+    ({"loss": "wgan"}, ["training.loss", "bce, minimax, lsgan, wgan_gp, hinge"]),
+    ({"mixed_precision": "bf16"}, ["training.mixed_precision", "auto, off, mixed_float16, mixed_bfloat16"]),
+    ({"distribution": "tpu"}, ["training.distribution", "auto, none, mirrored, multi_worker"]),
+    ({"diffaugment": "translation,flip"}, ["training.diffaugment", "'flip'", "translation, cutout, color"]),
+    ({"learning_rate": 1e-3}, ["unknown key", "'learning_rate'", "g_learning_rate"]),
+    ({"batch_size": "64"}, ["training.batch_size", "expected an integer"]),
+    ({"batch_size": 0}, ["training.batch_size", "> 0"]),
+    ({"spectral_norm": "yes"}, ["training.spectral_norm", "true or false"]),
+    ({"g_learning_rate": "fast"}, ["training.g_learning_rate", "expected a number"]),
+    ({"beta_1": 1.0}, ["training.beta_1", "[0, 1)"]),
+    ({"ema_decay": 1.5}, ["training.ema_decay", "0 disables"]),
+    ({"r1_gamma": -1}, ["training.r1_gamma", ">= 0"]),
+    ({"architecture": 3}, ["training.architecture", "expected a string"]),
+])
+def test_bad_values_name_the_key_and_choices(overrides, fragments):
+    with pytest.raises(ConfigError) as err:
+        TrainConfig.from_dict(overrides)
+    for fragment in fragments:
+        assert fragment in str(err.value)
+
+
+def test_validate_for_data():
+    TrainConfig().validate_for_data((28, 28, 1), 10)
+    TrainConfig(architecture="mlp").validate_for_data((28, 28, 1), None)
+    for size in (28, 32, 64):
+        TrainConfig(architecture="dcgan_rgb").validate_for_data((size, size, 3), None)
+        TrainConfig(architecture="conditional_dcgan").validate_for_data((size, size, 1), 3)
+
+    with pytest.raises(ConfigError) as err:
+        TrainConfig().validate_for_data((32, 32, 3), None)
+    message = str(err.value)
+    assert "'dcgan_28' cannot produce 32x32x3" in message and "supports: 28x28x1" in message
+    assert "dcgan_rgb" in message and "conditional_dcgan" in message  # the ones that fit
+
+    with pytest.raises(ConfigError) as err:
+        TrainConfig(architecture="dcgan_rgb").validate_for_data((48, 48, 3), None)
+    assert "28x28x3, 32x32x3, 64x64x3" in str(err.value) and "no architecture supports 48x48x3" in str(err.value)
+
+    with pytest.raises(ConfigError) as err:
+        TrainConfig(architecture="conditional_dcgan").validate_for_data((28, 28, 1), None)
+    assert "needs labelled data" in str(err.value) and "dcgan_28" in str(err.value)
+
+
+def test_example_configs_are_valid():
+    paths = sorted(glob.glob(os.path.join(ROOT, "pipeline", "configs", "examples", "*.yaml")))
+    found = set()
+    for path in paths:
+        with open(path) as f:
+            raw = yaml.safe_load(f)
+        if "training" in raw:
+            found.add(TrainConfig.from_dict(raw["training"]).architecture)
+    assert found >= set(ARCHITECTURES), f"example configs cover {sorted(found)}"

@@ -1,0 +1,183 @@
+"""train_gan end to end on tiny step counts: outputs, export, resume, divergence, warm start,
+the tf.distribute path and the float16 loss-scaling path."""
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components.gan import losses as losses_lib
+from components.gan.config import TrainConfig
+from components.gan.synthetic import write_tfrecords
+from components.gan.train import (HISTORY_KEYS, GanTrainer, TrainingDivergedError, _warm_start, load_discriminator,
+                                  load_generator, save_trained_models, train_gan)
+from data.digits import digits_28x28
+
+SHAPE = (28, 28, 1)
+
+
+@pytest.fixture(scope="module")
+def digit_files(tmp_path_factory):
+    images, labels = digits_28x28()
+    path = tmp_path_factory.mktemp("digits") / "train.tfrecord.gz"
+    return write_tfrecords(images[:256], labels[:256], str(path))
+
+
+def tiny(**overrides):
+    base = dict(batch_size=16, train_steps=6, log_every_steps=2, checkpoint_every_steps=3, sample_every_steps=3)
+    base.update(overrides)
+    return TrainConfig.from_dict(base)
+
+
+def test_train_save_export_and_load(digit_files, tmp_path):
+    config = tiny()
+    logs = []
+    result = train_gan(config, digit_files, SHAPE, 10, str(tmp_path / "run"), str(tmp_path / "ckpt"), log=logs.append)
+    assert result.steps == 6 and result.resumed_from_step == 0
+    assert set(result.history) >= set(HISTORY_KEYS)
+    assert result.history["step"] == [2, 4, 6]
+    assert all(np.isfinite(result.history["d_loss"]))
+    assert any("images/s" in line and "D acc real" in line for line in logs)
+    # Run outputs: sample grids, the loss curve and TensorBoard events.
+    run = tmp_path / "run"
+    assert (run / "samples" / "step_000003.png").exists() and (run / "samples" / "final.png").exists()
+    assert (run / "loss_curve.png").exists()
+    assert any(name.startswith("events.out.tfevents") for name in os.listdir(run))
+
+    model_dir = tmp_path / "model"
+    save_trained_models(result, config, str(model_dir), SHAPE, 10)
+    assert (model_dir / "Format-Serving" / "saved_model.pb").exists()
+    meta = json.loads((model_dir / "Format-Serving" / "assets.extra" / "gan_metadata.json").read_text())
+    assert meta["architecture"] == "dcgan_28" and meta["loss"] == "bce" and meta["steps"] == 6
+    assert json.loads((model_dir / "train_config.json").read_text())["config"]["architecture"] == "dcgan_28"
+
+    served = tf.saved_model.load(str(model_dir / "Format-Serving"))
+    latent = tf.random.normal([3, config.latent_dim])
+    images = served.signatures["serving_default"](latent=latent)["images"]
+    assert images.shape == (3, 28, 28, 1)
+    # The export is the (EMA) generator of the result, in float32.
+    expected = result.generator(latent, training=False).numpy()
+    np.testing.assert_allclose(images.numpy(), expected, atol=0.05)
+    pngs = served.signatures["generate_png"](num_images=tf.constant(2), seed=tf.constant(1))["png_bytes"]
+    assert pngs.shape == (2,)
+
+    discriminator = load_discriminator(str(model_dir))
+    assert discriminator.output_shape == (None, 1)
+    logits = discriminator(images, training=False)
+    assert logits.shape == (3, 1) and logits.dtype == tf.float32
+    assert load_generator(str(model_dir)).output_shape == (None, 28, 28, 1)
+
+
+def test_resume_after_kill_and_restart_of_finished_run(digit_files, tmp_path):
+    config = tiny(train_steps=8, checkpoint_every_steps=4, log_every_steps=4)
+    ckpt = str(tmp_path / "ckpt")
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_6(step):
+        if step == 6:
+            raise Killed()
+
+    with pytest.raises(Killed):  # "killed" after the step-4 checkpoint, before the next one
+        train_gan(config, digit_files, SHAPE, 10, str(tmp_path / "run1"), ckpt, on_step=kill_at_6)
+    logs = []
+    result = train_gan(config, digit_files, SHAPE, 10, str(tmp_path / "run2"), ckpt, log=logs.append)
+    assert result.resumed_from_step == 4, logs
+    assert result.steps == 8
+    assert any("resuming from checkpoint" in line and "step 4" in line for line in logs)
+    assert result.history["step"] == [4, 8]  # step 4 restored from the checkpoint's history
+
+    # A finished run restarted trains nothing and gives back the same generator.
+    latent = tf.random.normal([2, config.latent_dim])
+    before = result.generator(latent, training=False).numpy()
+    again = train_gan(config, digit_files, SHAPE, 10, str(tmp_path / "run3"), ckpt)
+    assert again.resumed_from_step == 8 and again.steps == 8
+    np.testing.assert_allclose(again.generator(latent, training=False).numpy(), before, atol=1e-6)
+
+
+def test_divergence_guard_raises_and_saves_nothing(digit_files, tmp_path, monkeypatch):
+    def nan_g_loss(fake_logits):  # an injected NaN in the generator's loss
+        return losses_lib.bce_g_loss(fake_logits) * np.float32("nan")
+
+    monkeypatch.setitem(losses_lib.G_LOSSES, "bce", nan_g_loss)
+    config = tiny(train_steps=10, checkpoint_every_steps=5, log_every_steps=5)
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(TrainingDivergedError) as err:
+        train_gan(config, digit_files, SHAPE, 10, str(tmp_path / "run"), str(ckpt))
+    assert err.value.step == 1 and err.value.loss_name == "g_loss"
+    assert "step 1" in str(err.value) and "g_loss" in str(err.value)
+    assert not ckpt.exists() or not any(name.startswith("ckpt") for name in os.listdir(ckpt))
+
+
+def test_divergence_from_huge_learning_rate(digit_files, tmp_path):
+    config = tiny(loss="lsgan", g_learning_rate=1e12, d_learning_rate=1e12, diffaugment="", ema_decay=0.0,
+                  mixed_precision="off", train_steps=40, log_every_steps=40, checkpoint_every_steps=40)
+    with pytest.raises(TrainingDivergedError):
+        train_gan(config, digit_files, SHAPE, 10, str(tmp_path / "run"), str(tmp_path / "ckpt"))
+
+
+def test_warm_start_loads_weights_and_warns_on_mismatch(digit_files, tmp_path):
+    config = tiny(train_steps=2)
+    result = train_gan(config, digit_files, SHAPE, 10, str(tmp_path / "run"), str(tmp_path / "ckpt"))
+    save_trained_models(result, config, str(tmp_path / "model"), SHAPE, 10)
+
+    logs = []
+    trainer = GanTrainer(config, SHAPE, 10, "float32")
+    assert _warm_start(trainer, str(tmp_path / "model"), logs.append)
+    for a, b in zip(trainer.generator.get_weights(), result.generator.get_weights()):
+        np.testing.assert_allclose(a, b)
+    for a, b in zip(trainer.discriminator.get_weights(), result.discriminator.get_weights()):
+        np.testing.assert_allclose(a, b)
+
+    # Through train_gan (no checkpoint yet -> warm start is used).
+    logs = []
+    warm = train_gan(tiny(train_steps=1), digit_files, SHAPE, 10, str(tmp_path / "run2"), str(tmp_path / "ckpt2"),
+                     warm_start_dir=str(tmp_path / "model"), log=logs.append)
+    assert any(line.startswith("warm start:") for line in logs)
+    assert warm.steps == 1
+
+    other = GanTrainer(tiny(spectral_norm=True, architecture="mlp"), SHAPE, 10, "float32")
+    logs = []
+    assert not _warm_start(other, str(tmp_path / "model"), logs.append)
+    assert "WARNING" in logs[0] and "shapes" in logs[0]
+
+
+def test_mirrored_strategy_path_on_cpu(digit_files, tmp_path):
+    # There is no GPU on the test machine: MirroredStrategy runs over the single CPU device, which
+    # still exercises strategy.scope, experimental_distribute_dataset, strategy.run and reduce.
+    config = tiny(distribution="mirrored", train_steps=3, loss="wgan_gp", r1_gamma=1.0, d_steps_per_g_step=2)
+    result = train_gan(config, digit_files, SHAPE, 10, str(tmp_path / "run"), str(tmp_path / "ckpt"))
+    assert result.strategy == "MirroredStrategy" and result.steps == 3
+    assert all(np.isfinite(result.history["d_loss"]))
+
+
+def test_float16_loss_scaling_path(digit_files, tmp_path):
+    config = tiny(mixed_precision="mixed_float16", train_steps=2, diffaugment="translation,cutout,color")
+    result = train_gan(config, digit_files, SHAPE, 10, str(tmp_path / "run"), str(tmp_path / "ckpt"))
+    assert result.precision == "mixed_float16" and result.steps == 2
+    save_trained_models(result, config, str(tmp_path / "model"), SHAPE, 10)
+    assert load_discriminator(str(tmp_path / "model")).dtype_policy.name == "float32"
+
+
+def test_multi_worker_strategy_path_single_worker(digit_files, tmp_path):
+    # MultiWorkerMirroredStrategy must be created before other TF work in its process, so this
+    # runs in a fresh interpreter; without TF_CONFIG it is a one-worker cluster on this machine
+    # (no GPU here either). With TF_CONFIG naming several workers the same code trains on all.
+    import subprocess
+    import sys
+    script = (
+        "from components.gan.config import TrainConfig\n"
+        "from components.gan.train import train_gan\n"
+        f"config = TrainConfig.from_dict(dict(batch_size=16, train_steps=2, log_every_steps=1, "
+        f"distribution='multi_worker'))\n"
+        f"r = train_gan(config, {digit_files!r}, (28, 28, 1), 10, {str(tmp_path / 'run')!r}, "
+        f"{str(tmp_path / 'ckpt')!r})\n"
+        "print('RESULT', r.strategy, r.steps)\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root, "TF_USE_LEGACY_KERAS": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("TF_CONFIG", None)
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                         timeout=300, cwd=root)
+    assert "RESULT MultiWorkerMirroredStrategy 2" in out.stdout, out.stdout[-2000:] + out.stderr[-3000:]
