@@ -94,8 +94,8 @@ def main(argv=None) -> int:
 
     from components.gan.config import TrainConfig
     from components.gan.synthetic import write_tfrecords
-    from components.gan.train import image_grid, save_png, train_gan
-    from components.gan.export import to_uint8
+    from components.gan.samples import image_grid, save_png
+    from components.gan.train import train_gan
     from components.metrics.domain_classifier import train_domain_classifier
 
     overrides = {}
@@ -126,6 +126,7 @@ def main(argv=None) -> int:
         n = len(held_images)
         gen_labels = (np.arange(n) % NUM_CLASSES).astype(np.int32) if config.conditional else None
         generated = generate(result.generator, n, config.latent_dim, seed=1, labels=gen_labels)
+        np.save(os.path.join(out_dir, f"{stem}_generated.npy"), generated)  # to re-score without retraining
         subset = np.random.default_rng(1).choice(len(train_images), n, replace=False)
         report = quality_report(generated, to_float(train_images[subset]), to_float(held_images), classifier)
         # For scale: the same confidence measure on real held-out digits.
@@ -140,7 +141,7 @@ def main(argv=None) -> int:
             predicted = classifier.predict_proba(generated).argmax(axis=1)
             report["conditional_label_accuracy"] = float(np.mean(predicted == gen_labels))
 
-        grid = image_grid(to_uint8(generated[:100]).numpy(), rows=10)
+        grid = image_grid(generated[:100], columns=10)
         save_png(grid, os.path.join(out_dir, f"{stem}_samples.png"))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -8,14 +8,17 @@ other processes on this shared machine hits them alike; each variant's first cal
 a warm-up round are excluded. Reported: median images/s over rounds and the median of the
 per-round ratios to the reference.
 
-reference    the tutorial's ``train_step``, written exactly as the tutorial writes it (two
-             GradientTapes, one forward pass, simultaneous updates), float32, from_tensor_slices.
-ours_fp32    our step (``components.gan.train.GanTrainer``) with the same model/loss/optimiser,
-             no augmentation, no EMA, float32: what our loop structure alone costs or gains.
-ours         the same with ``mixed_precision: auto`` (mixed_bfloat16 on this CPU): the apples-to-
-             apples comparison with the reference (same work per image).
-ours_default our default TrainConfig at batch 256 (DiffAugment translation+cutout and EMA on): what
-             a default training run actually gets; it does more work per image.
+reference       the tutorial's ``train_step``, written exactly as the tutorial writes it (two
+                GradientTapes, one forward pass, simultaneous updates), float32, from_tensor_slices.
+reference_bf16  the same under the Keras policy mixed_bfloat16 (NOTES: "bf16 alone").
+ours_fp32       our step (``components.gan.train.GanTraining``), same model/loss/optimiser, no
+                augmentation, no EMA, float32: what our step and layers give without bf16.
+ours_bf16_keras_layers  ours in mixed_bfloat16 but with stock Keras BatchNormalization and every
+                D layer in bf16 (ablation of the layer choices in components/gan/models.py).
+ours            our step as shipped, ``mixed_precision: auto`` (mixed_bfloat16 on this CPU): the
+                apples-to-apples comparison with the reference (same work per image).
+ours_default    our default TrainConfig at batch 256 (its DiffAugment/EMA settings on): what a
+                default training run gets.
 """
 from __future__ import annotations
 
@@ -71,17 +74,21 @@ def make_discriminator_model():
     return model
 
 
-def make_reference(train_images):
+def make_reference(train_images, policy: str = "float32"):
+    keras.mixed_precision.set_global_policy(policy)  # "float32" is the tutorial as written
     generator = make_generator_model()
     discriminator = make_discriminator_model()
+    keras.mixed_precision.set_global_policy("float32")
     cross_entropy = keras.losses.BinaryCrossentropy(from_logits=True)
 
     def discriminator_loss(real_output, fake_output):
+        real_output, fake_output = tf.cast(real_output, tf.float32), tf.cast(fake_output, tf.float32)
         real_loss = cross_entropy(tf.ones_like(real_output), real_output)
         fake_loss = cross_entropy(tf.zeros_like(fake_output), fake_output)
         return real_loss + fake_loss
 
     def generator_loss(fake_output):
+        fake_output = tf.cast(fake_output, tf.float32)
         return cross_entropy(tf.ones_like(fake_output), fake_output)
 
     generator_optimizer = keras.optimizers.Adam(1e-4)
@@ -112,12 +119,19 @@ def make_reference(train_images):
 
 
 # ------------------------------------------------------------------ ours
-def make_ours(files, config):
+def make_ours(files, config, layer_options: dict | None = None):
+    from components.gan import models
     from components.gan.data import training_dataset
-    from components.gan.train import GanTrainer, resolve_precision
+    from components.gan.train import GanTraining, resolve_precision
 
     strategy = tf.distribute.get_strategy()
-    trainer = GanTrainer(config, (28, 28, 1), 10, resolve_precision(config.mixed_precision))
+    saved = dict(models.LAYER_OPTIONS)
+    models.LAYER_OPTIONS.update(layer_options or {})  # ablation: read when the models are built
+    try:
+        trainer = GanTraining(config, (28, 28, 1), 10, resolve_precision(config.mixed_precision))
+    finally:
+        models.LAYER_OPTIONS.clear()
+        models.LAYER_OPTIONS.update(saved)
     step_fn = trainer.make_step_fn(strategy)
     dataset = training_dataset(files, (28, 28, 1), config.batch_size * config.d_steps_per_g_step, seed=0)
     iterator = iter(dataset)
@@ -135,7 +149,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=20, help="train steps per variant per round")
     parser.add_argument("--rounds", type=int, default=5, help="measured rounds (after one warm-up round)")
-    parser.add_argument("--variants", default="reference,ours_fp32,ours,ours_default")
+    parser.add_argument("--variants",
+                        default="reference,reference_bf16,ours_fp32,ours_bf16_keras_layers,ours,ours_default")
     parser.add_argument("--out", default="outputs/benchmarks/train_throughput.json")
     args = parser.parse_args(argv)
 
@@ -150,9 +165,14 @@ def main(argv=None) -> int:
 
     same = dict(architecture="dcgan_28", loss="bce", batch_size=BATCH_SIZE, g_learning_rate=1e-4,
                 d_learning_rate=1e-4, beta_1=0.9, beta_2=0.999, diffaugment="", ema_decay=0.0)
+    keras_layers = {"fused_batch_norm": False, "float32_input_conv": False, "dropout_dtype": None,
+                    "fast_dropout": False, "activation_dtype": None}
     builders = {
         "reference": lambda: make_reference(train_images),
+        "reference_bf16": lambda: make_reference(train_images, "mixed_bfloat16"),
         "ours_fp32": lambda: make_ours(files, TrainConfig.from_dict({**same, "mixed_precision": "off"})),
+        "ours_bf16_keras_layers": lambda: make_ours(
+            files, TrainConfig.from_dict({**same, "mixed_precision": "mixed_bfloat16"}), keras_layers),
         "ours": lambda: make_ours(files, TrainConfig.from_dict({**same, "mixed_precision": "auto"})),
         "ours_default": lambda: make_ours(files, TrainConfig.from_dict({"batch_size": BATCH_SIZE})),
     }
@@ -170,7 +190,7 @@ def main(argv=None) -> int:
             if round_index > 0:  # round 0 is warm-up
                 times[name].append(elapsed)
         print(f"round {round_index}/{args.rounds}: " + "  ".join(
-            f"{n} {args.steps * BATCH_SIZE / times[n][-1]:.0f} img/s" for n in names if times[n]), flush=True)
+            f"{n} {args.steps * BATCH_SIZE / times[n][-1]:.0f}" for n in names if times[n]) + " img/s", flush=True)
 
     results = {}
     for name in names:
@@ -195,11 +215,11 @@ def main(argv=None) -> int:
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(report, f, indent=2)
-    print(f"\n{'variant':<14}{'images/s (median)':>20}{'x reference':>14}")
+    print(f"\n{'variant':<24}{'images/s (median)':>20}{'x reference':>14}")
     for name in names:
         r = results[name]
         ratio = r.get("speedup_vs_reference_median")
-        print(f"{name:<14}{r['images_per_sec_median']:>20.0f}{'' if ratio is None else f'{ratio:.2f}x':>14}")
+        print(f"{name:<24}{r['images_per_sec_median']:>20.0f}{'' if ratio is None else f'{ratio:.2f}x':>14}")
     print(f"\nwritten {args.out}")
     return 0
 

@@ -6,9 +6,9 @@ import tensorflow as tf
 
 from components.gan import augment
 from components.gan.config import TrainConfig
-from components.gan.models import (FusedBatchNorm, SpectralNormConv2D, SpectralNormDense, build_discriminator,
+from components.gan.models import (FastDropout, FusedBatchNorm, SpectralNormConv2D, SpectralNormDense, build_discriminator,
                                    build_generator)
-from components.gan.train import GanTrainer
+from components.gan.train import GanTraining
 
 
 # ------------------------------------------------------------------------------ DiffAugment
@@ -49,7 +49,7 @@ def test_diffaugment_is_applied_in_the_generator_step():
     # The G step's gradient must flow through the augmentation: with cutout, generator
     # gradients still reach every output pixel on average, and the trainer uses the policy.
     config = TrainConfig(architecture="mlp", diffaugment="translation,cutout", mixed_precision="off")
-    trainer = GanTrainer(config, (28, 28, 1), None, "float32")
+    trainer = GanTraining(config, (28, 28, 1), None, "float32")
     assert trainer.augment_policy == ("translation", "cutout")
     fake = tf.random.uniform([8, 28, 28, 1])
     with tf.GradientTape() as tape:
@@ -61,7 +61,7 @@ def test_diffaugment_is_applied_in_the_generator_step():
 # ------------------------------------------------------------------------------ EMA
 def test_ema_update_formula_and_warmup():
     config = TrainConfig(architecture="mlp", ema_decay=0.9, mixed_precision="off")
-    trainer = GanTrainer(config, (28, 28, 1), None, "float32")
+    trainer = GanTraining(config, (28, 28, 1), None, "float32")
     g, ema = trainer.generator, trainer.ema_generator
     for a, b in zip(g.get_weights(), ema.get_weights()):
         np.testing.assert_array_equal(a, b)  # starts as a copy
@@ -75,7 +75,7 @@ def test_ema_update_formula_and_warmup():
     trainer.update_ema()
     np.testing.assert_allclose(ema.get_weights()[0], 0.1, rtol=1e-5)
     assert trainer.export_generator is ema
-    assert GanTrainer(config.replace(ema_decay=0.0), (28, 28, 1), None, "float32").ema_generator is None
+    assert GanTraining(config.replace(ema_decay=0.0), (28, 28, 1), None, "float32").ema_generator is None
 
 
 # ------------------------------------------------------------------------------ spectral norm
@@ -116,7 +116,7 @@ def test_spectral_norm_models_save_and_load(tmp_path):
 # ------------------------------------------------------------------------------ R1 in the D step
 def test_r1_is_added_to_the_discriminator_loss():
     config = TrainConfig(architecture="mlp", diffaugment="", r1_gamma=2.0, mixed_precision="off", ema_decay=0.0)
-    trainer = GanTrainer(config, (28, 28, 1), None, "float32")
+    trainer = GanTraining(config, (28, 28, 1), None, "float32")
     w = np.linspace(-0.01, 0.01, 784).astype(np.float32).reshape(784, 1)
     linear = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
                                keras.layers.Dense(1, use_bias=False)])
@@ -178,3 +178,19 @@ def test_fused_batch_norm_matches_keras_batch_normalization(shape):
                                * n / (n - 1), atol=1e-4)
     fused.moving_variance.assign(reference.moving_variance)
     np.testing.assert_allclose(fused(x, training=False).numpy(), reference(x, training=False).numpy(), atol=1e-4)
+
+
+def test_fast_dropout_rate_scaling_and_inference_identity():
+    x = tf.ones([64, 14, 14, 8])
+    layer = FastDropout(0.3, seed=1)
+    y = layer(x, training=True).numpy()
+    dropped = np.mean(y == 0)
+    assert dropped == pytest.approx(0.3, abs=0.01)
+    np.testing.assert_allclose(y[y != 0], 1.0 / 0.7, rtol=1e-6)
+    assert not np.array_equal(y, layer(x, training=True).numpy())  # a new mask every call
+    np.testing.assert_array_equal(layer(x, training=False).numpy(), x.numpy())
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = tf.reduce_sum(layer(x, training=True))
+    grad = tape.gradient(out, x).numpy()
+    assert np.all(np.isclose(grad, 0.0) | np.isclose(grad, 1.0 / 0.7))

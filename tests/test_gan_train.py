@@ -12,7 +12,7 @@ import tensorflow as tf
 from components.gan import losses as losses_lib
 from components.gan.config import TrainConfig
 from components.gan.synthetic import write_tfrecords
-from components.gan.train import (HISTORY_KEYS, GanTrainer, TrainingDivergedError, _warm_start, load_discriminator,
+from components.gan.train import (HISTORY_KEYS, GanTraining, TrainingDivergedError, _warm_start, load_discriminator,
                                   load_generator, save_trained_models, train_gan)
 from data.digits import digits_28x28
 
@@ -126,7 +126,7 @@ def test_warm_start_loads_weights_and_warns_on_mismatch(digit_files, tmp_path):
     save_trained_models(result, config, str(tmp_path / "model"), SHAPE, 10)
 
     logs = []
-    trainer = GanTrainer(config, SHAPE, 10, "float32")
+    trainer = GanTraining(config, SHAPE, 10, "float32")
     assert _warm_start(trainer, str(tmp_path / "model"), logs.append)
     for a, b in zip(trainer.generator.get_weights(), result.generator.get_weights()):
         np.testing.assert_allclose(a, b)
@@ -140,7 +140,7 @@ def test_warm_start_loads_weights_and_warns_on_mismatch(digit_files, tmp_path):
     assert any(line.startswith("warm start:") for line in logs)
     assert warm.steps == 1
 
-    other = GanTrainer(tiny(architecture="dcgan_28"), SHAPE, 10, "float32")
+    other = GanTraining(tiny(architecture="dcgan_28"), SHAPE, 10, "float32")
     logs = []
     assert not _warm_start(other, str(tmp_path / "model"), logs.append)
     assert "WARNING" in logs[0] and "shapes" in logs[0]
@@ -161,7 +161,7 @@ def test_float16_loss_scaling_path(digit_files, tmp_path):
                   diffaugment="translation,cutout,color")
     result = train_gan(config, digit_files, SHAPE, 10, str(tmp_path / "run"), str(tmp_path / "ckpt"))
     assert result.precision == "mixed_float16" and result.steps == 2
-    trainer = GanTrainer(config, SHAPE, 10, "mixed_float16")
+    trainer = GanTraining(config, SHAPE, 10, "mixed_float16")
     assert isinstance(trainer.g_optimizer, keras.optimizers.LossScaleOptimizer)
     assert isinstance(trainer.d_optimizer, keras.optimizers.LossScaleOptimizer)
     save_trained_models(result, config, str(tmp_path / "model"), SHAPE, 10)

@@ -7,6 +7,15 @@ import os
 import numpy as np
 
 
+def _write(data: bytes, path: str) -> str:
+    import tensorflow as tf
+
+    tf.io.gfile.makedirs(os.path.dirname(path) or ".")
+    with tf.io.gfile.GFile(path, "wb") as f:  # local paths and gs:// artifact URIs alike
+        f.write(data)
+    return path
+
+
 def image_grid(images: np.ndarray, columns: int | None = None) -> np.ndarray:
     """Tiles images in [-1, 1] ([N, H, W, C]) into one uint8 picture with 2 px gaps."""
     images = np.asarray(images, np.float32)
@@ -22,12 +31,16 @@ def image_grid(images: np.ndarray, columns: int | None = None) -> np.ndarray:
     return grid[..., 0] if c == 1 else grid
 
 
+def save_png(pixels: np.ndarray, path: str) -> str:
+    """uint8 [H, W] or [H, W, C] -> PNG file, without Matplotlib (cheap enough to call every epoch)."""
+    import tensorflow as tf
+
+    pixels = np.asarray(pixels, np.uint8)
+    return _write(tf.io.encode_png(pixels[..., None] if pixels.ndim == 2 else pixels).numpy(), path)
+
+
 def save_image_grid(images: np.ndarray, path: str, columns: int | None = None, title: str | None = None) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     grid = image_grid(images, columns)
     scale = 4 if grid.shape[0] < 200 else 2
     fig = plt.figure(figsize=(grid.shape[1] * scale / 100, grid.shape[0] * scale / 100 + (0.3 if title else 0)), dpi=100)
@@ -36,14 +49,41 @@ def save_image_grid(images: np.ndarray, path: str, columns: int | None = None, t
     ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=9)
+    return _save_figure(fig, path)
+
+
+def save_loss_curve(history: dict, path: str) -> str | None:
+    """Losses and D's accuracies on real/fake against the step (``train_gan``'s history)."""
+    if not history.get("step"):
+        return None
+    plt = _pyplot()
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    ax1.plot(history["step"], history["d_loss"], label="D loss")
+    ax1.plot(history["step"], history["g_loss"], label="G loss")
+    ax1.set_ylabel("loss")
+    ax1.legend()
+    ax2.plot(history["step"], history["d_real_acc"], label="D accuracy on real")
+    ax2.plot(history["step"], history["d_fake_acc"], label="D accuracy on fake")
+    ax2.set_ylim(-0.02, 1.02)
+    ax2.set_xlabel("generator step")
+    ax2.legend()
+    fig.tight_layout()
+    return _save_figure(fig, path)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save_figure(fig, path: str) -> str:
     import io
 
-    import tensorflow as tf
-
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    tf.io.gfile.makedirs(os.path.dirname(path) or ".")
-    with tf.io.gfile.GFile(path, "wb") as f:  # local paths and gs:// artifact URIs alike
-        f.write(buffer.getvalue())
-    plt.close(fig)
-    return path
+    fig.savefig(buffer, format="png", dpi=100)
+    _pyplot().close(fig)
+    return _write(buffer.getvalue(), path)

@@ -2,7 +2,7 @@
 
 The library behind the GanTrainer component; plain TensorFlow/Keras 3, no TFX imports.
 
-One training step (``GanTrainer.train_step``), read top to bottom:
+One training step (``GanTraining.train_step``), read top to bottom:
 
 1. (``d_steps_per_g_step`` > 1 only) extra discriminator updates on fresh fakes;
 2. the generator draws a batch of fakes; the discriminator scores (DiffAugment-ed) real and fake
@@ -32,8 +32,9 @@ from components.gan import augment as augment_lib
 from components.gan import losses as losses_lib
 from components.gan.config import TrainConfig
 from components.gan.data import training_dataset
-from components.gan.export import export_generator, to_uint8
+from components.gan.export import export_generator
 from components.gan.models import build_models  # also registers the custom layers
+from components.gan.samples import image_grid, save_loss_curve, save_png
 
 HISTORY_KEYS = ("step", "d_loss", "g_loss", "d_real_acc", "d_fake_acc", "images_per_sec")
 HISTORY_FILENAME = "history.json"
@@ -119,7 +120,7 @@ def _is_chief(strategy) -> bool:
 
 
 # ---------------------------------------------------------------------------- the trainer
-class GanTrainer:
+class GanTraining:
     """Models, optimizers, EMA and the compiled train step. Create inside ``strategy.scope()``."""
 
     def __init__(self, config: TrainConfig, image_shape, num_classes: int | None, precision: str,
@@ -286,59 +287,15 @@ class GanTrainer:
         return tf.cast(model(inputs, training=False), tf.float32)
 
 
-# ---------------------------------------------------------------------------- images and plots
-def image_grid(images: np.ndarray, rows: int | None = None) -> np.ndarray:
-    """uint8 [N,H,W,C] -> one uint8 [rows*H, cols*W, C] mosaic with 1 px gaps."""
-    n, h, w, c = images.shape
-    rows = rows or int(math.ceil(math.sqrt(n)))
-    cols = int(math.ceil(n / rows))
-    grid = np.zeros((rows * (h + 1) - 1, cols * (w + 1) - 1, c), np.uint8)
-    for i in range(n):
-        r, col = divmod(i, cols)
-        grid[r * (h + 1):r * (h + 1) + h, col * (w + 1):col * (w + 1) + w] = images[i]
-    return grid
-
-
-def save_png(array: np.ndarray, path: str) -> str:
-    tf.io.gfile.makedirs(os.path.dirname(path))
-    data = tf.io.encode_png(tf.constant(array)).numpy()
-    with tf.io.gfile.GFile(path, "wb") as f:
-        f.write(data)
-    return path
-
-
-def plot_history(history: dict, path: str) -> str | None:
-    if not history.get("step"):
-        return None
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
-    ax1.plot(history["step"], history["d_loss"], label="D loss")
-    ax1.plot(history["step"], history["g_loss"], label="G loss")
-    ax1.set_ylabel("loss")
-    ax1.legend()
-    ax2.plot(history["step"], history["d_real_acc"], label="D accuracy on real")
-    ax2.plot(history["step"], history["d_fake_acc"], label="D accuracy on fake")
-    ax2.set_ylim(-0.02, 1.02)
-    ax2.set_xlabel("generator step")
-    ax2.legend()
-    fig.tight_layout()
-    tf.io.gfile.makedirs(os.path.dirname(path))
-    with tf.io.gfile.GFile(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
-    return path
-
-
+# ---------------------------------------------------------------------------- sample grids
 def _fixed_latent(config: TrainConfig, num_classes: int | None):
-    """The fixed latent batch (and labels) every sample grid is drawn from."""
+    """The fixed latent batch (and labels) every sample grid is drawn from, and the grid's columns
+    (one row per class for a conditional generator)."""
     rs = np.random.RandomState(config.seed + 12345)
     if num_classes:
         per_class = max(1, SAMPLE_GRID_SIZE // num_classes)
         labels = np.repeat(np.arange(num_classes, dtype=np.int32), per_class)
-        return rs.normal(size=(len(labels), config.latent_dim)).astype(np.float32), labels, num_classes
+        return rs.normal(size=(len(labels), config.latent_dim)).astype(np.float32), labels, per_class
     return rs.normal(size=(SAMPLE_GRID_SIZE, config.latent_dim)).astype(np.float32), None, None
 
 
@@ -347,7 +304,7 @@ def _count_examples(files) -> int:
 
 
 # ---------------------------------------------------------------------------- warm start
-def _warm_start(trainer: GanTrainer, warm_start_dir: str, log) -> bool:
+def _warm_start(trainer: GanTraining, warm_start_dir: str, log) -> bool:
     pairs = [("generator", trainer.generator), ("discriminator", trainer.discriminator)]
     loaded = {}
     for name, model in pairs:
@@ -395,10 +352,11 @@ def train_gan(config: TrainConfig, train_files: list[str], image_shape: tuple[in
     if not chief:  # non-chief workers write to private scratch dirs, as tf.distribute requires
         checkpoint_dir = os.path.join(checkpoint_dir, f"worker-tmp-{strategy.cluster_resolver.task_id}")
         run_dir = os.path.join(run_dir, f"worker-tmp-{strategy.cluster_resolver.task_id}")
-    strategy_name = "none" if "Default" in type(strategy).__name__ else type(strategy).__name__
+    strategy_name = {"_DefaultDistributionStrategy": "none", "CollectiveAllReduceStrategy": "MultiWorkerMirroredStrategy"
+                     }.get(type(strategy).__name__, type(strategy).__name__)
 
     with strategy.scope():
-        trainer = GanTrainer(config, image_shape, num_classes, precision, strategy.num_replicas_in_sync)
+        trainer = GanTraining(config, image_shape, num_classes, precision, strategy.num_replicas_in_sync)
     checkpoint = trainer.checkpoint()
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=2)
     history = {k: [] for k in HISTORY_KEYS}
@@ -422,16 +380,15 @@ def train_gan(config: TrainConfig, train_files: list[str], image_shape: tuple[in
         f"G {trainer.generator.count_params():,} / D {trainer.discriminator.count_params():,} parameters")
 
     writer = tf.summary.create_file_writer(run_dir) if chief else tf.summary.create_noop_writer()
-    fixed_latent, fixed_labels, grid_rows = _fixed_latent(config, trainer.num_classes)
+    fixed_latent, fixed_labels, grid_columns = _fixed_latent(config, trainer.num_classes)
     sample_paths = []
 
     def write_samples(step, name=None):
         images = trainer.generate(tf.constant(fixed_latent),
                                   None if fixed_labels is None else tf.constant(fixed_labels))
-        pixels = to_uint8(images).numpy()
         path = os.path.join(run_dir, "samples", name or f"step_{step:06d}.png")
         if chief:
-            save_png(image_grid(pixels, grid_rows), path)
+            save_png(image_grid(images.numpy(), grid_columns), path)
             with writer.as_default(step=step):
                 tf.summary.image("samples", (images[:16] + 1.0) / 2.0, max_outputs=16)
         sample_paths.append(path)
@@ -478,12 +435,15 @@ def train_gan(config: TrainConfig, train_files: list[str], image_shape: tuple[in
             pending.append((step, metrics))
             if on_step is not None:
                 on_step(step)
+            if step == resumed_from + 1:  # leave tracing/compilation out of images/s
+                drain()
+                window_start, window_steps = time.perf_counter(), 0
             last = step == config.train_steps
             if step % config.log_every_steps == 0 or last:
                 drain()
                 seconds = time.perf_counter() - window_start - excluded
                 means = {k: float(np.mean(v)) for k, v in window.items()}
-                images_per_sec = window_steps * global_batch / max(seconds, 1e-9)
+                images_per_sec = window_steps * global_batch / max(seconds, 1e-9) if window_steps else float("nan")
                 history["step"].append(step)
                 for k, v in means.items():
                     history[k].append(v)
@@ -511,7 +471,7 @@ def train_gan(config: TrainConfig, train_files: list[str], image_shape: tuple[in
 
     write_samples(step, "final.png")
     if chief:
-        plot_history(history, os.path.join(run_dir, "loss_curve.png"))
+        save_loss_curve(history, os.path.join(run_dir, "loss_curve.png"))
     writer.close()
     return TrainResult(generator=trainer.export_generator, discriminator=trainer.discriminator,
                        history=history, steps=step, seconds=time.perf_counter() - started,
