@@ -1,13 +1,16 @@
 """Quality of the default GAN training on the bundled digits, measured with the domain FID.
 
-    python -m benchmarks.train_quality [--set key=value ...] [--out outputs/benchmarks/train_quality.json]
+    python -m benchmarks.train_quality [--config pipeline/configs/digits.yaml] [--set key=value ...]
+                                       [--out outputs/benchmarks/train_quality.json]
 
 1. The 1,797 bundled digits are split 80/20 at random (fixed seed) into train (1,437) and held-out
    (360) images; the train images are written as gzipped TFRecords of the project's Example format
    (``components.gan.data.make_example``) so ``train_gan`` reads them through its real input path.
-2. ``train_gan`` trains with the default ``TrainConfig`` (``--set`` overrides fields, for tuning).
-3. A domain classifier (``components.metrics.domain_classifier``) is trained on the train split;
-   its 128-d penultimate features give the FID, its softmax the class confidences.
+2. ``train_gan`` trains with the ``training`` section of --config, the pipeline's default config
+   unless told otherwise (``--set`` overrides fields, for tuning).
+3. A domain classifier (``components.metrics.domain_classifier``) is trained on the train split for
+   the config's ``evaluation.classifier_epochs``, as ReferenceStatsGen trains it; its 128-d
+   penultimate features give the FID, its softmax the class confidences.
 4. With N = the held-out size for every set:
      fid_generated  FID(N generated, N held-out real)
      fid_floor      FID(N real train images, N held-out real)  -- what a perfect generator would get
@@ -84,15 +87,16 @@ def quality_report(generated: np.ndarray, train_real: np.ndarray, held_out: np.n
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="pipeline/configs/digits.yaml",
+                        help="pipeline config whose training section (and evaluation.classifier_epochs) to measure")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a TrainConfig field (YAML value), e.g. --set train_steps=2000")
-    parser.add_argument("--classifier_epochs", type=int, default=8)
     parser.add_argument("--out", default="outputs/benchmarks/train_quality.json")
     parser.add_argument("--keep_checkpoints", default=None,
                         help="checkpoint dir to use/keep (default: a fresh temp dir, deleted at the end)")
     args = parser.parse_args(argv)
 
-    from components.gan.config import TrainConfig
+    from pipeline.config import load_config
     from components.gan.synthetic import write_tfrecords
     from components.gan.samples import image_grid, save_png
     from components.gan.train import train_gan
@@ -102,7 +106,9 @@ def main(argv=None) -> int:
     for item in args.set:
         key, _, value = item.partition("=")
         overrides[key] = yaml.safe_load(value)
-    config = TrainConfig.from_dict(overrides)
+    pipeline_config = load_config(args.config, {"training": overrides})
+    config = pipeline_config.training
+    classifier_epochs = pipeline_config.evaluation.classifier_epochs
 
     (train_images, train_labels), (held_images, held_labels) = split_digits()
     out_dir = os.path.dirname(os.path.abspath(args.out))
@@ -121,7 +127,7 @@ def main(argv=None) -> int:
 
         t0 = time.perf_counter()
         classifier = train_domain_classifier(to_float(train_images), train_labels, NUM_CLASSES,
-                                             epochs=args.classifier_epochs, seed=0)
+                                             epochs=classifier_epochs, seed=0)
         classifier_seconds = time.perf_counter() - t0
         n = len(held_images)
         gen_labels = (np.arange(n) % NUM_CLASSES).astype(np.int32) if config.conditional else None
@@ -152,7 +158,8 @@ def main(argv=None) -> int:
              "train_seconds < 600": train_seconds < 600}
     full = {"benchmark": "train_quality", "config": config.to_dict(), "precision": result.precision,
             "split": {"seed": SPLIT_SEED, "train": int(len(train_images)), "held_out": int(len(held_images))},
-            "classifier": {"epochs": args.classifier_epochs, "seconds": classifier_seconds,
+            "config_file": args.config,
+            "classifier": {"epochs": classifier_epochs, "seconds": classifier_seconds,
                            **{k: v for k, v in classifier.metadata.items() if "accuracy" in k}},
             "train_seconds": train_seconds, "steps": result.steps,
             "final_history": {k: v[-1] for k, v in result.history.items() if v},

@@ -76,10 +76,13 @@ def test_first_run_pushes_a_servable_generator(setup):
     versions = serving_versions(config.push_destination)
     assert len(versions) == 1
     model = tf.saved_model.load(versions[0][1])
-    images = model.signatures["serving_default"](latent=tf.random.normal([5, config.training.latent_dim]))["images"]
+    assert config.training.conditional  # the default config: labels in, images of those classes out
+    images = model.signatures["serving_default"](latent=tf.random.normal([5, config.training.latent_dim]),
+                                                 labels=tf.constant([0, 3, 3, 9, 1]))["images"]
     assert images.shape == (5, 28, 28, 1)
     assert float(tf.reduce_min(images)) >= -1.0 and float(tf.reduce_max(images)) <= 1.0
-    png = model.signatures["generate_png"](num_images=tf.constant(3), seed=tf.constant(7))["png_bytes"].numpy()
+    png = model.signatures["generate_png"](num_images=tf.constant(3), seed=tf.constant(7),
+                                           labels=tf.constant([3]))["png_bytes"].numpy()
     assert tf.io.decode_png(png[0]).shape == (28, 28, 1)
 
 

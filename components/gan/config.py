@@ -68,7 +68,7 @@ class TrainConfig:
     # Bookkeeping.
     checkpoint_every_steps: int = 500
     log_every_steps: int = 100
-    sample_every_steps: int = 500
+    sample_every_steps: int = 0  # 0: a sample grid every epoch
     seed: int = 0
 
     # ------------------------------------------------------------------ construction
