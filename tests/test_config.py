@@ -13,7 +13,7 @@ def test_default_config_loads_and_resolves_paths():
     assert config.pipeline_name == "gan-digits"
     assert os.path.isabs(config.data.input_base) and config.data.input_base.endswith("data/digits")
     assert os.path.isfile(config.data.schema_file)
-    assert config.training.architecture == "dcgan_28"
+    assert config.training.architecture == "conditional_dcgan"
     assert config.enable_cache is True
 
 
