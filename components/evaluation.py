@@ -118,7 +118,7 @@ def evaluate_and_bless(*, reference_dir: str, model_dir: str, eval_files: list[s
 
     from components.gan.data import load_arrays
     from components.gan.samples import save_image_grid
-    from components.gan.train import load_discriminator
+    from components.gan.train import load_discriminator, serving_dir_of
     from components.reference import load_reference
 
     reference = load_reference(reference_dir)
@@ -130,7 +130,7 @@ def evaluate_and_bless(*, reference_dir: str, model_dir: str, eval_files: list[s
         fake = generate_images(saved_model_dir, n, seed, num_classes)
         return score_samples(fake, reference.classifier, reference.stats, reference.features, num_classes, seed), fake
 
-    candidate, fake = score(os.path.join(model_dir, "Format-Serving"))
+    candidate, fake = score(serving_dir_of(model_dir))
     candidate["fid_floor"] = floor
     candidate["fid_over_floor"] = candidate["fid"] / floor if floor > 0 else float("inf")
     # The discriminator sees held-out real images it never trained on.

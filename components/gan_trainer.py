@@ -2,8 +2,13 @@
 
 Thin by design: it reads its artifacts, checks the data-validation gate, and calls the plain
 library (components/gan/train.py), which is tested without TFX.
-Outputs: ``model`` (Format-Serving/ = the generator SavedModel that Pusher pushes; keras/ = both
-nets for warm starts and the evaluator) and ``model_run`` (TensorBoard logs, sample grids, losses).
+Outputs: ``model`` (Format-Serving/ = the generator SavedModel that Pusher pushes, carrying both
+nets as Keras files for warm starts and the evaluator) and ``model_run`` (TensorBoard logs,
+sample grids, losses).
+
+Warm start (``training.warm_start``): the component itself looks up the generator serving now
+(the newest complete version under ``push_destination``), as GanEvaluator does for its baseline,
+instead of a Resolver node, which open-source Kubeflow Pipelines cannot run.
 """
 
 import json
@@ -30,7 +35,7 @@ def GanTrainer(
     model_run: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelRun],
     training_config: tfx.dsl.components.Parameter[str],
     checkpoint_root: tfx.dsl.components.Parameter[str],
-    warm_start_dir: tfx.dsl.components.Parameter[str] = "",
+    push_destination: tfx.dsl.components.Parameter[str] = "",
 ):
     # The gate comes first: bad data never reaches training.
     validation_gate.raise_on_anomalies(anomalies.uri)
@@ -38,6 +43,7 @@ def GanTrainer(
     from components.gan import data as gan_data
     from components.gan.config import TrainConfig
     from components.gan.train import save_trained_models, train_gan
+    from components.serving.model_store import find_latest_complete
 
     config = TrainConfig.from_dict(json.loads(training_config))
     data_schema = schema_utils.load_schema(schema.uri)
@@ -46,12 +52,19 @@ def GanTrainer(
     config.validate_for_data(image_shape, num_classes)
 
     train_files = gan_data.split_files(examples.uri, "train")
+    warm_start_dir = None
+    if config.warm_start and push_destination:
+        serving = find_latest_complete(push_destination)
+        warm_start_dir = serving[1] if serving else None
+        if serving is None:
+            print(f"warm start: no generator is serving under {push_destination} yet; training from scratch")
     result = train_gan(
         config, train_files, image_shape, num_classes,
         run_dir=model_run.uri,
         checkpoint_dir=checkpoint_dir_for(checkpoint_root, examples.uri, training_config),
-        warm_start_dir=warm_start_dir or None,
+        warm_start_dir=warm_start_dir,
     )
     save_trained_models(result, config, model.uri, image_shape, num_classes)
     model.set_int_custom_property("train_steps", int(result.steps))
     model.set_string_custom_property("architecture", config.architecture)
+    model.set_string_custom_property("warm_started_from", result.warm_started_from or "")

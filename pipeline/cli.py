@@ -72,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n[run] finished in {time.time() - started:.0f} s")
     for c in summary["components"]:
         print(f"  {c['component']:<20} {c['state']:<9} {c['seconds']:>7.1f} s")
+    if summary.get("warm_started_from"):
+        print(f"  warm start:   from {summary['warm_started_from']}")
     if "fid" in summary:
         print(f"  FID {summary['fid']:.3f} (real-vs-real floor {summary['fid_floor']:.3f}); {summary['reason']}")
     print(f"  metrics:      {summary.get('metrics_json')}")

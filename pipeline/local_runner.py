@@ -40,12 +40,19 @@ def summarize(config: PipelineConfig, since: float = 0.0) -> dict:
         components = [{"component": node.split(".", 1)[1], "state": states.get(state, str(state)),
                        "seconds": round((end - start) / 1000.0, 1)}
                       for node, state, start, end in rows]
-        uris = dict(db.execute(
-            """SELECT t.name, a.uri FROM Artifact a JOIN Type t ON t.id = a.type_id
-               WHERE a.id IN (SELECT MAX(id) FROM Artifact GROUP BY type_id)""").fetchall())
+        newest = db.execute(
+            """SELECT t.name, a.uri, a.id FROM Artifact a JOIN Type t ON t.id = a.type_id
+               WHERE a.id IN (SELECT MAX(id) FROM Artifact GROUP BY type_id)""").fetchall()
+        uris = {name: uri for name, uri, _ in newest}
+        model_id = {name: artifact_id for name, _, artifact_id in newest}.get("Model")
+        warm = db.execute(
+            """SELECT string_value FROM ArtifactProperty
+               WHERE artifact_id = ? AND name = 'warm_started_from' AND is_custom_property = 1""",
+            (model_id,)).fetchone() if model_id is not None else None
     finally:
         db.close()
-    summary = {"components": components, "push_destination": config.push_destination}
+    summary = {"components": components, "push_destination": config.push_destination,
+               "warm_started_from": (warm[0] or None) if warm else None}
     evaluation = uris.get("ModelEvaluation")
     if evaluation:
         summary["metrics_json"] = os.path.join(evaluation, "metrics.json")

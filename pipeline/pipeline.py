@@ -31,6 +31,7 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None, bea
         anomalies=example_validator.outputs["anomalies"],
         training_config=config.training_json(),
         checkpoint_root=os.path.join(config.output_dir, "checkpoints"),
+        push_destination=config.push_destination,  # where a warm start finds the serving generator
     )
     reference_stats_gen = ReferenceStatsGen(
         examples=example_gen.outputs["examples"],

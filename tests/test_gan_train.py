@@ -123,11 +123,11 @@ def test_divergence_from_huge_learning_rate(digit_files, tmp_path):
 def test_warm_start_loads_weights_and_warns_on_mismatch(digit_files, tmp_path):
     config = tiny(train_steps=2, architecture="mlp")
     result = train_gan(config, digit_files, SHAPE, 10, str(tmp_path / "run"), str(tmp_path / "ckpt"))
-    save_trained_models(result, config, str(tmp_path / "model"), SHAPE, 10)
+    serving_dir = save_trained_models(result, config, str(tmp_path / "model"), SHAPE, 10)
 
     logs = []
     trainer = GanTraining(config, SHAPE, 10, "float32")
-    assert _warm_start(trainer, str(tmp_path / "model"), logs.append)
+    assert _warm_start(trainer, serving_dir, logs.append)
     for a, b in zip(trainer.generator.get_weights(), result.generator.get_weights()):
         np.testing.assert_allclose(a, b)
     for a, b in zip(trainer.discriminator.get_weights(), result.discriminator.get_weights()):
@@ -136,13 +136,13 @@ def test_warm_start_loads_weights_and_warns_on_mismatch(digit_files, tmp_path):
     # Through train_gan (no checkpoint yet -> warm start is used).
     logs = []
     warm = train_gan(tiny(train_steps=1, architecture="mlp"), digit_files, SHAPE, 10, str(tmp_path / "run2"), str(tmp_path / "ckpt2"),
-                     warm_start_dir=str(tmp_path / "model"), log=logs.append)
+                     warm_start_dir=serving_dir, log=logs.append)
     assert any(line.startswith("warm start:") for line in logs)
-    assert warm.steps == 1
+    assert warm.steps == 1 and warm.warm_started_from == serving_dir
 
     other = GanTraining(tiny(architecture="dcgan_28"), SHAPE, 10, "float32")
     logs = []
-    assert not _warm_start(other, str(tmp_path / "model"), logs.append)
+    assert not _warm_start(other, serving_dir, logs.append)
     assert "WARNING" in logs[0] and "shapes" in logs[0]
 
 

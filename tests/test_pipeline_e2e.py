@@ -6,6 +6,7 @@ evaluation and Pusher all run. The runs share one pipeline root and metadata DB,
   2. the same inputs again: every component is a cache hit;
   2b. a deliberately worse generator (a handful of steps) is evaluated against the serving one
      and not pushed: the better generator stays served;
+  2c. a new span retrains warm-started from the generator serving now;
   3. a span of 32x32 images: ExampleValidator's anomalies stop the run before training;
   4. a span with a corrupt PNG: ImageExampleGen names the file and nothing is pushed.
 """
@@ -98,7 +99,7 @@ def test_second_run_with_same_inputs_is_all_cache_hits(setup):
 def test_worse_generator_is_not_pushed(setup):
     config, _ = setup
     served_before = serving_versions(config.push_destination)
-    worse = dataclasses.replace(config, training=config.training.replace(train_steps=3))
+    worse = dataclasses.replace(config, training=config.training.replace(train_steps=3, warm_start=False))
     summary = run_pipeline(worse)
     states = {c["component"]: c["state"] for c in summary["components"]}
     assert states["GanTrainer"] == "COMPLETE" and states["GanEvaluator"] == "COMPLETE"
@@ -113,8 +114,25 @@ def test_worse_generator_is_not_pushed(setup):
     assert serving_versions(config.push_destination) == served_before
 
 
+def test_new_span_warm_starts_from_the_serving_generator(setup):
+    config, data_dir = setup
+    served = serving_versions(config.push_destination)[0]
+    images, labels = digits_28x28()
+    fresh = np.concatenate([np.flatnonzero(labels == c)[30:60] for c in range(10)])  # 300 new digits
+    write_span(data_dir, 5, images[fresh], labels[fresh])
+    try:
+        retrain = dataclasses.replace(config, training=config.training.replace(train_steps=10, warm_start=True))
+        summary = run_pipeline(retrain)
+    finally:
+        shutil.rmtree(os.path.join(data_dir, "span-5"))
+    states = {c["component"]: c["state"] for c in summary["components"]}
+    assert states["ImageExampleGen"] == "COMPLETE" and states["GanTrainer"] == "COMPLETE"
+    assert summary["warm_started_from"] == served[1]  # the weights of the version serving now
+
+
 def test_anomalies_stop_the_run_before_training(setup):
     config, data_dir = setup
+    served_before = serving_versions(config.push_destination)
     # Consistent within the span (so ingestion accepts it) but not what the schema allows.
     big = np.zeros((20, 32, 32), np.uint8)
     big[:, 8:24, 8:24] = 255
@@ -124,12 +142,13 @@ def test_anomalies_stop_the_run_before_training(setup):
     message = str(error.value)
     assert "feature 'height'" in message and "feature 'width'" in message
     assert "training will not start" in message
-    assert len(serving_versions(config.push_destination)) == 1
+    assert serving_versions(config.push_destination) == served_before
     shutil.rmtree(os.path.join(data_dir, "span-2"))
 
 
 def test_corrupt_image_stops_the_run_and_is_named(setup):
     config, data_dir = setup
+    served_before = serving_versions(config.push_destination)
     images, labels = digits_28x28()
     write_span(data_dir, 3, images[:20], labels[:20])
     broken = os.path.join(data_dir, "span-3", "4", "broken.png")
@@ -137,4 +156,4 @@ def test_corrupt_image_stops_the_run_and_is_named(setup):
         f.write(b"\x89PNG\r\n\x1a\nnot really")
     with pytest.raises(IngestionError, match="broken.png"):
         run_pipeline(config)
-    assert len(serving_versions(config.push_destination)) == 1
+    assert serving_versions(config.push_destination) == served_before

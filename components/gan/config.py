@@ -65,6 +65,9 @@ class TrainConfig:
     mixed_precision: str = "auto"
     jit_compile: bool = False
     distribution: str = "auto"
+    # Retraining: start from the generator and discriminator serving now (the newest version in
+    # the pipeline's push_destination) when there is one and its weight shapes match.
+    warm_start: bool = False
     # Bookkeeping.
     checkpoint_every_steps: int = 500
     log_every_steps: int = 100

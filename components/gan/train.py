@@ -62,6 +62,7 @@ class TrainResult:
     precision: str = "float32"
     strategy: str = "none"
     sample_paths: list = field(default_factory=list)
+    warm_started_from: str | None = None  # the serving dir whose weights training started from
     live_generator: keras.Model | None = None  # the trained (non-EMA) generator
 
 
@@ -304,11 +305,18 @@ def _count_examples(files) -> int:
 
 
 # ---------------------------------------------------------------------------- warm start
+def keras_models_dir(serving_dir: str) -> str:
+    """Where ``save_trained_models`` keeps the float32 Keras generator and discriminator: inside the
+    serving SavedModel's assets.extra/ (which TF Serving ignores), so every pushed version carries
+    what a warm start needs."""
+    return os.path.join(serving_dir, "assets.extra", "keras")
+
+
 def _warm_start(trainer: GanTraining, warm_start_dir: str, log) -> bool:
     pairs = [("generator", trainer.generator), ("discriminator", trainer.discriminator)]
     loaded = {}
     for name, model in pairs:
-        path = os.path.join(warm_start_dir, "keras", f"{name}.keras")
+        path = os.path.join(keras_models_dir(warm_start_dir), f"{name}.keras")
         if not tf.io.gfile.exists(path):
             log(f"WARNING: warm start skipped: {path} does not exist; training from scratch")
             return False
@@ -338,8 +346,8 @@ def train_gan(config: TrainConfig, train_files: list[str], image_shape: tuple[in
     run_dir: TensorBoard scalars/images, PNG sample grids (``samples/``) and ``loss_curve.png``.
     checkpoint_dir: a stable directory; a restarted run resumes from its latest checkpoint, and a
     finished run only rebuilds the models (nothing is trained again).
-    warm_start_dir: a model dir written by ``save_trained_models``; used only when there is no
-    checkpoint; mismatching weight shapes give a warning and training from scratch.
+    warm_start_dir: a serving dir written by ``save_trained_models`` (or a pushed copy of one); used
+    only when there is no checkpoint; mismatching weight shapes give a warning and training from scratch.
     on_step: called with the step number after every step (tests use it to simulate a kill).
     """
     config.validate()
@@ -361,6 +369,7 @@ def train_gan(config: TrainConfig, train_files: list[str], image_shape: tuple[in
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=2)
     history = {k: [] for k in HISTORY_KEYS}
     history_path = os.path.join(checkpoint_dir, HISTORY_FILENAME)
+    warm_started_from = None
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         if tf.io.gfile.exists(history_path):
@@ -369,8 +378,8 @@ def train_gan(config: TrainConfig, train_files: list[str], image_shape: tuple[in
             keep = [i for i, s in enumerate(saved.get("step", [])) if s <= int(trainer.step.numpy())]
             history = {k: [saved[k][i] for i in keep] for k in HISTORY_KEYS}
         log(f"resuming from checkpoint {manager.latest_checkpoint} at step {int(trainer.step.numpy())}")
-    elif warm_start_dir:
-        _warm_start(trainer, warm_start_dir, log)
+    elif warm_start_dir and _warm_start(trainer, warm_start_dir, log):
+        warm_started_from = warm_start_dir
     resumed_from = int(trainer.step.numpy())
 
     log(f"training {config.architecture}/{config.loss} on {image_shape} images, {num_classes or 'no'} classes: "
@@ -476,7 +485,8 @@ def train_gan(config: TrainConfig, train_files: list[str], image_shape: tuple[in
     return TrainResult(generator=trainer.export_generator, discriminator=trainer.discriminator,
                        history=history, steps=step, seconds=time.perf_counter() - started,
                        resumed_from_step=resumed_from, precision=precision, strategy=strategy_name,
-                       sample_paths=sample_paths, live_generator=trainer.generator)
+                       sample_paths=sample_paths, live_generator=trainer.generator,
+                       warm_started_from=warm_started_from)
 
 
 # ---------------------------------------------------------------------------- saving and loading
@@ -486,21 +496,26 @@ def _float32_copy(model: keras.Model, build) -> keras.Model:
     return copy
 
 
+def serving_dir_of(model_dir: str) -> str:
+    """The serving SavedModel inside a Model artifact (TFX's layout, what Pusher copies)."""
+    return os.path.join(model_dir, "Format-Serving")
+
+
 def save_trained_models(result: TrainResult, config: TrainConfig, model_dir: str, image_shape,
                         num_classes: int | None) -> str:
-    """Writes ``Format-Serving/`` (the generator's serving SavedModel), ``keras/generator.keras``,
-    ``keras/discriminator.keras`` (float32 copies, whatever precision trained them) and
+    """Writes ``Format-Serving/`` (the generator's serving SavedModel, with float32 Keras copies of
+    the generator and discriminator in ``keras_models_dir``, whatever precision trained them) and
     ``train_config.json`` under model_dir. Returns the serving dir."""
     classes = num_classes if config.conditional else None
     g32, d32 = build_models(config, image_shape, classes, dtype="float32")
     g32.set_weights(result.generator.get_weights())
     d32.set_weights(result.discriminator.get_weights())
-    serving_dir = os.path.join(model_dir, "Format-Serving")
+    serving_dir = serving_dir_of(model_dir)
     export_generator(g32, serving_dir, config.latent_dim, classes,
                      extra_metadata={"architecture": config.architecture, "loss": config.loss,
                                      "steps": int(result.steps), "ema": config.ema_decay > 0,
                                      "trained_precision": result.precision})
-    keras_dir = os.path.join(model_dir, "keras")
+    keras_dir = keras_models_dir(serving_dir)
     tf.io.gfile.makedirs(keras_dir)
     g32.save(os.path.join(keras_dir, "generator.keras"))
     d32.save(os.path.join(keras_dir, "discriminator.keras"))
@@ -512,8 +527,10 @@ def save_trained_models(result: TrainResult, config: TrainConfig, model_dir: str
 
 def load_discriminator(model_dir: str) -> keras.Model:
     """The trained discriminator (logits; inputs ``images`` or ``[images, labels]``)."""
-    return keras.saving.load_model(os.path.join(model_dir, "keras", "discriminator.keras"), compile=False)
+    return keras.saving.load_model(os.path.join(keras_models_dir(serving_dir_of(model_dir)), "discriminator.keras"),
+                                   compile=False)
 
 
 def load_generator(model_dir: str) -> keras.Model:
-    return keras.saving.load_model(os.path.join(model_dir, "keras", "generator.keras"), compile=False)
+    return keras.saving.load_model(os.path.join(keras_models_dir(serving_dir_of(model_dir)), "generator.keras"),
+                                   compile=False)
