@@ -13,10 +13,13 @@ reference       the tutorial's ``train_step``, written exactly as the tutorial w
 reference_bf16  the same under the Keras policy mixed_bfloat16 (NOTES: "bf16 alone").
 ours_fp32       our step (``components.gan.train.GanTraining``), same model/loss/optimiser, no
                 augmentation, no EMA, float32: what our step and layers give without bf16.
-ours_bf16_keras_layers  ours in mixed_bfloat16 but with stock Keras BatchNormalization and every
-                D layer in bf16 (ablation of the layer choices in components/gan/models.py).
+ours_bf16_keras_layers  ours in mixed_bfloat16 but with stock Keras BatchNormalization and
+                Dropout and every layer in bf16 (ablation of the layer choices in
+                components/gan/models.py: fused batch norm, 16-bit dropout masks, float32
+                LeakyReLU and first D convolution).
 ours            our step as shipped, ``mixed_precision: auto`` (mixed_bfloat16 on this CPU): the
                 apples-to-apples comparison with the reference (same work per image).
+ours_xla        ours with ``jit_compile: true`` (XLA): the check behind leaving it off on CPU.
 ours_default    our default TrainConfig at batch 256 (its DiffAugment/EMA settings on): what a
                 default training run gets.
 """
@@ -150,7 +153,7 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=20, help="train steps per variant per round")
     parser.add_argument("--rounds", type=int, default=5, help="measured rounds (after one warm-up round)")
     parser.add_argument("--variants",
-                        default="reference,reference_bf16,ours_fp32,ours_bf16_keras_layers,ours,ours_default")
+                        default="reference,reference_bf16,ours_fp32,ours_bf16_keras_layers,ours,ours_xla,ours_default")
     parser.add_argument("--out", default="outputs/benchmarks/train_throughput.json")
     args = parser.parse_args(argv)
 
@@ -174,6 +177,8 @@ def main(argv=None) -> int:
         "ours_bf16_keras_layers": lambda: make_ours(
             files, TrainConfig.from_dict({**same, "mixed_precision": "mixed_bfloat16"}), keras_layers),
         "ours": lambda: make_ours(files, TrainConfig.from_dict({**same, "mixed_precision": "auto"})),
+        "ours_xla": lambda: make_ours(files, TrainConfig.from_dict({**same, "mixed_precision": "auto",
+                                                                     "jit_compile": True})),
         "ours_default": lambda: make_ours(files, TrainConfig.from_dict({"batch_size": BATCH_SIZE})),
     }
     names = [v.strip() for v in args.variants.split(",") if v.strip()]

@@ -34,7 +34,6 @@ from components.gan.config import TrainConfig
 from components.gan.data import training_dataset
 from components.gan.export import export_generator
 from components.gan.models import build_models  # also registers the custom layers
-from components.gan.optimizers import FusedAdam
 from components.gan.samples import image_grid, save_loss_curve, save_png
 
 HISTORY_KEYS = ("step", "d_loss", "g_loss", "d_real_acc", "d_fake_acc", "images_per_sec")
@@ -149,7 +148,8 @@ class GanTraining:
         self._step_fn = None
 
     def _optimizer(self, learning_rate, name):
-        optimizer = FusedAdam(learning_rate, beta_1=self.config.beta_1, beta_2=self.config.beta_2, name=name)
+        optimizer = keras.optimizers.Adam(learning_rate, beta_1=self.config.beta_1, beta_2=self.config.beta_2,
+                                          name=name)
         if self.precision == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer, name=f"{name}_loss_scale")
         return optimizer
