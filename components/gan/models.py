@@ -212,8 +212,7 @@ class FusedBatchNorm(layers.Layer):
 
 # Ablation switches (benchmarks/train_throughput.py flips them to measure each choice).
 LAYER_OPTIONS = {"fused_batch_norm": True, "fast_dropout": True, "float32_input_conv": True,
-                 "dropout_dtype": "float32", "activation_dtype": "float32", "batch_norm_dtype": None,
-                 "flatten_dtype": None}
+                 "dropout_dtype": "float32", "activation_dtype": "float32"}
 
 
 def _leaky_relu(dtype, **kwargs):
@@ -223,7 +222,6 @@ def _leaky_relu(dtype, **kwargs):
 
 
 def _batch_norm(dtype):
-    dtype = LAYER_OPTIONS["batch_norm_dtype"] or dtype
     if LAYER_OPTIONS["fused_batch_norm"]:
         return FusedBatchNorm(dtype=dtype)
     return layers.BatchNormalization(dtype=dtype)
@@ -327,7 +325,7 @@ def _dcgan_discriminator_features(x, image_shape, spectral_norm, dtype):
         x = _conv(filters, 5, 2, spectral_norm, layer_dtype)(x)
         x = _leaky_relu(layer_dtype)(x)
         x = _dropout(0.3, dtype)(x)
-    return layers.Flatten(dtype=LAYER_OPTIONS["flatten_dtype"] or dtype)(x)
+    return layers.Flatten(dtype=dtype)(x)
 
 
 def build_discriminator(architecture: str, image_shape, num_classes: int | None = None,
