@@ -18,6 +18,8 @@
      confident      fraction of generated images the classifier assigns a class with p >= 0.9
                     (goal >= 90%), and each class's share of those (goal: every class >= 5%)
      train_seconds  wall time of train_gan (goal < 10 min on 2 cores)
+     precision/recall  fidelity vs variety (k-NN manifolds in the same features), next to the
+                    same figures for N real training digits
 Writes the JSON to --out and the generated sample grid and loss curve next to it.
 """
 from __future__ import annotations
@@ -69,12 +71,15 @@ def generate(generator, n: int, latent_dim: int, seed: int, labels=None, batch: 
 def quality_report(generated: np.ndarray, train_real: np.ndarray, held_out: np.ndarray, classifier,
                    confidence: float = 0.9) -> dict:
     from components.metrics.fid import frechet_distance_from_features
+    from components.metrics.precision_recall import precision_recall
 
     n = len(held_out)
     assert len(generated) == n and len(train_real) == n, "FIDs need the same N"
-    f_held = classifier.features(held_out)
-    fid_generated = float(frechet_distance_from_features(classifier.features(generated), f_held))
-    fid_floor = float(frechet_distance_from_features(classifier.features(train_real), f_held))
+    f_held, f_generated, f_train = (classifier.features(x) for x in (held_out, generated, train_real))
+    fid_generated = float(frechet_distance_from_features(f_generated, f_held))
+    fid_floor = float(frechet_distance_from_features(f_train, f_held))
+    # Fidelity vs variety (k-NN manifolds, k = 3), with real-vs-real for scale.
+    pr_generated, pr_real = precision_recall(f_held, f_generated), precision_recall(f_held, f_train)
     probs = classifier.predict_proba(generated)
     confident = probs.max(axis=1) >= confidence
     classes = probs.argmax(axis=1)[confident]
@@ -82,7 +87,9 @@ def quality_report(generated: np.ndarray, train_real: np.ndarray, held_out: np.n
     return {"n": int(n), "feature_dim": int(f_held.shape[1]), "fid_generated": fid_generated,
             "fid_floor": fid_floor, "fid_ratio": fid_generated / fid_floor,
             "confident_fraction": float(confident.mean()), "confidence_threshold": confidence,
-            "class_shares_of_confident": [float(s) for s in shares], "min_class_share": float(shares.min())}
+            "class_shares_of_confident": [float(s) for s in shares], "min_class_share": float(shares.min()),
+            "precision": pr_generated.precision, "recall": pr_generated.recall,
+            "real_train_precision": pr_real.precision, "real_train_recall": pr_real.recall}
 
 
 def main(argv=None) -> int:
@@ -141,8 +148,8 @@ def main(argv=None) -> int:
         if config.ema_decay > 0 and result.live_generator is not None:  # what the EMA buys
             live = generate(result.live_generator, n, config.latent_dim, seed=1, labels=gen_labels)
             live_report = quality_report(live, to_float(train_images[subset]), to_float(held_images), classifier)
-            report["live_generator"] = {k: live_report[k] for k in ("fid_generated", "fid_ratio",
-                                                                     "confident_fraction", "min_class_share")}
+            report["live_generator"] = {k: live_report[k] for k in ("fid_generated", "fid_ratio", "confident_fraction",
+                                                                     "min_class_share", "precision", "recall")}
         if config.conditional:  # does the generator obey the label?
             predicted = classifier.predict_proba(generated).argmax(axis=1)
             report["conditional_label_accuracy"] = float(np.mean(predicted == gen_labels))
@@ -177,9 +184,12 @@ def main(argv=None) -> int:
     print(f"{'train seconds':<36}{train_seconds:>12.0f}  < 600")
     if "conditional_label_accuracy" in report:
         print(f"{'conditional label accuracy':<36}{report['conditional_label_accuracy']:>12.1%}")
+    print(f"{'precision / recall':<36}{report['precision']:>6.2f} / {report['recall']:.2f}  "
+          f"(real train digits: {report['real_train_precision']:.2f} / {report['real_train_recall']:.2f})")
     if "live_generator" in report:
         live = report["live_generator"]
-        print(f"{'without EMA: ratio / confident':<36}{live['fid_ratio']:>12.2f}  {live['confident_fraction']:.1%}")
+        print(f"{'without EMA: ratio / confident / P / R':<36}{live['fid_ratio']:>6.2f} / {live['confident_fraction']:.1%}"
+              f" / {live['precision']:.2f} / {live['recall']:.2f}")
     print(f"class shares: {' '.join(f'{s:.0%}' for s in report['class_shares_of_confident'])}")
     print(f"written {args.out} and {stem}_samples.png / {stem}_loss_curve.png next to it")
     return 0

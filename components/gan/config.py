@@ -43,8 +43,8 @@ class TrainConfig:
     loss: str = "bce"
     latent_dim: int = 100
     # Optimisation (Adam; TTUR = different g/d learning rates). Defaults tuned on the bundled
-    # digits with benchmarks/train_quality.py for a < 8 minute run on 2 CPU cores: D learning 2x
-    # faster than G measured best; 4000 steps of 64 take ~7.5 min at ~560 images/s.
+    # digits with benchmarks/train_quality.py for a < 10 minute run on 2 CPU cores: D learning 2x
+    # faster than G measured best; 4000 steps of 64 take 7-8 min at ~560 images/s.
     batch_size: int = 64
     train_steps: int = 4000
     g_learning_rate: float = 2e-4
