@@ -68,28 +68,26 @@ def generate(generator, n: int, latent_dim: int, seed: int, labels=None, batch: 
     return np.concatenate(out)
 
 
-def quality_report(generated: np.ndarray, train_real: np.ndarray, held_out: np.ndarray, classifier,
-                   confidence: float = 0.9) -> dict:
-    from components.metrics.fid import frechet_distance_from_features
-    from components.metrics.precision_recall import precision_recall
+def quality_report(generated: np.ndarray, train_real: np.ndarray, held_out: np.ndarray, classifier) -> dict:
+    """The evaluator's own scoring (``components.evaluation.score_samples``) of the generated images
+    and, for scale, of N real training images, both against the held-out set; N must match."""
+    from components.evaluation import CONFIDENCE_THRESHOLD, score_samples
+    from components.metrics.classifier_score import confident_fraction
+    from components.metrics.fid import FeatureStats
 
     n = len(held_out)
     assert len(generated) == n and len(train_real) == n, "FIDs need the same N"
-    f_held, f_generated, f_train = (classifier.features(x) for x in (held_out, generated, train_real))
-    fid_generated = float(frechet_distance_from_features(f_generated, f_held))
-    fid_floor = float(frechet_distance_from_features(f_train, f_held))
-    # Fidelity vs variety (k-NN manifolds, k = 3), with real-vs-real for scale.
-    pr_generated, pr_real = precision_recall(f_held, f_generated), precision_recall(f_held, f_train)
-    probs = classifier.predict_proba(generated)
-    confident = probs.max(axis=1) >= confidence
-    classes = probs.argmax(axis=1)[confident]
-    shares = np.bincount(classes, minlength=probs.shape[1]) / max(1, confident.sum())
-    return {"n": int(n), "feature_dim": int(f_held.shape[1]), "fid_generated": fid_generated,
-            "fid_floor": fid_floor, "fid_ratio": fid_generated / fid_floor,
-            "confident_fraction": float(confident.mean()), "confidence_threshold": confidence,
-            "class_shares_of_confident": [float(s) for s in shares], "min_class_share": float(shares.min()),
-            "precision": pr_generated.precision, "recall": pr_generated.recall,
-            "real_train_precision": pr_real.precision, "real_train_recall": pr_real.recall}
+    f_held = classifier.features(held_out)
+    reference = FeatureStats.from_features(f_held)
+    fake, real = (score_samples(x, classifier, reference, f_held, NUM_CLASSES, seed=0) for x in (generated, train_real))
+    return {"n": int(n), "feature_dim": int(f_held.shape[1]), "fid_generated": fake["fid"],
+            "fid_floor": real["fid"], "fid_ratio": fake["fid"] / real["fid"],
+            "confident_fraction": fake["confident_fraction"], "confidence_threshold": CONFIDENCE_THRESHOLD,
+            "class_shares_of_confident": fake["confident_class_shares"],
+            "min_class_share": fake["min_confident_class_share"],
+            "precision": fake["precision"], "recall": fake["recall"],
+            "real_train_precision": real["precision"], "real_train_recall": real["recall"],
+            "real_held_out_confident_fraction": confident_fraction(classifier.predict_proba(held_out), CONFIDENCE_THRESHOLD)}
 
 
 def main(argv=None) -> int:
@@ -142,9 +140,6 @@ def main(argv=None) -> int:
         np.save(os.path.join(out_dir, f"{stem}_generated.npy"), generated)  # to re-score without retraining
         subset = np.random.default_rng(1).choice(len(train_images), n, replace=False)
         report = quality_report(generated, to_float(train_images[subset]), to_float(held_images), classifier)
-        # For scale: the same confidence measure on real held-out digits.
-        report["real_held_out_confident_fraction"] = float(
-            np.mean(classifier.predict_proba(to_float(held_images)).max(axis=1) >= report["confidence_threshold"]))
         if config.ema_decay > 0 and result.live_generator is not None:  # what the EMA buys
             live = generate(result.live_generator, n, config.latent_dim, seed=1, labels=gen_labels)
             live_report = quality_report(live, to_float(train_images[subset]), to_float(held_images), classifier)

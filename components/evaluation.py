@@ -24,6 +24,8 @@ from components.serving.model_store import find_latest_complete
 _GENERATE_BATCH = 250
 
 
+CONFIDENCE_THRESHOLD = 0.9  # a sample counts as recognised when its top class probability reaches this
+
 def sample_labels(num_images: int, num_classes: int) -> np.ndarray:
     """The classes a conditional generator is asked for: equal shares, 0, 1, ..., K-1, 0, 1, ..."""
     return (np.arange(num_images) % num_classes).astype(np.int32)
@@ -100,9 +102,9 @@ def score_samples(fake_images: np.ndarray, classifier, reference: FeatureStats, 
               "precision": pr.precision, "recall": pr.recall, "density": dc.density, "coverage": dc.coverage}
     if num_classes:
         probabilities = classifier.predict_proba(fake_images)
-        shares = confident_class_shares(probabilities, 0.9)
+        shares = confident_class_shares(probabilities, CONFIDENCE_THRESHOLD)
         scores.update(classifier_score=classifier_score(probabilities),
-                      confident_fraction=confident_fraction(probabilities, 0.9),
+                      confident_fraction=confident_fraction(probabilities, CONFIDENCE_THRESHOLD),
                       confident_class_shares=[float(x) for x in shares],
                       min_confident_class_share=float(np.min(shares)))
     return scores
