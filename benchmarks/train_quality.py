@@ -5,7 +5,7 @@
 
 1. The 1,797 bundled digits are split 80/20 at random (fixed seed) into train (1,437) and held-out
    (360) images; the train images are written as gzipped TFRecords of the project's Example format
-   (``components.gan.data.make_example``) so ``train_gan`` reads them through its real input path.
+   (``components.gan.example_format.make_example``) so ``train_gan`` reads them through its real input path.
 2. ``train_gan`` trains with the ``training`` section of --config, the pipeline's default config
    unless told otherwise (``--set`` overrides fields, for tuning).
 3. A domain classifier (``components.metrics.domain_classifier``) is trained on the train split for

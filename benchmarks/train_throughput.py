@@ -124,7 +124,7 @@ def make_reference(train_images, policy: str = "float32"):
 # ------------------------------------------------------------------ ours
 def make_ours(files, config, layer_options: dict | None = None):
     from components.gan import models
-    from components.gan.data import training_dataset
+    from components.gan.example_format import training_dataset
     from components.gan.train import GanTraining, resolve_precision
 
     strategy = tf.distribute.get_strategy()

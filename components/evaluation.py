@@ -19,7 +19,7 @@ from components.metrics.discriminator_accuracy import discriminator_accuracy
 from components.metrics.fid import FeatureStats, frechet_distance_from_stats
 from components.metrics.kid import kernel_inception_distance
 from components.metrics.precision_recall import precision_recall
-from components.serving.model_store import find_latest_complete
+from components import layout
 
 _GENERATE_BATCH = 250
 
@@ -118,9 +118,9 @@ def evaluate_and_bless(*, reference_dir: str, model_dir: str, eval_files: list[s
     """
     import json
 
-    from components.gan.data import load_arrays
+    from components.gan.example_format import load_arrays
     from components.gan.samples import save_image_grid
-    from components.gan.train import load_discriminator, serving_dir_of
+    from components.gan.export import load_keras_model
     from components.reference import load_reference
 
     reference = load_reference(reference_dir)
@@ -132,12 +132,12 @@ def evaluate_and_bless(*, reference_dir: str, model_dir: str, eval_files: list[s
         fake = generate_images(saved_model_dir, n, seed, num_classes)
         return score_samples(fake, reference.classifier, reference.stats, reference.features, num_classes, seed), fake
 
-    candidate, fake = score(serving_dir_of(model_dir))
+    candidate, fake = score(layout.serving_dir(model_dir))
     candidate["fid_floor"] = floor
     candidate["fid_over_floor"] = candidate["fid"] / floor if floor > 0 else float("inf")
     # The discriminator sees held-out real images it never trained on.
     eval_images, eval_labels = load_arrays(eval_files, image_shape)
-    discriminator = load_discriminator(model_dir)
+    discriminator = load_keras_model(layout.serving_dir(model_dir), "discriminator")
     if len(discriminator.inputs) == 2:  # a conditional D judges (image, label) pairs
         real_inputs, fake_inputs = [eval_images, eval_labels], [fake, sample_labels(n, num_classes)]
     else:
@@ -147,7 +147,7 @@ def evaluate_and_bless(*, reference_dir: str, model_dir: str, eval_files: list[s
     candidate.update(d_real_accuracy=d_acc.real_acc, d_fake_accuracy=d_acc.fake_acc, d_accuracy=d_acc.mean)
     log(f"[evaluator] candidate FID {candidate['fid']:.4f} ({candidate['fid_over_floor']:.2f} x floor)")
 
-    baseline, newest = None, find_latest_complete(push_destination)
+    baseline, newest = None, layout.find_latest_complete(push_destination)
     if newest is not None:
         version, path = newest
         baseline = score(path)[0]

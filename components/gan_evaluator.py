@@ -2,7 +2,8 @@
 
 It finds the baseline itself (the newest version in the push destination) instead of using a
 Resolver node, because open-source Kubeflow Pipelines cannot run Resolvers. The blessing follows
-TFX's contract (NOTES section 3), so the standard Pusher pushes only blessed generators.
+TFX's contract (int ``blessed``, ``current_model``, ``current_model_id``, a BLESSED or
+NOT_BLESSED file: what tfx.components.Evaluator writes), so the standard Pusher pushes only blessed generators.
 """
 
 import json
@@ -12,7 +13,7 @@ import tensorflow as tf
 
 from tfx import v1 as tfx
 
-from components import schema_utils
+from components import layout, schema_utils
 from components.reference_stats_gen import ReferenceStats
 
 
@@ -28,13 +29,12 @@ def GanEvaluator(
     push_destination: tfx.dsl.components.Parameter[str],
 ):
     from components.evaluation import evaluate_and_bless
-    from components.gan import data as gan_data
 
     data_schema = schema_utils.load_schema(schema.uri)
     report = evaluate_and_bless(
         reference_dir=reference.uri,
         model_dir=model.uri,
-        eval_files=gan_data.split_files(examples.uri, "eval"),
+        eval_files=layout.split_files(examples.uri, "eval"),
         image_shape=schema_utils.image_shape(data_schema),
         num_classes=schema_utils.num_classes(data_schema),
         push_destination=push_destination,

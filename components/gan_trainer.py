@@ -16,7 +16,7 @@ import os
 
 from tfx import v1 as tfx
 
-from components import schema_utils, validation_gate
+from components import layout, schema_utils, validation_gate
 from components.hashing import stable_hash
 
 
@@ -40,10 +40,8 @@ def GanTrainer(
     # The gate comes first: bad data never reaches training.
     validation_gate.raise_on_anomalies(anomalies.uri)
 
-    from components.gan import data as gan_data
     from components.gan.config import TrainConfig
     from components.gan.train import save_trained_models, train_gan
-    from components.serving.model_store import find_latest_complete
 
     config = TrainConfig.from_dict(json.loads(training_config))
     data_schema = schema_utils.load_schema(schema.uri)
@@ -51,10 +49,10 @@ def GanTrainer(
     num_classes = schema_utils.num_classes(data_schema)
     config.validate_for_data(image_shape, num_classes)
 
-    train_files = gan_data.split_files(examples.uri, "train")
+    train_files = layout.split_files(examples.uri, "train")
     warm_start_dir = None
     if config.warm_start and push_destination:
-        serving = find_latest_complete(push_destination)
+        serving = layout.find_latest_complete(push_destination)
         warm_start_dir = serving[1] if serving else None
         if serving is None:
             print(f"warm start: no generator is serving under {push_destination} yet; training from scratch")
@@ -64,7 +62,8 @@ def GanTrainer(
         checkpoint_dir=checkpoint_dir_for(checkpoint_root, examples.uri, training_config),
         warm_start_dir=warm_start_dir,
     )
-    save_trained_models(result, config, model.uri, image_shape, num_classes)
+    save_trained_models(result, config, layout.serving_dir(model.uri), layout.train_config_path(model.uri),
+                        image_shape, num_classes)
     model.set_int_custom_property("train_steps", int(result.steps))
     model.set_string_custom_property("architecture", config.architecture)
     model.set_string_custom_property("warm_started_from", result.warm_started_from or "")

@@ -23,7 +23,7 @@ import apache_beam as beam
 import numpy as np
 import tensorflow as tf
 
-from components.gan.data import decode_image, load_arrays
+from components.gan.example_format import decode_image, load_arrays
 from components.metrics.domain_classifier import DomainClassifier, load_or_train_domain_classifier
 from components.metrics.fid import FeatureStats, frechet_distance_from_stats
 from components.metrics.reference_stats import ComputeReferenceStats
@@ -40,7 +40,7 @@ class Reference:
 
 
 def _decode_record(record: bytes, image_shape) -> np.ndarray:
-    from components.gan.data import IMAGE_KEY
+    from components.gan.example_format import IMAGE_KEY
 
     example = tf.train.Example.FromString(record)
     return decode_image(example.features.feature[IMAGE_KEY].bytes_list.value[0], image_shape).numpy()

@@ -9,7 +9,7 @@ import os
 import apache_beam as beam
 from tfx import v1 as tfx
 
-from components import schema_utils, validation_gate
+from components import layout, schema_utils, validation_gate
 from components.hashing import stable_hash
 
 
@@ -31,15 +31,14 @@ def ReferenceStatsGen(
 ):
     # Like GanTrainer, every consumer of the data refuses to run on data with anomalies.
     validation_gate.raise_on_anomalies(anomalies.uri)
-    from components.gan import data as gan_data
     from components.reference import build_reference
 
     config = json.loads(evaluation_config)
     data_schema = schema_utils.load_schema(schema.uri)
     fingerprint = examples.get_string_custom_property("input_fingerprint") or examples.uri
     info = build_reference(
-        train_files=gan_data.split_files(examples.uri, "train"),
-        eval_files=gan_data.split_files(examples.uri, "eval"),
+        train_files=layout.split_files(examples.uri, "train"),
+        eval_files=layout.split_files(examples.uri, "eval"),
         image_shape=schema_utils.image_shape(data_schema),
         num_classes=schema_utils.num_classes(data_schema),
         num_samples=config["num_samples"],

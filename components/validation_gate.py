@@ -10,6 +10,8 @@ import os
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
+from components import layout
+
 ANOMALIES_FILENAME = "SchemaDiff.pb"
 
 
@@ -20,8 +22,8 @@ class DataValidationError(RuntimeError):
 def anomaly_messages(anomalies_uri: str) -> list[str]:
     """One line per anomaly: '<split>: feature '<name>': <short description>: <details>'."""
     messages = []
-    for split_dir in sorted(tf.io.gfile.glob(os.path.join(anomalies_uri, "Split-*"))):
-        split = os.path.basename(split_dir)[len("Split-"):]
+    for split in layout.split_names(anomalies_uri):
+        split_dir = os.path.join(anomalies_uri, layout.SPLIT_PREFIX + split)
         path = os.path.join(split_dir, ANOMALIES_FILENAME)
         if not tf.io.gfile.exists(path):
             continue

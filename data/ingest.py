@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
-from components.gan import data as example_format
+from components.gan import example_format
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 NPZ_EXTENSIONS = (".npz",)

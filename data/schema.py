@@ -11,7 +11,7 @@ import os
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from components.gan import data as example_format
+from components.gan import example_format
 from data import ingest
 
 

@@ -65,7 +65,7 @@ def summarize(config: PipelineConfig, since: float = 0.0) -> dict:
     pushed = uris.get("PushedModel")
     if pushed:
         summary["pushed_model_artifact"] = pushed
-    from components.serving.model_store import find_latest_complete
+    from components.layout import find_latest_complete
 
     newest = find_latest_complete(config.push_destination)
     summary["serving_version"] = newest[1] if newest else None

@@ -12,8 +12,9 @@ import tensorflow as tf
 from components.gan import losses as losses_lib
 from components.gan.config import TrainConfig
 from components.gan.synthetic import write_tfrecords
-from components.gan.train import (HISTORY_KEYS, GanTraining, TrainingDivergedError, _warm_start, load_discriminator,
-                                  load_generator, save_trained_models, train_gan)
+from components.gan.train import (HISTORY_KEYS, GanTraining, TrainingDivergedError, _warm_start,
+                                  save_trained_models, train_gan)
+from components.gan.export import load_keras_model
 from data.digits import digits_28x28
 
 SHAPE = (28, 28, 1)
@@ -47,14 +48,14 @@ def test_train_save_export_and_load(digit_files, tmp_path):
     assert (run / "loss_curve.png").exists()
     assert any(name.startswith("events.out.tfevents") for name in os.listdir(run))
 
-    model_dir = tmp_path / "model"
-    save_trained_models(result, config, str(model_dir), SHAPE, 10)
-    assert (model_dir / "Format-Serving" / "saved_model.pb").exists()
-    meta = json.loads((model_dir / "Format-Serving" / "assets.extra" / "gan_metadata.json").read_text())
+    serving_dir = tmp_path / "serving"
+    save_trained_models(result, config, str(serving_dir), str(tmp_path / "train_config.json"), SHAPE, 10)
+    assert (serving_dir / "saved_model.pb").exists()
+    meta = json.loads((serving_dir / "assets.extra" / "gan_metadata.json").read_text())
     assert meta["architecture"] == "dcgan_28" and meta["loss"] == "bce" and meta["steps"] == 6
-    assert json.loads((model_dir / "train_config.json").read_text())["config"]["architecture"] == "dcgan_28"
+    assert json.loads((tmp_path / "train_config.json").read_text())["config"]["architecture"] == "dcgan_28"
 
-    served = tf.saved_model.load(str(model_dir / "Format-Serving"))
+    served = tf.saved_model.load(str(serving_dir))
     latent = tf.random.normal([3, config.latent_dim])
     images = served.signatures["serving_default"](latent=latent)["images"]
     assert images.shape == (3, 28, 28, 1)
@@ -64,11 +65,11 @@ def test_train_save_export_and_load(digit_files, tmp_path):
     pngs = served.signatures["generate_png"](num_images=tf.constant(2), seed=tf.constant(1))["png_bytes"]
     assert pngs.shape == (2,)
 
-    discriminator = load_discriminator(str(model_dir))
+    discriminator = load_keras_model(str(serving_dir), "discriminator")
     assert discriminator.output_shape == (None, 1)
     logits = discriminator(images, training=False)
     assert logits.shape == (3, 1) and logits.dtype == tf.float32
-    assert load_generator(str(model_dir)).output_shape == (None, 28, 28, 1)
+    assert load_keras_model(str(serving_dir), "generator").output_shape == (None, 28, 28, 1)
 
 
 def test_resume_after_kill_and_restart_of_finished_run(digit_files, tmp_path):
@@ -123,7 +124,8 @@ def test_divergence_from_huge_learning_rate(digit_files, tmp_path):
 def test_warm_start_loads_weights_and_warns_on_mismatch(digit_files, tmp_path):
     config = tiny(train_steps=2, architecture="mlp")
     result = train_gan(config, digit_files, SHAPE, 10, str(tmp_path / "run"), str(tmp_path / "ckpt"))
-    serving_dir = save_trained_models(result, config, str(tmp_path / "model"), SHAPE, 10)
+    serving_dir = save_trained_models(result, config, str(tmp_path / "serving"), str(tmp_path / "train_config.json"),
+                                      SHAPE, 10)
 
     logs = []
     trainer = GanTraining(config, SHAPE, 10, "float32")
@@ -164,8 +166,8 @@ def test_float16_loss_scaling_path(digit_files, tmp_path):
     trainer = GanTraining(config, SHAPE, 10, "mixed_float16")
     assert isinstance(trainer.g_optimizer, keras.optimizers.LossScaleOptimizer)
     assert isinstance(trainer.d_optimizer, keras.optimizers.LossScaleOptimizer)
-    save_trained_models(result, config, str(tmp_path / "model"), SHAPE, 10)
-    assert load_discriminator(str(tmp_path / "model")).dtype_policy.name == "float32"
+    save_trained_models(result, config, str(tmp_path / "serving"), str(tmp_path / "train_config.json"), SHAPE, 10)
+    assert load_keras_model(str(tmp_path / "serving"), "discriminator").dtype_policy.name == "float32"
 
 
 def test_multi_worker_strategy_path_single_worker(digit_files, tmp_path):

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from components.gan import data as example_format
+from components.gan import example_format
 from data import ingest
 
 

@@ -22,8 +22,7 @@ import os
 
 import tensorflow as tf
 
-# Written next to saved_model.pb so that servers and tools can read the contract without TF.
-METADATA_FILENAME = "gan_metadata.json"
+from components import layout
 
 
 def to_uint8(images: tf.Tensor) -> tf.Tensor:
@@ -116,7 +115,27 @@ def export_generator(
         "signatures": ["serving_default", "generate_png"],
     }
     metadata.update(extra_metadata or {})
-    tf.io.gfile.makedirs(os.path.join(export_dir, "assets.extra"))
-    with tf.io.gfile.GFile(os.path.join(export_dir, "assets.extra", METADATA_FILENAME), "w") as f:
+    path = layout.metadata_path(export_dir)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.gfile.GFile(path, "w") as f:
         json.dump(metadata, f, indent=2)
     return export_dir
+
+
+def save_keras_models(generator, discriminator, saved_model_dir: str) -> None:
+    """Stores Keras copies of G and D inside the serving SavedModel's assets.extra/ (which TF
+    Serving ignores), so every pushed version carries what a warm start and the evaluator's
+    discriminator accuracy need. Save float32 models: the copies are loaded on any device."""
+    tf.io.gfile.makedirs(layout.keras_models_dir(saved_model_dir))
+    generator.save(layout.keras_model_path(saved_model_dir, "generator"))
+    discriminator.save(layout.keras_model_path(saved_model_dir, "discriminator"))
+
+
+def load_keras_model(saved_model_dir: str, which: str):
+    """The Keras generator or discriminator (``which``) saved by ``save_keras_models``. The
+    discriminator returns logits; its inputs are ``images`` or ``[images, labels]``."""
+    import keras
+
+    from components.gan import models  # noqa: F401  registers the custom layers for loading
+
+    return keras.saving.load_model(layout.keras_model_path(saved_model_dir, which), compile=False)

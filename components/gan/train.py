@@ -1,4 +1,4 @@
-"""GAN training: ``train_gan`` (resumable, distributable), ``save_trained_models``, ``load_discriminator``.
+"""GAN training: ``train_gan`` (resumable, distributable) and ``save_trained_models``.
 
 The library behind the GanTrainer component; plain TensorFlow/Keras 3, no TFX imports.
 
@@ -28,11 +28,12 @@ import numpy as np
 import tensorflow as tf
 import keras
 
+from components import layout
 from components.gan import augment as augment_lib
 from components.gan import losses as losses_lib
 from components.gan.config import TrainConfig
-from components.gan.data import training_dataset
-from components.gan.export import export_generator
+from components.gan.example_format import training_dataset
+from components.gan.export import export_generator, load_keras_model, save_keras_models
 from components.gan.models import build_models  # also registers the custom layers
 from components.gan.samples import image_grid, save_loss_curve, save_png
 
@@ -305,22 +306,15 @@ def _count_examples(files) -> int:
 
 
 # ---------------------------------------------------------------------------- warm start
-def keras_models_dir(serving_dir: str) -> str:
-    """Where ``save_trained_models`` keeps the float32 Keras generator and discriminator: inside the
-    serving SavedModel's assets.extra/ (which TF Serving ignores), so every pushed version carries
-    what a warm start needs."""
-    return os.path.join(serving_dir, "assets.extra", "keras")
-
-
 def _warm_start(trainer: GanTraining, warm_start_dir: str, log) -> bool:
     pairs = [("generator", trainer.generator), ("discriminator", trainer.discriminator)]
     loaded = {}
     for name, model in pairs:
-        path = os.path.join(keras_models_dir(warm_start_dir), f"{name}.keras")
+        path = layout.keras_model_path(warm_start_dir, name)
         if not tf.io.gfile.exists(path):
             log(f"WARNING: warm start skipped: {path} does not exist; training from scratch")
             return False
-        source = keras.saving.load_model(path, compile=False)
+        source = load_keras_model(warm_start_dir, name)
         src, dst = source.get_weights(), model.get_weights()
         mismatch = len(src) != len(dst) or any(a.shape != b.shape for a, b in zip(src, dst))
         if mismatch:
@@ -346,7 +340,7 @@ def train_gan(config: TrainConfig, train_files: list[str], image_shape: tuple[in
     run_dir: TensorBoard scalars/images, PNG sample grids (``samples/``) and ``loss_curve.png``.
     checkpoint_dir: a stable directory; a restarted run resumes from its latest checkpoint, and a
     finished run only rebuilds the models (nothing is trained again).
-    warm_start_dir: a serving dir written by ``save_trained_models`` (or a pushed copy of one); used
+    warm_start_dir: a serving dir written by ``save_trained_models`` (or a pushed version of one); used
     only when there is no checkpoint; mismatching weight shapes give a warning and training from scratch.
     on_step: called with the step number after every step (tests use it to simulate a kill).
     """
@@ -489,48 +483,23 @@ def train_gan(config: TrainConfig, train_files: list[str], image_shape: tuple[in
                        warm_started_from=warm_started_from)
 
 
-# ---------------------------------------------------------------------------- saving and loading
-def _float32_copy(model: keras.Model, build) -> keras.Model:
-    copy = build()
-    copy.set_weights(model.get_weights())
-    return copy
-
-
-def serving_dir_of(model_dir: str) -> str:
-    """The serving SavedModel inside a Model artifact (TFX's layout, what Pusher copies)."""
-    return os.path.join(model_dir, "Format-Serving")
-
-
-def save_trained_models(result: TrainResult, config: TrainConfig, model_dir: str, image_shape,
+# ---------------------------------------------------------------------------- saving
+def save_trained_models(result: TrainResult, config: TrainConfig, serving_dir: str, config_path: str, image_shape,
                         num_classes: int | None) -> str:
-    """Writes ``Format-Serving/`` (the generator's serving SavedModel, with float32 Keras copies of
-    the generator and discriminator in ``keras_models_dir``, whatever precision trained them) and
-    ``train_config.json`` under model_dir. Returns the serving dir."""
+    """Writes the generator's serving SavedModel to ``serving_dir`` (carrying float32 Keras copies
+    of the generator and discriminator, whatever precision trained them: see
+    ``components.gan.export.save_keras_models``) and the training options, image shape and class
+    count to ``config_path``. Returns ``serving_dir``."""
     classes = num_classes if config.conditional else None
     g32, d32 = build_models(config, image_shape, classes, dtype="float32")
     g32.set_weights(result.generator.get_weights())
     d32.set_weights(result.discriminator.get_weights())
-    serving_dir = serving_dir_of(model_dir)
     export_generator(g32, serving_dir, config.latent_dim, classes,
                      extra_metadata={"architecture": config.architecture, "loss": config.loss,
                                      "steps": int(result.steps), "ema": config.ema_decay > 0,
                                      "trained_precision": result.precision})
-    keras_dir = keras_models_dir(serving_dir)
-    tf.io.gfile.makedirs(keras_dir)
-    g32.save(os.path.join(keras_dir, "generator.keras"))
-    d32.save(os.path.join(keras_dir, "discriminator.keras"))
-    with tf.io.gfile.GFile(os.path.join(model_dir, "train_config.json"), "w") as f:
+    save_keras_models(g32, d32, serving_dir)
+    with tf.io.gfile.GFile(config_path, "w") as f:
         json.dump({"config": config.to_dict(), "image_shape": [int(d) for d in image_shape],
                    "num_classes": classes, "steps": int(result.steps)}, f, indent=2)
     return serving_dir
-
-
-def load_discriminator(model_dir: str) -> keras.Model:
-    """The trained discriminator (logits; inputs ``images`` or ``[images, labels]``)."""
-    return keras.saving.load_model(os.path.join(keras_models_dir(serving_dir_of(model_dir)), "discriminator.keras"),
-                                   compile=False)
-
-
-def load_generator(model_dir: str) -> keras.Model:
-    return keras.saving.load_model(os.path.join(keras_models_dir(serving_dir_of(model_dir)), "generator.keras"),
-                                   compile=False)

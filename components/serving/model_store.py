@@ -1,19 +1,9 @@
-"""Finds, loads and hot-swaps the newest pushed generator in a push directory.
+"""Loads and hot-swaps the newest pushed generator of a push directory (layout: components/layout.py).
 
-A push directory has TFX Pusher's (and TF Serving's) layout::
-
-    <base_path>/<integer version>/saved_model.pb
-                                 /variables/variables.index
-                                 /variables/variables.data-00000-of-00001
-                                 /assets.extra/gan_metadata.json   (this project's contract)
-
-Only the newest *complete* version is served (TF Serving's default "latest 1" policy). A version
-is complete when saved_model.pb, variables/variables.index and every variables.data shard exist,
-nothing in it changed during the last ``settle_s`` seconds (Pusher copies file by file, so a fresh
-directory may still be growing; locally "changed" is the later of mtime and ctime, so copies that
-preserve mtimes and renames count as changes), and it loads. A version that fails to load is remembered with
-the change times of its files and only retried when they change; the previous model keeps
-serving meanwhile.
+Only the newest *complete* version is served (TF Serving's default "latest 1" policy): complete
+as ``components.layout.check_version_dir`` defines it, and it loads. A version that fails to load
+is remembered with the change times of its files and only retried when they change; the previous
+model keeps serving meanwhile.
 
 Swapping is one reference assignment under a lock; a request takes ``store.current()`` once and
 uses that object to the end, so requests in flight finish on the model they started with.
@@ -31,13 +21,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from components import layout
+from components.layout import check_version_dir, exists as _exists, list_versions
+
 LOG = logging.getLogger("components.serving")
 
 SERVING_DEFAULT = "serving_default"
-METADATA_FILENAME = "gan_metadata.json"  # same name as components.gan.export.METADATA_FILENAME
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-_VERSION_RE = re.compile(r"^[0-9]{1,19}$")
-_SHARD_RE = re.compile(r"^variables\.data-(\d{5})-of-(\d{5})$")
 
 
 class ModelNotFound(LookupError):
@@ -98,90 +88,6 @@ def parse_model_config(path: str) -> dict[str, str]:
             base_path = os.path.join(base_dir, base_path)
         models[name] = base_path
     return models
-
-
-# --------------------------------------------------------------------------- file system
-def _gfile():
-    import tensorflow as tf  # imported lazily: config parsing and name checks need no TF
-
-    return tf.io.gfile
-
-
-def _is_remote(path: str) -> bool:
-    return "://" in path
-
-
-def _changed_at(path: str) -> float | None:
-    """When ``path`` last changed. Locally the later of mtime and ctime: ``cp -a``/``rsync``
-    preserve mtimes, but writing, renaming or re-stamping a file always sets its ctime."""
-    try:
-        if _is_remote(path):
-            return _gfile().stat(path).mtime_nsec / 1e9
-        st = os.stat(path)
-        return max(st.st_mtime, st.st_ctime)
-    except Exception:  # object stores have no directory entries: no time to check
-        return None
-
-
-def list_versions(base_path: str) -> list[tuple[int, str]]:
-    """(version, path) of the integer-named subdirectories, newest first. Missing base: []."""
-    try:
-        if _is_remote(base_path):
-            gfile = _gfile()
-            names = [n.rstrip("/") for n in gfile.listdir(base_path)]
-            entries = [(n, os.path.join(base_path, n)) for n in names]
-            entries = [(n, p) for n, p in entries if _VERSION_RE.match(n) and gfile.isdir(p)]
-        else:
-            with os.scandir(base_path) as it:
-                entries = [(e.name, e.path) for e in it if _VERSION_RE.match(e.name) and e.is_dir()]
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    except Exception as exc:  # tf.errors.NotFoundError and friends
-        if type(exc).__name__ == "NotFoundError":
-            return []
-        raise
-    return sorted(((int(n), p) for n, p in entries), reverse=True)
-
-
-def _files_under(path: str) -> list[str]:
-    if _is_remote(path):
-        return [os.path.join(d, f) for d, _, files in _gfile().walk(path) for f in files]
-    return [os.path.join(d, f) for d, _, files in os.walk(path) for f in files]
-
-
-def _exists(path: str) -> bool:
-    return _gfile().exists(path) if _is_remote(path) else os.path.exists(path)
-
-
-def check_version_dir(path: str, settle_s: float = 0.0, now: float | None = None) -> tuple[bool, str, tuple]:
-    """(complete, reason, fingerprint) for one version directory.
-
-    ``fingerprint`` (file paths and change times) lets callers notice that a failed version changed.
-    ``now`` defaults to time.time()."""
-    if not (_exists(os.path.join(path, "saved_model.pb")) or _exists(os.path.join(path, "saved_model.pbtxt"))):
-        return False, "no saved_model.pb yet", ()
-    variables = os.path.join(path, "variables")
-    if not _exists(os.path.join(variables, "variables.index")):
-        return False, "no variables/variables.index yet", ()
-    files = _files_under(path)
-    shards = [m for m in (_SHARD_RE.match(os.path.basename(f)) for f in files) if m]
-    if not shards:
-        return False, "no variables.data shard yet", ()
-    total = int(shards[0].group(2))
-    present = {int(m.group(1)) for m in shards if int(m.group(2)) == total}
-    if present != set(range(total)):
-        return False, f"variables.data shards incomplete ({len(present)} of {total})", ()
-    stamps = tuple(sorted((f, _changed_at(f)) for f in files))
-    if settle_s > 0:
-        now = time.time() if now is None else now
-        times = [t for _, t in stamps if t is not None]
-        dir_time = _changed_at(path)
-        if dir_time is not None:
-            times.append(dir_time)
-        newest = max(times, default=None)
-        if newest is not None and now - newest < settle_s:
-            return False, f"modified {now - newest:.2f}s ago (settle time {settle_s:g}s)", stamps
-    return True, "complete", stamps
 
 
 # --------------------------------------------------------------------------- loaded model
@@ -301,11 +207,7 @@ def load_model(name: str, version: int, path: str, warmup: bool = True) -> Loade
             inputs={k: _spec_info(k, s) for k, s in kwargs.items()},
             outputs={k: _spec_info(k, s) for k, s in outputs.items()},
         )
-    gan_metadata = None
-    metadata_path = os.path.join(path, "assets.extra", METADATA_FILENAME)
-    if _exists(metadata_path):
-        with tf.io.gfile.GFile(metadata_path, "r") as f:
-            gan_metadata = json.load(f)
+    gan_metadata = layout.read_metadata(path)
     model = LoadedModel(
         name=name,
         version=int(version),
@@ -318,15 +220,6 @@ def load_model(name: str, version: int, path: str, warmup: bool = True) -> Loade
     if warmup:
         _warmup(model)
     return model
-
-
-def find_latest_complete(base_path: str, settle_s: float = 0.0) -> tuple[int, str] | None:
-    """(version, path) of the newest complete version, or None (no load attempted)."""
-    for version, path in list_versions(base_path):
-        complete, _, _ = check_version_dir(path, settle_s)
-        if complete:
-            return version, path
-    return None
 
 
 def load_latest(base_path: str, name: str = "model", settle_s: float = 0.0, warmup: bool = False) -> LoadedModel:

@@ -8,11 +8,10 @@ Every ingested image becomes one tf.train.Example with these features:
   label     int64   optional: the class index, absent for unlabelled data
   source    bytes   where the image came from (file path, or npz path and index), for error messages
 
-ExampleGen writes them as gzipped TFRecords under ``<examples uri>/Split-<name>/``.
+ExampleGen writes them as gzipped TFRecords (where: ``components.layout.split_files``).
 """
 from __future__ import annotations
 
-import os
 from typing import Iterable
 
 import numpy as np
@@ -44,15 +43,6 @@ def make_example(encoded_image: bytes, height: int, width: int, channels: int, s
     if label is not None:
         features[LABEL_KEY] = int_feature(label)
     return tf.train.Example(features=tf.train.Features(feature=features))
-
-
-def split_files(examples_uri: str, split: str) -> list[str]:
-    """The TFRecord files of one split of an Examples artifact."""
-    pattern = os.path.join(examples_uri, f"Split-{split}", "*")
-    files = sorted(tf.io.gfile.glob(pattern))
-    if not files:
-        raise FileNotFoundError(f"no TFRecord files for split '{split}' under {examples_uri}")
-    return files
 
 
 _FEATURE_SPEC = {

@@ -1,0 +1,190 @@
+"""Where things live on disk: one definition of every directory and file name the project shares.
+
+Two layouts, used by the components, the training/evaluation libraries' callers and the server:
+
+TFX artifacts (what TFX components read and write)::
+
+    <Examples uri>/Split-<name>/*.gz              gzipped TFRecords of the example format
+    <Model uri>/Format-Serving/                   the generator's serving SavedModel (what Pusher copies)
+    <Model uri>/train_config.json                 the training options, image shape and class count
+
+A push directory (TFX Pusher's and TensorFlow Serving's layout)::
+
+    <base_path>/<integer version>/saved_model.pb
+                                 /variables/variables.index
+                                 /variables/variables.data-00000-of-00001
+                                 /assets.extra/gan_metadata.json        the model's contract for clients
+                                 /assets.extra/keras/generator.keras    float32 Keras copies of G and D,
+                                 /assets.extra/keras/discriminator.keras    for warm starts and evaluation
+
+TF Serving ignores ``assets.extra/``. A version is *complete* when saved_model.pb,
+variables/variables.index and every variables.data shard exist and nothing in it changed during
+the last ``settle_s`` seconds (Pusher copies file by file). Locally "changed" is the later of
+mtime and ctime, so copies that preserve mtimes and renames count as changes.
+
+Libraries take plain paths; only the code that turns artifacts into paths uses this module.
+Paths may be local or ``gs://``/``s3://`` URIs (read through tf.io.gfile, imported lazily so that
+config parsing and name checks need no TensorFlow).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+
+SPLIT_PREFIX = "Split-"
+SERVING_DIR = "Format-Serving"
+TRAIN_CONFIG_FILENAME = "train_config.json"
+METADATA_FILENAME = "gan_metadata.json"
+_VERSION_RE = re.compile(r"^[0-9]{1,19}$")
+_SHARD_RE = re.compile(r"^variables\.data-(\d{5})-of-(\d{5})$")
+
+
+# --------------------------------------------------------------------------- TFX artifacts
+def split_files(examples_uri: str, split: str) -> list[str]:
+    """The TFRecord files of one split of an Examples artifact."""
+    pattern = os.path.join(examples_uri, f"{SPLIT_PREFIX}{split}", "*")
+    files = sorted(_gfile().glob(pattern))
+    if not files:
+        raise FileNotFoundError(f"no TFRecord files for split '{split}' under {examples_uri}")
+    return files
+
+
+def split_names(artifact_uri: str) -> list[str]:
+    """The split names (``train``, ``eval``) present under an artifact with per-split folders."""
+    prefix_len = len(SPLIT_PREFIX)
+    return sorted(os.path.basename(p.rstrip("/"))[prefix_len:]
+                  for p in _gfile().glob(os.path.join(artifact_uri, f"{SPLIT_PREFIX}*")))
+
+
+def serving_dir(model_uri: str) -> str:
+    """The serving SavedModel inside a Model artifact (TFX's layout, what Pusher copies)."""
+    return os.path.join(model_uri, SERVING_DIR)
+
+
+def train_config_path(model_uri: str) -> str:
+    return os.path.join(model_uri, TRAIN_CONFIG_FILENAME)
+
+
+# --------------------------------------------------------------------------- inside a SavedModel dir
+def metadata_path(saved_model_dir: str) -> str:
+    """gan_metadata.json of a serving SavedModel (a Format-Serving dir or a pushed version)."""
+    return os.path.join(saved_model_dir, "assets.extra", METADATA_FILENAME)
+
+
+def keras_models_dir(saved_model_dir: str) -> str:
+    """Where the float32 Keras generator and discriminator travel with the serving SavedModel."""
+    return os.path.join(saved_model_dir, "assets.extra", "keras")
+
+
+def keras_model_path(saved_model_dir: str, which: str) -> str:
+    """``which``: "generator" or "discriminator"."""
+    if which not in ("generator", "discriminator"):
+        raise ValueError(f"which must be 'generator' or 'discriminator', got {which!r}")
+    return os.path.join(keras_models_dir(saved_model_dir), f"{which}.keras")
+
+
+def read_metadata(saved_model_dir: str) -> dict | None:
+    """The model's gan_metadata.json, or None when it has none."""
+    path = metadata_path(saved_model_dir)
+    if not exists(path):
+        return None
+    if is_remote(path):
+        with _gfile().GFile(path, "r") as f:
+            return json.load(f)
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+# --------------------------------------------------------------------------- push directory
+def _gfile():
+    import tensorflow as tf  # imported lazily: config parsing and name checks need no TF
+
+    return tf.io.gfile
+
+
+def is_remote(path: str) -> bool:
+    return "://" in path
+
+
+def _changed_at(path: str) -> float | None:
+    """When ``path`` last changed. Locally the later of mtime and ctime: ``cp -a``/``rsync``
+    preserve mtimes, but writing, renaming or re-stamping a file always sets its ctime."""
+    try:
+        if is_remote(path):
+            return _gfile().stat(path).mtime_nsec / 1e9
+        st = os.stat(path)
+        return max(st.st_mtime, st.st_ctime)
+    except Exception:  # object stores have no directory entries: no time to check
+        return None
+
+
+def list_versions(base_path: str) -> list[tuple[int, str]]:
+    """(version, path) of the integer-named subdirectories, newest first. Missing base: []."""
+    try:
+        if is_remote(base_path):
+            gfile = _gfile()
+            names = [n.rstrip("/") for n in gfile.listdir(base_path)]
+            entries = [(n, os.path.join(base_path, n)) for n in names]
+            entries = [(n, p) for n, p in entries if _VERSION_RE.match(n) and gfile.isdir(p)]
+        else:
+            with os.scandir(base_path) as it:
+                entries = [(e.name, e.path) for e in it if _VERSION_RE.match(e.name) and e.is_dir()]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except Exception as exc:  # tf.errors.NotFoundError and friends
+        if type(exc).__name__ == "NotFoundError":
+            return []
+        raise
+    return sorted(((int(n), p) for n, p in entries), reverse=True)
+
+
+def _files_under(path: str) -> list[str]:
+    if is_remote(path):
+        return [os.path.join(d, f) for d, _, files in _gfile().walk(path) for f in files]
+    return [os.path.join(d, f) for d, _, files in os.walk(path) for f in files]
+
+
+def exists(path: str) -> bool:
+    return _gfile().exists(path) if is_remote(path) else os.path.exists(path)
+
+
+def check_version_dir(path: str, settle_s: float = 0.0, now: float | None = None) -> tuple[bool, str, tuple]:
+    """(complete, reason, fingerprint) for one version directory.
+
+    ``fingerprint`` (file paths and change times) lets callers notice that a failed version changed.
+    ``now`` defaults to time.time()."""
+    if not (exists(os.path.join(path, "saved_model.pb")) or exists(os.path.join(path, "saved_model.pbtxt"))):
+        return False, "no saved_model.pb yet", ()
+    variables = os.path.join(path, "variables")
+    if not exists(os.path.join(variables, "variables.index")):
+        return False, "no variables/variables.index yet", ()
+    files = _files_under(path)
+    shards = [m for m in (_SHARD_RE.match(os.path.basename(f)) for f in files) if m]
+    if not shards:
+        return False, "no variables.data shard yet", ()
+    total = int(shards[0].group(2))
+    present = {int(m.group(1)) for m in shards if int(m.group(2)) == total}
+    if present != set(range(total)):
+        return False, f"variables.data shards incomplete ({len(present)} of {total})", ()
+    stamps = tuple(sorted((f, _changed_at(f)) for f in files))
+    if settle_s > 0:
+        now = time.time() if now is None else now
+        times = [t for _, t in stamps if t is not None]
+        dir_time = _changed_at(path)
+        if dir_time is not None:
+            times.append(dir_time)
+        newest = max(times, default=None)
+        if newest is not None and now - newest < settle_s:
+            return False, f"modified {now - newest:.2f}s ago (settle time {settle_s:g}s)", stamps
+    return True, "complete", stamps
+
+
+def find_latest_complete(base_path: str, settle_s: float = 0.0) -> tuple[int, str] | None:
+    """(version, path) of the newest complete version, or None (no load attempted)."""
+    for version, path in list_versions(base_path):
+        complete, _, _ = check_version_dir(path, settle_s)
+        if complete:
+            return version, path
+    return None
