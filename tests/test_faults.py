@@ -46,18 +46,19 @@ RUN_TIMEOUT_S = 420
 # uniformly from [0, longest]; the components run one after another, so a delay past a short
 # component's end kills whatever runs next, which is still a valid point of the run.
 KILL_POINTS = [
-    ("GanTrainer", 5.0), ("GanTrainer", 20.0), ("GanTrainer", 40.0), ("GanTrainer", 60.0),
-    ("ReferenceStatsGen", 3.0), ("ReferenceStatsGen", 10.0),
-    ("GanEvaluator", 2.0), ("GanEvaluator", 6.0),
-    ("Pusher", 0.3), ("Pusher", 1.5),
+    ("GanTrainer", 5.0), ("GanTrainer", 15.0), ("GanTrainer", 30.0), ("GanTrainer", 45.0),
+    ("ReferenceStatsGen", 2.0), ("ReferenceStatsGen", 6.0),
+    ("GanEvaluator", 1.0), ("GanEvaluator", 3.0),
+    ("Pusher", 0.1), ("Pusher", 0.4),
 ]
-CI_KILL_POINTS = [KILL_POINTS[2], KILL_POINTS[7]]
+CI_KILL_POINTS = [KILL_POINTS[1], KILL_POINTS[7]]
 
 
-def write_span(base: str, span: int, per_class: int = 20) -> None:
+def write_span(base: str, span: int, per_class: int = 15) -> None:
+    """span-<span>/: ``per_class`` digits of each class, different ones for every span."""
     images, labels = digits_28x28()
     for c in range(10):
-        for i in np.flatnonzero(labels == c)[:per_class]:
+        for i in np.flatnonzero(labels == c)[(span - 1) * per_class:span * per_class]:
             path = os.path.join(base, f"span-{span}", str(c), f"{i:04d}.png")
             os.makedirs(os.path.dirname(path), exist_ok=True)
             Image.fromarray(images[i]).save(path)
@@ -161,8 +162,11 @@ def assert_every_push_was_blessed(output_dir: str, push_dir: str) -> None:
         assert blessings and all(b.custom_properties["blessed"].int_value == 1 for b in blessings), version
 
 
-def kill_then_rerun(root, config_path: str, component: str, longest_delay: float, rng: random.Random) -> dict:
-    """One fault: kill a run at a random point after ``component`` starts, then rerun it."""
+def kill_then_rerun(root, config_path: str, span: int, component: str, longest_delay: float,
+                    rng: random.Random) -> dict:
+    """One fault: a new span arrives (so every component has work: no cache hits), a run is killed
+    at a random point after ``component`` starts, then the run is started again."""
+    write_span(str(root / "data"), span)
     delay = rng.uniform(0.0, longest_delay)
     run = GanRun(config_path, "--verbose") if _has_verbose_flag() else GanRun(config_path)
     armed = run.wait_for(f"Component {component} is running", RUN_TIMEOUT_S)
@@ -181,7 +185,7 @@ def kill_then_rerun(root, config_path: str, component: str, longest_delay: float
     push_dir, output_dir = str(root / "serving"), str(root / "out")
     versions = assert_push_dir_sound(push_dir)
     assert_every_push_was_blessed(output_dir, push_dir)
-    return {"component": component, "delay_s": round(delay, 2), "armed": armed,
+    return {"span": span, "component": component, "delay_s": round(delay, 2), "armed": armed,
             "running_when_killed": killed_after[-1] if killed_after else "(setup)",
             "resumed": "resuming from checkpoint" in rerun.output(), "versions": versions}
 
@@ -199,7 +203,8 @@ def tiny_pipeline(tmp_path):
 def _run_kill_points(tiny_pipeline, points, seed):
     root, config_path = tiny_pipeline
     rng = random.Random(seed)
-    outcomes = [kill_then_rerun(root, config_path, component, longest, rng) for component, longest in points]
+    outcomes = [kill_then_rerun(root, config_path, span, component, longest, rng)
+                for span, (component, longest) in enumerate(points, start=2)]
     report = root / "fault_outcomes.json"
     report.write_text(json.dumps(outcomes, indent=2))
     print(json.dumps(outcomes, indent=2), file=sys.stderr)
@@ -229,7 +234,7 @@ def test_concurrent_commands_in_one_checkout(tiny_pipeline):
                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         _wait_http(f"http://127.0.0.1:{port}/v1/models/gan", 120)
-        write_span(str(root / "data"), 2, per_class=15)  # new data: the next run trains again
+        write_span(str(root / "data"), 2)  # new data: the next run trains again
         run = GanRun(config_path)
         assert run.wait_for("Component GanTrainer is running", RUN_TIMEOUT_S), run.output()[-3000:]
         second = subprocess.run([GAN, "run", "--config", config_path], cwd=REPO, capture_output=True,
