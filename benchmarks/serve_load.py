@@ -73,8 +73,6 @@ class ServerProcess:
         env = dict(
             os.environ,
             PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
-            TF_USE_LEGACY_KERAS="0",
-            KERAS_BACKEND="tensorflow",
             TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
         )
         command = [
@@ -305,8 +303,6 @@ def main(argv=None) -> int:
     if min(args.requests, args.concurrency, args.batch, args.rounds) < 1:
         parser.error("--requests, --concurrency, --batch and --rounds must be positive")
 
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "0")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     started = time.time()
     deadline = started + args.max_seconds
     tmp = tempfile.TemporaryDirectory(prefix="serve_load_")

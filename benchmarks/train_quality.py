@@ -31,9 +31,9 @@ import shutil
 import tempfile
 import time
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "0")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import components  # noqa: E402,F401  sets the Keras environment before TensorFlow is imported
 
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402

@@ -10,7 +10,7 @@ per-round ratios to the reference.
 
 reference       the tutorial's ``train_step``, written exactly as the tutorial writes it (two
                 GradientTapes, one forward pass, simultaneous updates), float32, from_tensor_slices.
-reference_bf16  the same under the Keras policy mixed_bfloat16 (NOTES: "bf16 alone").
+reference_bf16  the same under the Keras policy mixed_bfloat16: what bf16 alone gives.
 ours_fp32       our step (``components.gan.train.GanTraining``), same model/loss/optimiser, no
                 augmentation, no EMA, float32: what our step and layers give without bf16.
 ours_bf16_keras_layers  ours in mixed_bfloat16 but with stock Keras BatchNormalization and
@@ -32,9 +32,9 @@ import platform
 import statistics
 import time
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "0")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import components  # noqa: E402,F401  sets the Keras environment before TensorFlow is imported
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

@@ -147,7 +147,7 @@ def evaluate_and_bless(*, reference_dir: str, model_dir: str, eval_files: list[s
     candidate.update(d_real_accuracy=d_acc.real_acc, d_fake_accuracy=d_acc.fake_acc, d_accuracy=d_acc.mean)
     log(f"[evaluator] candidate FID {candidate['fid']:.4f} ({candidate['fid_over_floor']:.2f} x floor)")
 
-    baseline, newest = None, layout.find_latest_complete(push_destination)
+    baseline, newest = None, layout.find_latest_usable(push_destination, log=log)
     if newest is not None:
         version, path = newest
         baseline = score(path)[0]

@@ -52,7 +52,7 @@ def GanTrainer(
     train_files = layout.split_files(examples.uri, "train")
     warm_start_dir = None
     if config.warm_start and push_destination:
-        serving = layout.find_latest_complete(push_destination)
+        serving = layout.find_latest_usable(push_destination)
         warm_start_dir = serving[1] if serving else None
         if serving is None:
             print(f"warm start: no generator is serving under {push_destination} yet; training from scratch")

@@ -181,10 +181,127 @@ def check_version_dir(path: str, settle_s: float = 0.0, now: float | None = None
     return True, "complete", stamps
 
 
-def find_latest_complete(base_path: str, settle_s: float = 0.0) -> tuple[int, str] | None:
-    """(version, path) of the newest complete version, or None (no load attempted)."""
-    for version, path in list_versions(base_path):
-        complete, _, _ = check_version_dir(path, settle_s)
-        if complete:
-            return version, path
+def problem_loading(path: str) -> str | None:
+    """Why a complete version cannot be used as a baseline or warm start, or None when it can.
+
+    Cheap checks of what later code relies on: saved_model.pb parses as a SavedModel proto (a kill
+    during a copy leaves it truncated), gan_metadata.json parses, the Keras copies exist. Loading
+    the whole model would be the strongest check, but costs seconds per version."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    pb = os.path.join(path, "saved_model.pb")
+    try:
+        with _gfile().GFile(pb, "rb") as f:
+            saved_model_pb2.SavedModel().ParseFromString(f.read())
+    except Exception as exc:  # DecodeError, or a file that vanished
+        return f"saved_model.pb does not parse ({type(exc).__name__})"
+    try:
+        if read_metadata(path) is None:
+            return f"no assets.extra/{METADATA_FILENAME}"
+    except (ValueError, OSError) as exc:
+        return f"assets.extra/{METADATA_FILENAME} does not parse ({exc})"
+    for which in ("generator", "discriminator"):
+        if not exists(keras_model_path(path, which)):
+            return f"no {os.path.relpath(keras_model_path(path, which), path)}"
     return None
+
+
+def find_latest_usable(base_path: str, log=print) -> tuple[int, str] | None:
+    """(version, path) of the newest complete version that passes ``problem_loading``; versions
+    that do not are skipped with a one-line warning (they never block a run)."""
+    for version, path in list_versions(base_path):
+        complete, reason, _ = check_version_dir(path)
+        problem = None if complete else reason
+        if problem is None:
+            problem = problem_loading(path)
+        if problem is None:
+            return version, path
+        log(f"WARNING: skipping pushed version {version} in {base_path}: {problem}")
+    return None
+
+
+# --------------------------------------------------------------------------- publishing a version
+PARTIAL_SUFFIX = ".partial"
+
+
+def publish_version(source_dir: str, base_path: str, clock=time.time) -> tuple[str, str]:
+    """Copies a serving SavedModel into ``base_path`` as a new version; returns (version, path).
+
+    Locally the copy goes to a hidden ``.<version>.<pid>.partial`` folder beside the versions and is
+    renamed into place when complete, so a version appears whole or not at all (a rename within one
+    file system is atomic) and a kill leaves only a hidden folder, which the next publish removes
+    once its process is gone. Servers and lookups ignore names that are not all digits.
+    Remote stores (gs://, s3://) have no atomic directory rename: there the files are copied
+    with saved_model.pb last, the order TF Serving relies on (as TFX's Pusher does).
+    The version is the Unix time, or one more than the newest version if that is not later."""
+    newest = max((v for v, _ in list_versions(base_path)), default=0)
+    version = str(max(int(clock()), newest + 1))
+    final = os.path.join(base_path, version)
+    if is_remote(base_path):
+        _copy_tree(source_dir, final, saved_model_last=True)
+        return version, final
+    os.makedirs(base_path, exist_ok=True)
+    remove_stale_partials(base_path)
+    partial = os.path.join(base_path, f".{version}.{os.getpid()}{PARTIAL_SUFFIX}")
+    try:
+        _copy_tree(source_dir, partial, saved_model_last=True)
+        _fsync_tree(partial)
+        os.rename(partial, final)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return version, final
+
+
+def remove_stale_partials(base_path: str) -> list[str]:
+    """Removes ``.<version>.<pid>.partial`` folders whose process no longer runs; returns them."""
+    import shutil
+
+    removed = []
+    try:
+        names = os.listdir(base_path)
+    except FileNotFoundError:
+        return removed
+    for name in names:
+        match = re.fullmatch(r"\.(\d+)\.(\d+)" + re.escape(PARTIAL_SUFFIX), name)
+        if not match or _pid_alive(int(match.group(2))):
+            continue
+        shutil.rmtree(os.path.join(base_path, name), ignore_errors=True)
+        removed.append(name)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _copy_tree(source: str, destination: str, saved_model_last: bool) -> None:
+    gfile = _gfile()
+    last = []
+    for directory, _, files in gfile.walk(source):
+        target_dir = os.path.join(destination, os.path.relpath(directory, source))
+        gfile.makedirs(target_dir)
+        for name in files:
+            pair = (os.path.join(directory, name), os.path.join(target_dir, name))
+            if saved_model_last and directory.rstrip("/") == source.rstrip("/") and name == "saved_model.pb":
+                last.append(pair)
+            else:
+                gfile.copy(*pair, overwrite=True)
+    for pair in last:
+        gfile.copy(*pair, overwrite=True)
+
+
+def _fsync_tree(path: str) -> None:
+    """Flushes the copied files to disk before the rename makes them visible."""
+    for directory, _, files in os.walk(path):
+        for name in files:
+            with open(os.path.join(directory, name), "rb") as f:
+                os.fsync(f.fileno())

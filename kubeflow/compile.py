@@ -6,7 +6,7 @@ Paths: data, push destination and outputs go under ``--root`` (gs:// or s3://: T
 artifacts through tf.io.gfile, so minio:// does not work); the curated schema is read from the
 image (the Dockerfile copies the repository to /opt/tfx-gan). The pipeline has no Resolver node:
 open-source KFP cannot run resolver executors, so GanEvaluator finds its baseline in the push
-destination itself (NOTES section 4).
+destination itself (the OSS KFP v2 driver answers "resolver not implemented yet").
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def compile_pipeline(config_path: str, root: str, image: str, out_path: str) -> 
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
         output_dir=os.path.dirname(os.path.abspath(out_path)),
-        # A .yaml name makes TFX write a bare PipelineSpec, which kfp.Client accepts (NOTES 4).
+        # A .yaml name makes TFX write a bare PipelineSpec, which kfp.Client accepts (the .json form is a PipelineJob wrapper it rejects).
         output_filename=os.path.basename(out_path),
     )
     runner.run(pipeline)

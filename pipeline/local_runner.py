@@ -1,72 +1,132 @@
-"""Runs the pipeline locally: LocalDagRunner, SQLite metadata, caching on (from the config)."""
+"""Runs the pipeline locally: LocalDagRunner, SQLite metadata, caching on (from the config).
+
+Before anything runs: the input span exists, the output and push folders are writable, and no
+other run of this pipeline holds its output folder (one lock per output_dir: two runs at once
+would train into the same checkpoint folder).
+"""
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
-import sqlite3
+import tempfile
 import time
+from contextlib import contextmanager
 
 from tfx import v1 as tfx
 
+from components.options import ConfigError
 from pipeline.config import PipelineConfig, check_input_data
 from pipeline.pipeline import create_pipeline
+
+LOCK_FILENAME = ".pipeline.lock"
+
+
+class PipelineBusyError(ConfigError):
+    """Another run of the same pipeline (same output_dir) is in progress."""
 
 
 def run_pipeline(config: PipelineConfig) -> dict:
     """Runs the pipeline and returns a summary read back from ML Metadata (see ``summarize``)."""
     check_input_data(config)
-    os.makedirs(config.output_dir, exist_ok=True)
-    started = time.time()
-    pipeline = create_pipeline(
-        config, tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
-    tfx.orchestration.LocalDagRunner().run(pipeline)
-    return summarize(config, since=started)
+    check_writable_dirs(config)
+    with pipeline_lock(config.output_dir):
+        pipeline = create_pipeline(
+            config, tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
+        started = time.time()
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+        return summarize(config, since=started)
+
+
+def check_writable_dirs(config: PipelineConfig) -> None:
+    """output_dir and push_destination must be (or become) writable folders: found out now, not
+    after an hour of training. Remote URIs (gs://, s3://) are checked by the components."""
+    for key, path in (("output_dir", config.output_dir), ("push_destination", config.push_destination)):
+        if "://" in path:
+            continue
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise ConfigError(f"{key}: {path} is a file, not a folder")
+        try:
+            os.makedirs(path, exist_ok=True)
+            with tempfile.TemporaryFile(dir=path):
+                pass
+        except OSError as e:
+            raise ConfigError(f"{key}: cannot write to {path}: {e.strerror or e}") from None
+
+
+@contextmanager
+def pipeline_lock(output_dir: str):
+    """Holds an exclusive lock on ``<output_dir>/.pipeline.lock`` for the whole run; a second run
+    fails at once, naming the process that holds it. The kernel drops the lock when the holder
+    dies, so a killed run never leaves a stale lock."""
+    path = os.path.join(output_dir, LOCK_FILENAME)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            raise PipelineBusyError(
+                f"another run of this pipeline is in progress (pid {holder}, lock {path}); "
+                "wait for it to finish, or give this run another output_dir") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        finally:
+            f.seek(0)
+            f.truncate()
 
 
 def summarize(config: PipelineConfig, since: float = 0.0) -> dict:
-    """What the last run did, from the metadata DB: per component, its state and wall time, plus
-    where the pushed model, the metrics and the sample grid are."""
-    db = sqlite3.connect(config.metadata_path)
-    try:
-        # Each execution is associated with its node's context, named "<pipeline>.<node id>".
-        rows = db.execute(
-            """SELECT c.name, e.last_known_state, e.create_time_since_epoch, e.last_update_time_since_epoch
-               FROM Execution e
-               JOIN Association a ON a.execution_id = e.id
-               JOIN Context c ON c.id = a.context_id
-               JOIN Type t ON t.id = c.type_id AND t.name = 'node'
-               WHERE e.create_time_since_epoch >= ? ORDER BY e.id""", (int(since * 1000),)).fetchall()
-        states = {1: "NEW", 2: "RUNNING", 3: "COMPLETE", 4: "FAILED", 5: "CACHED", 6: "CANCELED"}
-        components = [{"component": node.split(".", 1)[1], "state": states.get(state, str(state)),
-                       "seconds": round((end - start) / 1000.0, 1)}
-                      for node, state, start, end in rows]
-        newest = db.execute(
-            """SELECT t.name, a.uri, a.id FROM Artifact a JOIN Type t ON t.id = a.type_id
-               WHERE a.id IN (SELECT MAX(id) FROM Artifact GROUP BY type_id)""").fetchall()
-        uris = {name: uri for name, uri, _ in newest}
-        model_id = {name: artifact_id for name, _, artifact_id in newest}.get("Model")
-        warm = db.execute(
-            """SELECT string_value FROM ArtifactProperty
-               WHERE artifact_id = ? AND name = 'warm_started_from' AND is_custom_property = 1""",
-            (model_id,)).fetchone() if model_id is not None else None
-    finally:
-        db.close()
+    """What the last run did, from ML Metadata: per component, its state and wall time, plus where
+    the pushed model, the metrics and the sample grid are. The run is the newest pipeline_run
+    context created after ``since`` (the pipeline lock rules out a concurrent one)."""
+    from ml_metadata.metadata_store import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+
+    store = metadata_store.MetadataStore(
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
+    runs = [c for c in store.get_contexts_by_type("pipeline_run") if c.create_time_since_epoch >= int(since * 1000)]
+    components, outputs = [], {}
+    if runs:
+        run = max(runs, key=lambda c: c.create_time_since_epoch)
+        executions = sorted(store.get_executions_by_context(run.id), key=lambda e: e.id)
+        for execution in executions:
+            node = next((c.name for c in store.get_contexts_by_execution(execution.id) if c.type == "node"), "")
+            components.append({
+                "component": node.split(".", 1)[-1],
+                "state": metadata_store_pb2.Execution.State.Name(execution.last_known_state),
+                "seconds": round((execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000, 1),
+            })
+        events = store.get_events_by_execution_ids([e.id for e in executions])
+        output_ids = [e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
+        for artifact in sorted(store.get_artifacts_by_id(output_ids), key=lambda a: a.id):
+            outputs[artifact.type] = artifact  # the newest of each type
     summary = {"components": components, "push_destination": config.push_destination,
-               "warm_started_from": (warm[0] or None) if warm else None}
-    evaluation = uris.get("ModelEvaluation")
-    if evaluation:
-        summary["metrics_json"] = os.path.join(evaluation, "metrics.json")
-        summary["samples_png"] = os.path.join(evaluation, "samples.png")
+               "warm_started_from": None}
+    model = outputs.get("Model")
+    if model is not None and "warm_started_from" in model.custom_properties:
+        summary["warm_started_from"] = model.custom_properties["warm_started_from"].string_value or None
+    evaluation = outputs.get("ModelEvaluation")
+    if evaluation is not None:
+        summary["metrics_json"] = os.path.join(evaluation.uri, "metrics.json")
+        summary["samples_png"] = os.path.join(evaluation.uri, "samples.png")
         if os.path.exists(summary["metrics_json"]):
             with open(summary["metrics_json"]) as f:
                 metrics = json.load(f)
             summary.update(blessed=metrics["blessed"], reason=metrics["reason"], fid=metrics["candidate"]["fid"],
                            fid_floor=metrics["candidate"]["fid_floor"])
-    pushed = uris.get("PushedModel")
-    if pushed:
-        summary["pushed_model_artifact"] = pushed
-    from components.layout import find_latest_complete
+    pushed = outputs.get("PushedModel")
+    if pushed is not None:
+        summary["pushed_model_artifact"] = pushed.uri
+    from components.layout import find_latest_usable
 
-    newest = find_latest_complete(config.push_destination)
+    newest = find_latest_usable(config.push_destination)
     summary["serving_version"] = newest[1] if newest else None
     return summary

@@ -2,14 +2,17 @@
 
 ImageExampleGen -> StatisticsGen -> ImportSchemaGen (curated schema) -> ExampleValidator
 -> GanTrainer (refuses to start on anomalies)
--> ReferenceStatsGen (real-data feature statistics, once per span) -> GanEvaluator (blessing) -> Pusher
+-> ReferenceStatsGen (real-data feature statistics, once per span) -> GanEvaluator (blessing)
+-> Pusher (with an executor that publishes each version atomically)
 """
 from __future__ import annotations
 
 import os
 
 from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
 
+from components.atomic_pusher import AtomicPushExecutor
 from components.gan_evaluator import GanEvaluator
 from components.gan_trainer import GanTrainer
 from components.image_example_gen import ImageExampleGen
@@ -53,6 +56,7 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None, bea
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.push_destination)),
+        custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPushExecutor),  # whole versions only
     )
 
     return tfx.dsl.Pipeline(

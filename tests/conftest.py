@@ -1,6 +1,5 @@
 import os
 
-# Every process of the test run uses Keras 3 (see NOTES section 2); set before TF is imported.
-os.environ["TF_USE_LEGACY_KERAS"] = "0"
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+import components  # noqa: F401  sets the Keras environment before anything imports TensorFlow
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

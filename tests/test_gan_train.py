@@ -185,7 +185,7 @@ def test_multi_worker_strategy_path_single_worker(digit_files, tmp_path):
         f"{str(tmp_path / 'ckpt')!r})\n"
         "print('RESULT', r.strategy, r.steps)\n")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "PYTHONPATH": root, "TF_USE_LEGACY_KERAS": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "PYTHONPATH": root, "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop("TF_CONFIG", None)
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
                          timeout=300, cwd=root)

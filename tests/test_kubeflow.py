@@ -22,7 +22,7 @@ def test_compiled_spec_has_no_resolver_and_names_our_executors(tmp_path):
     tasks = spec["root"]["dag"]["tasks"]
     assert set(tasks) >= {"ImageExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
                           "GanTrainer", "ReferenceStatsGen", "GanEvaluator", "Pusher"}
-    # Open-source KFP rejects resolver executors (NOTES section 4).
+    # Open-source KFP v2 rejects resolver executors ("resolver not implemented yet").
     assert "resolver" not in text.lower()
     for executor in ("components.gan_trainer.GanTrainer_Executor",
                      "components.gan_evaluator.GanEvaluator_Executor",

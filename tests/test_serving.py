@@ -22,8 +22,7 @@ import time
 import numpy as np
 import pytest
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "0")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+import components  # noqa: E402,F401  sets the Keras environment before TensorFlow is imported
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -31,7 +30,6 @@ from keras import layers  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from components.gan.export import export_generator  # noqa: E402
-from components import layout  # noqa: E402
 from components.serving import generate, json_codec, model_store  # noqa: E402
 from components.serving.model_store import (  # noqa: E402
     ModelStore,
@@ -208,8 +206,6 @@ def test_list_versions_and_completeness(env, tmp_path):
         for f in files:
             os.utime(os.path.join(d, f), (old, old))
     assert not check_version_dir(str(base / "8"), settle_s=5)[0]
-    assert layout.find_latest_complete(str(base), settle_s=0) == (8, str(base / "8"))
-    assert layout.find_latest_complete(str(base), settle_s=5) is None
     store = ModelStore("m", str(base), settle_s=5, warmup=False)
     assert not store.poll() and store.current() is None and "settle" in store.last_problem
     store.clock = lambda: time.time() + 60

@@ -6,7 +6,7 @@
     curl -d '{"signature_name": "generate_png", "inputs": {"num_images": 4, "seed": 0}}' \\
         localhost:8501/v1/models/gan:predict
 
-Endpoints (as in TF Serving; see NOTES.md section 5):
+Endpoints (TF Serving's REST API, https://www.tensorflow.org/tfx/serving/api_rest):
   GET  /v1/models/NAME[/versions/V]             model_version_status
   GET  /v1/models/NAME[/versions/V]/metadata    model_spec + signature_def (proto3 JSON)
   POST /v1/models/NAME[/versions/V]:predict     {"signature_name"?, "instances" | "inputs"}

@@ -1,0 +1,40 @@
+"""Pusher's executor, with a version that appears whole or not at all.
+
+TFX's Pusher copies the model file by file into ``<base>/<version>/`` (saved_model.pb last), so a
+kill during the copy leaves a partial version folder behind for ever, which servers and baseline
+lookups then trip over. This executor keeps Pusher's contract (only blessed models are pushed;
+``pushed``, ``pushed_destination`` and ``pushed_version`` on the PushedModel artifact; the model
+archived under the artifact's uri) and publishes through ``components.layout.publish_version``:
+copy beside the versions, then rename. Use it with
+``tfx.components.Pusher(..., custom_executor_spec=ExecutorClassSpec(AtomicPushExecutor))``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from tfx import types
+from tfx.components.pusher import executor as pusher_executor
+from tfx.proto import pusher_pb2
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import io_utils, proto_utils
+
+from components import layout
+
+
+class AtomicPushExecutor(pusher_executor.Executor):
+    def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
+           exec_properties: dict[str, Any]) -> None:
+        self._log_startup(input_dict, output_dict, exec_properties)
+        model_push = artifact_utils.get_single_instance(output_dict[standard_component_specs.PUSHED_MODEL_KEY])
+        if not self.CheckBlessing(input_dict):
+            self._MarkNotPushed(model_push)
+            return
+        model_path = self.GetModelPath(input_dict)
+        destination = pusher_pb2.PushDestination()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination)
+        if destination.WhichOneof("destination") != "filesystem":
+            raise NotImplementedError("AtomicPushExecutor pushes to a filesystem destination only")
+        version, serving_path = layout.publish_version(model_path, destination.filesystem.base_directory)
+        print(f"[pusher] version {version} published to {serving_path}")
+        io_utils.copy_dir(model_path, model_push.uri)  # the archive copy TFX's Pusher keeps too
+        self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=version)
