@@ -23,10 +23,11 @@ from data import ingest
 @beam.typehints.with_input_types(beam.Pipeline)
 @beam.typehints.with_output_types(tf.train.Example)
 def _ImagesToExample(pipeline: beam.Pipeline, exec_properties: dict[str, Any], split_pattern: str):
-    pattern = os.path.join(exec_properties["input_base"], split_pattern)
+    # The split pattern is "span-<N>/*" (the span resolved by TFX): its folder is the span.
+    span_dir = os.path.dirname(os.path.join(exec_properties["input_base"], split_pattern))
     # The scan reads and checks every image up front so that a bad file fails the run by name
     # before anything is written; the Beam stages then read and serialise in parallel.
-    records = ingest.scan(sorted(tf.io.gfile.glob(pattern)))
+    records = ingest.scan(span_dir)
     return (pipeline
             | "ListImages" >> beam.Create(records, reshuffle=False)
             | "ToExample" >> beam.Map(ingest.to_example))

@@ -5,13 +5,22 @@ size or channel count differs from the rest, is reported by name and the ingesti
 is skipped or resized silently.
 
 Layouts of one span folder (``<input_base>/span-<N>/``):
-  images    ``*.png|*.jpg|*.jpeg`` directly (unlabelled) or in one subfolder per class. Class
-            folders named by integers use that integer as the label; other names are labelled
-            by their position in sorted order.
+  images    ``*.png|*.jpg|*.jpeg`` directly (unlabelled) or in one subfolder per class, never
+            both. Labels: when every class folder is a plain non-negative integer (``0``, ``7``,
+            ``12``; no leading zeros, so ``1`` and ``01`` cannot both mean class 1) that integer
+            is the label; when every folder is a name (``circle``, ``square``), labels follow the
+            names' sorted order and the mapping is printed. A mix of the two, a single class
+            folder, an empty class folder and folders nested deeper are errors.
+            Pixels: 8 bits per channel (modes 1, L, P, RGB, RGBA: what TF decodes to 1, 3 or 4 channels). 16- and 32-bit images are
+            refused (their values are not 8-bit; convert them first), and so is any image over
+            ``MAX_PIXELS`` (read from its header before decoding, so a decompression bomb is
+            never decoded).
   npz       one or more ``.npz`` files in the Keras MNIST layout: ``x_train``, ``y_train`` and
             optionally ``x_test``/``y_test`` (uint8, [N, H, W] or [N, H, W, C]).
   tfrecord  ``*.tfrecord``/``*.tfrecords``/``*.gz`` files of tf.train.Example in the project's
-            format (``components/gan/data.py``); plain or gzip-compressed.
+            format (``components/gan/example_format.py``); plain or gzip-compressed.
+
+Every error is an ``IngestionError`` whose one-line message names the files or folders.
 """
 from __future__ import annotations
 
@@ -19,6 +28,8 @@ import collections
 import dataclasses
 import io
 import os
+import re
+import struct
 
 import numpy as np
 import tensorflow as tf
@@ -30,6 +41,12 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 NPZ_EXTENSIONS = (".npz",)
 TFRECORD_EXTENSIONS = (".tfrecord", ".tfrecords", ".gz")
 _MAX_NAMES_IN_ERROR = 20
+# Largest image accepted, checked from the header before decoding: 4096 x 4096. PIL's own guard
+# (Image.MAX_IMAGE_PIXELS) only warns up to twice its 89 Mpx limit, which is far more memory.
+MAX_PIXELS = 4096 * 4096
+# Modes whose pixels are 8 bits per channel, with the channel count TF decodes them to.
+_CHANNELS_BY_MODE = {"1": 1, "L": 1, "P": 3, "RGB": 3, "RGBA": 4}  # what tf.io.decode_image can output
+_CANONICAL_INT = re.compile(r"0|[1-9][0-9]*")
 
 
 class IngestionError(ValueError):
@@ -77,12 +94,21 @@ def detect_format(files: list[str]) -> str:
     return next(iter(kinds))
 
 
-def scan(paths: list[str]) -> list[ImageRecord]:
-    """Reads and checks every image under ``paths``; returns one record per image."""
+def scan(span: str) -> list[ImageRecord]:
+    """Reads and checks every image of one span folder (or of one .npz/TFRecord file); returns one
+    record per image."""
+    if not tf.io.gfile.exists(span):
+        raise IngestionError(f"span folder not found: {span}")
+    if tf.io.gfile.isdir(span):
+        paths = [os.path.join(span, n.rstrip("/")) for n in sorted(tf.io.gfile.listdir(span)) if not n.startswith(".")]
+        span_dirs = {span.rstrip("/")}
+    else:
+        paths, span_dirs = [span], {os.path.dirname(span)}
+    _check_no_empty_folders(paths)
     files = list_input_files(paths)
     kind = detect_format(files)
     if kind == "images":
-        records = _scan_image_files(files)
+        records = _scan_image_files(files, span_dirs)
     elif kind == "npz":
         records = [r for f in files for r in _scan_npz(f)]
     else:
@@ -106,43 +132,85 @@ def _names(items: list[str]) -> str:
     return shown + (f" (and {more} more)" if more > 0 else "")
 
 
+# What a corrupt or hostile image can raise while PIL reads it; every one becomes a named error.
+_DECODE_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError,
+                  TypeError, Image.DecompressionBombError, Image.DecompressionBombWarning,
+                  tf.errors.InvalidArgumentError)
+
+
 def _image_shape(encoded: bytes) -> tuple[int, int, int]:
-    """Fully decodes the image (a truncated file fails here, not later in training)."""
-    with Image.open(io.BytesIO(encoded)) as image:
-        image.load()
-        channels = {"1": 1, "L": 1, "P": 3, "RGB": 3, "RGBA": 4, "LA": 2, "I;16": 1, "I": 1}.get(image.mode)
+    """(height, width, channels) after checking the header's size against ``MAX_PIXELS`` and the
+    pixel depth, then decoding fully (a truncated file fails here, not later in training)."""
+    with Image.open(io.BytesIO(encoded)) as image:  # reads the header only
+        if image.width * image.height > MAX_PIXELS:
+            raise ValueError(f"{image.width}x{image.height} pixels is over the limit of {MAX_PIXELS:,} "
+                             "(data.ingest.MAX_PIXELS); resize it first")
+        channels = _CHANNELS_BY_MODE.get(image.mode)
         if channels is None:
-            raise ValueError(f"unsupported image mode {image.mode}")
+            depth = "16- or 32-bit" if image.mode.startswith(("I", "F")) else f"mode {image.mode}"
+            raise ValueError(f"{depth} pixels (PIL mode {image.mode}) are not supported: convert to 8-bit "
+                             "grayscale or RGB first")
         if image.mode == "P":  # palette images decode to RGB (or RGBA with transparency)
             channels = 4 if "transparency" in image.info else 3
-        return image.height, image.width, channels
+        image.load()
+        shape = (image.height, image.width, channels)
+    # Training decodes with TensorFlow, which is stricter than PIL (e.g. a PNG cut after its last
+    # IDAT chunk loads in PIL but not in TF): the file must decode there too, to the same shape.
+    decoded = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
+    if tuple(decoded.shape) != shape:
+        raise ValueError(f"TensorFlow decodes it to {tuple(decoded.shape)}, PIL to {shape}")
+    return shape
 
 
-def _class_labels(files: list[str]) -> dict[str, int | None]:
-    """Maps each image file to its label from its parent folder, or None for a flat folder."""
+def _check_no_empty_folders(paths: list[str]) -> None:
+    empty = [p for p in paths if tf.io.gfile.isdir(p) and not list_input_files([p])]
+    if empty:
+        raise IngestionError("empty class folder(s): " + _names(empty) + "; remove them or add images")
+
+
+def _class_labels(files: list[str], span_dirs: set[str]) -> dict[str, int | None]:
+    """Maps each image file to its label from its class folder, or None when the images sit
+    directly in the span folder (the rules are in the module docstring)."""
     parents = sorted({os.path.dirname(f) for f in files})
-    if len(parents) == 1:
-        # One folder: unlabelled when the images sit directly in the span folder.
+    flat = [p for p in parents if p in span_dirs]
+    if flat and len(parents) > 1:
+        raise IngestionError(f"images both directly in {flat[0]} and in class folders "
+                             f"({_names([p for p in parents if p not in span_dirs])}): use one layout")
+    if flat:
         return {f: None for f in files}
-    names = [os.path.basename(p) for p in parents]
-    if len(set(names)) != len(names):
-        raise IngestionError("class folders must be one level deep with distinct names, found: "
-                             + _names(parents))
-    if all(n.isdigit() for n in names):
-        mapping = {p: int(os.path.basename(p)) for p in parents}
+    nested = [p for p in parents if os.path.dirname(p) not in span_dirs]
+    if nested:
+        raise IngestionError("class folders must sit directly in the span folder, found deeper folders: "
+                             + _names(nested))
+    names = {p: os.path.basename(p) for p in parents}
+    if len(parents) == 1:
+        raise IngestionError(f"one class folder found ({parents[0]}): put unlabelled images directly in the "
+                             "span folder, or add a folder for every class")
+    numeric = [p for p in parents if names[p].isdigit()]
+    if numeric and len(numeric) < len(parents):
+        raise IngestionError("class folders mix numbers and names, so their labels are ambiguous: "
+                             + _names([names[p] for p in parents]) + "; use all numbers or all names")
+    if numeric:
+        odd = [names[p] for p in parents if not _CANONICAL_INT.fullmatch(names[p])]
+        if odd:
+            raise IngestionError("class folders named by numbers must be plain integers without leading zeros "
+                                 f"(so '1' and '01' cannot both be class 1), found: {_names(odd)}")
+        mapping = {p: int(names[p]) for p in parents}
     else:
-        mapping = {p: i for i, p in enumerate(sorted(parents, key=os.path.basename))}
+        ordered = sorted(parents, key=lambda p: names[p])
+        mapping = {p: i for i, p in enumerate(ordered)}
+        print("[ingest] class folders -> labels: " + ", ".join(f"{names[p]}={mapping[p]}" for p in ordered))
     return {f: mapping[os.path.dirname(f)] for f in files}
 
 
-def _scan_image_files(files: list[str]) -> list[ImageRecord]:
-    labels = _class_labels(files)
+def _scan_image_files(files: list[str], span_dirs: set[str]) -> list[ImageRecord]:
+    labels = _class_labels(files, span_dirs)
     records, corrupt = [], []
     for f in files:
         try:
             with tf.io.gfile.GFile(f, "rb") as fh:
                 shape = _image_shape(fh.read())
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        except _DECODE_ERRORS as e:
             corrupt.append(f"{f} ({type(e).__name__}: {e})")
             continue
         records.append(ImageRecord(f, shape, labels[f]))
@@ -196,7 +264,7 @@ def _scan_tfrecords(path: str) -> list[ImageRecord]:
             encoded = feature[example_format.IMAGE_KEY].bytes_list.value[0]
             try:
                 shape = _image_shape(encoded)
-            except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+            except _DECODE_ERRORS as e:
                 bad.append(f"{source} ({type(e).__name__}: {e})")
                 continue
             labels = feature[example_format.LABEL_KEY].int64_list.value

@@ -38,7 +38,7 @@ def curated_schema(height: int, width: int, channels: int, num_classes: int | No
 
 
 def schema_for_span(span_dir: str) -> schema_pb2.Schema:
-    records = ingest.scan([span_dir])
+    records = ingest.scan(span_dir)
     height, width, channels = records[0].shape
     labels = {r.label for r in records if r.label is not None}
     if labels and min(labels) < 0:
