@@ -207,6 +207,8 @@ def _string_array(value: Any, name: str) -> np.ndarray:
             walk(item, depth + 1)
 
     walk(value, 0)
+    if not flat:
+        raise RequestError(f'input "{name}" is empty; expected string values')
     out = np.empty(len(flat), dtype=object)
     out[:] = flat
     return out.reshape(shape)
@@ -227,6 +229,8 @@ def to_array(value: Any, dtype: np.dtype | str, name: str) -> np.ndarray:
             f'input "{name}": ragged or mixed nested lists (every list at one depth must have the same length)'
         ) from None
     kind = array.dtype.kind
+    if array.size == 0:
+        raise RequestError(f'input "{name}" is empty; expected {dtype.name} values')
     if kind == "O":
         if any(isinstance(v, dict) and "b64" in v for v in _leaves(value, 64)):
             raise RequestError(f'input "{name}": {{"b64": ...}} objects are only valid for string inputs, not {dtype.name}')
@@ -244,10 +248,12 @@ def to_array(value: Any, dtype: np.dtype | str, name: str) -> np.ndarray:
         if array.size:
             finfo = np.finfo(dtype)
             if kind == "f":
-                with np.errstate(invalid="ignore"):
-                    finite = np.abs(array[np.isfinite(array)])
-                if finite.size and finite.max() > finfo.max:
-                    raise RequestError(f'input "{name}": value {finite.max()!r} does not fit {dtype.name}')
+                # Python's json module reads NaN and Infinity; a generator fed them returns NaN
+                # images, and NaN has no standard JSON form: refuse them here.
+                if not np.isfinite(array).all():
+                    raise RequestError(f'input "{name}": NaN or infinite values are not allowed')
+                if np.abs(array).max() > finfo.max:
+                    raise RequestError(f'input "{name}": value {np.abs(array).max()!r} does not fit {dtype.name}')
             elif np.abs(array).max() > 2 ** (finfo.nmant + 1):
                 raise RequestError(f'input "{name}": integer too large to convert to {dtype.name} without loss of precision')
         return array.astype(dtype, copy=False)

@@ -245,6 +245,7 @@ class ModelStore:
         self._poll_lock = threading.Lock()
         self._current: LoadedModel | None = None
         self._failed: dict[int, tuple] = {}  # version -> fingerprint when its load failed
+        self._served_fingerprint: tuple = ()  # file paths and change times of the served version
         self.last_problem: str = ""
         self.clock: Callable[[], float] = time.time  # tests move it forward instead of sleeping
 
@@ -280,15 +281,22 @@ class ModelStore:
             problems: list[str] = [] if versions else [f"no version directories under {self.base_path}"]
             swapped = False
             for version, path in versions:
-                if current is not None and version == current.version:
-                    break  # nothing newer is complete
                 complete, reason, fingerprint = check_version_dir(path, self.settle_s, now=self.clock())
+                reloading = current is not None and version == current.version
+                if reloading:
+                    # Nothing newer is complete. Files of the served version that changed after
+                    # it loaded (e.g. assets.extra/ arriving late from a non-atomic copy): reload it.
+                    if not (complete and fingerprint and fingerprint != self._served_fingerprint):
+                        break
+                    LOG.info("model %s: the files of version %d changed; reloading it", self.name, version)
                 if not complete:
                     LOG.debug("model %s: skipping version %d: %s", self.name, version, reason)
                     problems.append(f"version {version}: {reason}")
                     continue
                 if self._failed.get(version) == fingerprint:
                     problems.append(f"version {version}: failed to load earlier and is unchanged")
+                    if reloading:
+                        break  # keep serving what loaded before
                     continue
                 try:
                     model = load_model(self.name, version, path, warmup=self.warmup)
@@ -296,8 +304,11 @@ class ModelStore:
                     self._failed[version] = fingerprint
                     problems.append(f"version {version} failed to load: {exc}")
                     LOG.error("model %s: version %d failed to load, skipped: %s", self.name, version, exc)
+                    if reloading:
+                        break  # keep serving what loaded before
                     continue
                 self._failed.pop(version, None)
+                self._served_fingerprint = fingerprint
                 if current is not None and version < current.version:
                     LOG.warning("model %s: version %d disappeared; falling back to %d", self.name, current.version, version)
                 self._swap(model)

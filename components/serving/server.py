@@ -56,6 +56,9 @@ DEFAULT_PORT = 8501
 DEFAULT_MODEL_NAME = "gan"
 DEFAULT_MAX_IMAGES = 256
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_CONNECTIONS = 64       # open connections (one thread each); more get a 503
+DEFAULT_HEADER_TIMEOUT_S = 10.0    # request line + headers, including a keep-alive connection's idle wait
+DEFAULT_BODY_TIMEOUT_S = 30.0
 _ROUTE = re.compile(
     r"^/v1/models/(?P<name>[^/:]*)(?:/versions/(?P<version>[^/:]*))?(?P<suffix>/metadata|:[A-Za-z_]+)?/?$"
 )
@@ -328,8 +331,13 @@ class ServingApp:
         if self._slots is not None:
             self._slots.acquire()
         try:
-            outputs = signature.function(**tensors)
-            return {name: tensor.numpy() for name, tensor in outputs.items()}
+            outputs = {name: tensor.numpy() for name, tensor in signature.function(**tensors).items()}
+            bad = [n for n, v in outputs.items() if v.dtype.kind == "f" and not np.isfinite(v).all()]
+            if bad:  # standard JSON has no NaN/Infinity: say so instead of emitting them
+                LOG.error("model %s version %d signature %s returned non-finite values in %s",
+                          model.name, model.version, signature.name, bad)
+                return error(500, f"the model returned NaN or infinite values in output(s) {bad}")
+            return outputs
         except tf.errors.InvalidArgumentError as exc:
             return error(400, _clean_tf_message(exc.message))
         except tf.errors.OpError as exc:
@@ -345,9 +353,51 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive
     server_version = "gan-serving"
     disable_nagle_algorithm = True  # no 40 ms Nagle/delayed-ACK stalls on keep-alive connections
-    timeout = 120  # seconds an idle keep-alive connection may hold its thread
+    timeout = 120  # per-read socket timeout, a backstop: the deadlines below bound slow clients
 
     server: "ServingHTTPServer"
+
+    # Deadlines that a slow client cannot stretch (a per-read socket timeout restarts with every
+    # byte, so a client sending one byte a second would hold its thread for ever): a watchdog
+    # shuts the connection down when the request line and headers, or the body, take too long.
+    def setup(self):
+        super().setup()
+        self._watchdog: threading.Timer | None = None
+
+    def _arm(self, seconds: float, what: str) -> None:
+        self._disarm()
+        self._watchdog = threading.Timer(seconds, self._expire, args=(what,))
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+    def _disarm(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+
+    def _expire(self, what: str) -> None:
+        LOG.info("closing the connection from %s: %s took too long", self.address_string(), what)
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def handle_one_request(self):
+        self._arm(self.server.header_timeout_s, "the request line and headers")
+        try:
+            super().handle_one_request()
+        finally:
+            self._disarm()
+
+    def parse_request(self):
+        ok = super().parse_request()
+        self._disarm()  # headers are in; the body has its own deadline
+        return ok
+
+    def finish(self):
+        self._disarm()
+        super().finish()
 
     def version_string(self):
         return self.server_version
@@ -436,8 +486,14 @@ class _Handler(BaseHTTPRequestHandler):
         length = self._content_length()
         if isinstance(length, Response):
             return length
-        body = self.rfile.read(length)
-        if len(body) < length:  # client went away mid-body
+        self._arm(self.server.body_timeout_s, "the request body")
+        try:
+            body = self.rfile.read(length)
+        except OSError:
+            body = b""
+        finally:
+            self._disarm()
+        if len(body) < length:  # client went away (or was too slow) mid-body
             self.close_connection = True
             return None
         return body
@@ -482,16 +538,51 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class ServingHTTPServer(ThreadingHTTPServer):
+    """One thread per connection, at most ``max_connections`` of them: a connection over the cap
+    gets an immediate 503 and is closed, so idle or slow clients cannot exhaust the threads."""
+
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], app: ServingApp, access_log: bool = False):
+    def __init__(self, address: tuple[str, int], app: ServingApp, access_log: bool = False,
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS, header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S,
+                 body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
+        if max_connections < 1 or header_timeout_s <= 0 or body_timeout_s <= 0:
+            raise ValueError("max_connections, header_timeout_s and body_timeout_s must be positive")
         self.app = app
         self.access_log = access_log
+        self.header_timeout_s = float(header_timeout_s)
+        self.body_timeout_s = float(body_timeout_s)
+        self._connection_slots = threading.BoundedSemaphore(max_connections)
+        self.max_connections = int(max_connections)
         super().__init__(address, _Handler)
+
+    def process_request(self, request, client_address):
+        if not self._connection_slots.acquire(blocking=False):
+            body = error(503, f"too many connections (limit {self.max_connections}); retry later").encoded()
+            head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n")
+            try:
+                request.settimeout(1.0)
+                request.sendall(head.encode("latin-1") + body)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._connection_slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._connection_slots.release()
 
 
 class RunningServer:
@@ -520,12 +611,15 @@ class RunningServer:
 
 
 def start_server(
-    models: dict[str, str], host: str = "127.0.0.1", port: int = 0, access_log: bool = False, **app_kwargs
+    models: dict[str, str], host: str = "127.0.0.1", port: int = 0, access_log: bool = False,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS, header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S,
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S, **app_kwargs
 ) -> RunningServer:
     """Loads ``models`` (name -> push directory), then serves them on host:port in the background."""
     app = ServingApp(models, **app_kwargs)
     app.load_initial()
-    return RunningServer(app, ServingHTTPServer((host, port), app, access_log=access_log))
+    return RunningServer(app, ServingHTTPServer((host, port), app, access_log=access_log, max_connections=max_connections,
+                                                header_timeout_s=header_timeout_s, body_timeout_s=body_timeout_s))
 
 
 # ---------------------------------------------------------------------- command line
@@ -562,6 +656,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max_concurrent", type=int, default=0,
         help="most model calls running at once; 0 = one per connection (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max_connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
+        help="most open connections (one thread each); more get 503 at once (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--header_timeout_s", type=float, default=DEFAULT_HEADER_TIMEOUT_S,
+        help="seconds a connection may take to send a request's headers, idle keep-alive included (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--body_timeout_s", type=float, default=DEFAULT_BODY_TIMEOUT_S,
+        help="seconds a request's body may take to arrive (default: %(default)s)",
     )
     parser.add_argument("--access_log", action="store_true", help="log every request")
     parser.add_argument("--log_level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -605,7 +711,12 @@ def run(args, on_ready=None) -> int:
         return 2
     app.load_initial()
     try:
-        httpd = ServingHTTPServer((args.host, args.port), app, access_log=args.access_log)
+        httpd = ServingHTTPServer((args.host, args.port), app, access_log=args.access_log,
+                                  max_connections=args.max_connections, header_timeout_s=args.header_timeout_s,
+                                  body_timeout_s=args.body_timeout_s)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 2
