@@ -61,13 +61,23 @@ def run(args: argparse.Namespace) -> int:
 
         print(f"[run] bundled digits: {write_digits(config.data.input_base)}")
 
-    from pipeline.local_runner import run_pipeline
+    from components.gan.train import CheckpointWriteError, TrainingDivergedError
+    from components.validation_gate import DataValidationError
+    from data.ingest import IngestionError
+    from pipeline.local_runner import PipelineBusyError, run_pipeline
 
     started = time.time()
     try:
         summary = run_pipeline(config)
+    except PipelineBusyError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
+        return 2
+    except (IngestionError, DataValidationError, TrainingDivergedError, CheckpointWriteError) as e:
+        # What a user's data, settings or disk caused: one line (the traceback is above it in the log).
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
     print(f"\n[run] finished in {time.time() - started:.0f} s")
     for c in summary["components"]:

@@ -42,6 +42,10 @@ HISTORY_FILENAME = "history.json"
 SAMPLE_GRID_SIZE = 64
 
 
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written (disk full, permissions); the previous one is intact."""
+
+
 class TrainingDivergedError(RuntimeError):
     """A loss became NaN or infinite; nothing was saved."""
 
@@ -397,10 +401,17 @@ def train_gan(config: TrainConfig, train_files: list[str], image_shape: tuple[in
         sample_paths.append(path)
 
     def save_checkpoint(step):
-        manager.save(checkpoint_number=step)
-        if chief:
-            with tf.io.gfile.GFile(history_path, "w") as f:
-                json.dump(history, f)
+        # TF writes a checkpoint's files first and its index ("checkpoint") last, so a failed
+        # save leaves the previous checkpoint as the latest: a rerun resumes from it.
+        try:
+            manager.save(checkpoint_number=step)
+            if chief:
+                with tf.io.gfile.GFile(history_path, "w") as f:
+                    json.dump(history, f)
+        except (tf.errors.OpError, OSError) as exc:
+            message = getattr(exc, "message", None) or str(exc)
+            raise CheckpointWriteError(f"cannot write the checkpoint of step {step} to {checkpoint_dir}: "
+                                       f"{message.splitlines()[0] if message else type(exc).__name__}") from None
 
     step = resumed_from
     if step < config.train_steps:
