@@ -123,18 +123,16 @@ def make_reference(train_images, policy: str = "float32"):
 
 # ------------------------------------------------------------------ ours
 def make_ours(files, config, layer_options: dict | None = None):
-    from components.gan import models
+    """Our step; ``layer_options`` changes some of the shipped LayerOptions (an ablation)."""
+    import dataclasses
+
     from components.gan.example_format import training_dataset
+    from components.gan.models import SHIPPED_LAYERS
     from components.gan.train import GanTraining, resolve_precision
 
     strategy = tf.distribute.get_strategy()
-    saved = dict(models.LAYER_OPTIONS)
-    models.LAYER_OPTIONS.update(layer_options or {})  # ablation: read when the models are built
-    try:
-        trainer = GanTraining(config, (28, 28, 1), 10, resolve_precision(config.mixed_precision))
-    finally:
-        models.LAYER_OPTIONS.clear()
-        models.LAYER_OPTIONS.update(saved)
+    trainer = GanTraining(config, (28, 28, 1), 10, resolve_precision(config.mixed_precision),
+                          layer_options=dataclasses.replace(SHIPPED_LAYERS, **(layer_options or {})))
     step_fn = trainer.make_step_fn(strategy)
     dataset = training_dataset(files, (28, 28, 1), config.batch_size * config.d_steps_per_g_step, seed=0)
     iterator = iter(dataset)

@@ -82,10 +82,17 @@ def check_rules(key: str, value: Any, meta: dict) -> None:
         if value not in allowed:
             raise ConfigError(f"{key}: {value!r} is not one of: {', '.join(map(str, allowed))}")
     lo, hi = meta.get("minimum"), meta.get("maximum")
-    if lo is not None and (value <= lo if meta.get("exclusive") else value < lo):
-        raise ConfigError(f"{key}: must be {'>' if meta.get('exclusive') else '>='} {lo:g}, got {value!r}")
-    if hi is not None and (value >= hi if meta.get("exclusive_max") else value > hi):
-        raise ConfigError(f"{key}: must be {'<' if meta.get('exclusive_max') else '<='} {hi:g}, got {value!r}")
+    too_low = lo is not None and (value <= lo if meta.get("exclusive") else value < lo)
+    too_high = hi is not None and (value >= hi if meta.get("exclusive_max") else value > hi)
+    if too_low or too_high:
+        if lo is not None and hi is not None:
+            rule = f"in {'(' if meta.get('exclusive') else '['}{lo:g}, {hi:g}{')' if meta.get('exclusive_max') else ']'}"
+        elif lo is not None:
+            rule = f"{'>' if meta.get('exclusive') else '>='} {lo:g}"
+        else:
+            rule = f"{'<' if meta.get('exclusive_max') else '<='} {hi:g}"
+        note = f" ({meta['help']})" if meta.get("help") else ""
+        raise ConfigError(f"{key}: must be {rule}{note}, got {value!r}")
 
 
 def parse_options(cls: type[T], mapping: Any, prefix: str, prepare: Callable[[str, Any], Any] | None = None) -> T:

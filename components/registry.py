@@ -43,6 +43,9 @@ class Registry:
     def names(self) -> tuple[str, ...]:
         return tuple(self._entries)
 
+    def __iter__(self):
+        return iter(self._entries)
+
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 

@@ -38,7 +38,7 @@ def test_yaml_values_are_coerced():
     ({"batch_size": "64"}, ["training.batch_size", "expected an integer"]),
     ({"batch_size": 0}, ["training.batch_size", "> 0"]),
     ({"spectral_norm": "yes"}, ["training.spectral_norm", "true or false"]),
-    ({"g_learning_rate": "fast"}, ["training.g_learning_rate", "expected a number"]),
+    ({"g_learning_rate": "fast"}, ["training.g_learning_rate", "expected a finite number"]),
     ({"beta_1": 1.0}, ["training.beta_1", "[0, 1)"]),
     ({"ema_decay": 1.5}, ["training.ema_decay", "0 disables"]),
     ({"r1_gamma": -1}, ["training.r1_gamma", ">= 0"]),

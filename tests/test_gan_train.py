@@ -104,7 +104,7 @@ def test_divergence_guard_raises_and_saves_nothing(digit_files, tmp_path, monkey
     def nan_g_loss(fake_logits):  # an injected NaN in the generator's loss
         return losses_lib.bce_g_loss(fake_logits) * np.float32("nan")
 
-    monkeypatch.setitem(losses_lib.G_LOSSES, "bce", nan_g_loss)
+    monkeypatch.setattr(losses_lib, "get", lambda name: (losses_lib.bce_d_loss, nan_g_loss))
     config = tiny(train_steps=10, checkpoint_every_steps=5, log_every_steps=5)
     ckpt = tmp_path / "ckpt"
     with pytest.raises(TrainingDivergedError) as err:

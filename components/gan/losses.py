@@ -3,7 +3,7 @@
 ``bce``      non-saturating GAN (Goodfellow et al. 2014, the practical variant; TF DCGAN tutorial):
              D: -log s(r) - log(1 - s(f)),  G: -log s(f)          (s = sigmoid, from logits)
 ``minimax``  the original saturating objective: D as bce, G minimises log(1 - s(f))
-``lsgan``    least squares (Mao et al. 2017; the MSE of seeds 003/004, done right):
+``lsgan``    least squares (Mao et al. 2017):
              D: 0.5 (r - 1)^2 + 0.5 f^2,  G: 0.5 (f - 1)^2
 ``wgan_gp``  Wasserstein with gradient penalty (Gulrajani et al. 2017): D: f - r + lambda * GP,
              G: -f; interpolation weight ~ U(0, 1), epsilon inside the norm's sqrt
@@ -14,6 +14,8 @@ Penalties take the gradient of D w.r.t. its input, computed by the caller's Grad
 from __future__ import annotations
 
 import tensorflow as tf
+
+from components.registry import Registry
 
 GP_EPSILON = 1e-10
 
@@ -66,19 +68,20 @@ def wgan_g_loss(fake_logits):
 
 hinge_g_loss = wgan_g_loss
 
-D_LOSSES = {"bce": bce_d_loss, "minimax": bce_d_loss, "lsgan": lsgan_d_loss, "wgan_gp": wgan_d_loss,
-            "hinge": hinge_d_loss}
-G_LOSSES = {"bce": bce_g_loss, "minimax": minimax_g_loss, "lsgan": lsgan_g_loss, "wgan_gp": wgan_g_loss,
-            "hinge": hinge_g_loss}
-# The logit above which D calls an image real (for the accuracy metrics).
-REAL_THRESHOLD = {"bce": 0.0, "minimax": 0.0, "lsgan": 0.5, "wgan_gp": 0.0, "hinge": 0.0}
+# name -> the G loss, with the D loss and the logit above which D calls an image real (for the
+# accuracy metrics) in its info. TrainConfig's choices and the README's table read it.
+LOSSES = Registry("loss")
+LOSSES.register("bce", "non-saturating, from logits", d_loss=bce_d_loss, real_threshold=0.0)(bce_g_loss)
+LOSSES.register("minimax", "the original saturating objective", d_loss=bce_d_loss, real_threshold=0.0)(minimax_g_loss)
+LOSSES.register("lsgan", "least squares", d_loss=lsgan_d_loss, real_threshold=0.5)(lsgan_g_loss)
+LOSSES.register("wgan_gp", "Wasserstein with gradient penalty", d_loss=wgan_d_loss, real_threshold=0.0)(wgan_g_loss)
+LOSSES.register("hinge", "hinge", d_loss=hinge_d_loss, real_threshold=0.0)(hinge_g_loss)
 
 
 def get(name: str):
     """(d_loss_fn, g_loss_fn) by name."""
-    if name not in D_LOSSES:
-        raise ValueError(f"loss {name!r} is not one of: {', '.join(D_LOSSES)}")
-    return D_LOSSES[name], G_LOSSES[name]
+    entry = LOSSES.entry(name, "training.loss")
+    return entry.info["d_loss"], entry.build
 
 
 # ---------------------------------------------------------------- penalties
@@ -106,7 +109,7 @@ def r1_penalty(real_input_gradients):
 # ---------------------------------------------------------------- metrics
 def accuracies(real_logits, fake_logits, loss: str = "bce"):
     """(fraction of real images D calls real, fraction of fakes D calls fake)."""
-    t = REAL_THRESHOLD[loss]
+    t = LOSSES.entry(loss).info["real_threshold"]
     real_acc = tf.reduce_mean(tf.cast(_f32(real_logits) > t, tf.float32))
     fake_acc = tf.reduce_mean(tf.cast(_f32(fake_logits) <= t, tf.float32))
     return real_acc, fake_acc

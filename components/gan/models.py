@@ -1,11 +1,6 @@
-"""Generators and discriminators, chosen by name (``TrainConfig.architecture``).
-
-``mlp``                the fully connected GAN of seed article 001 (28x28x1).
-``dcgan_28``           TensorFlow's DCGAN tutorial, layer for layer (28x28x1).
-``dcgan_rgb``          the same design for RGB at 28, 32 or 64 px (what seeds 000/004 meant).
-``conditional_dcgan``  class-conditional DCGAN: label embedding concatenated to the latent in G,
-                       projection discriminator (Miyato & Koyama 2018) in D; any of 28/32/64 px,
-                       grey or RGB.
+"""Generators and discriminators, chosen by name (``TrainConfig.architecture``) from the
+``ARCHITECTURES`` registry below, which also records each one's image shapes and whether it
+needs labels (config validation and the README's table read it).
 
 Generators output float32 images in [-1, 1] (tanh) and take ``latent`` (or ``[latent, labels]``
 for conditional models, labels int32 [N]) -- the contract of ``export.py``.
@@ -18,11 +13,14 @@ in float32 so outputs (and losses) stay float32.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from components.gan.config import SUPPORTED_SHAPES, ConfigError
+from components.options import ConfigError
+from components.registry import Registry
 
 PACKAGE = "gan"
 
@@ -210,161 +208,195 @@ class FusedBatchNorm(layers.Layer):
         return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
 
 
-# Ablation switches (benchmarks/train_throughput.py flips them to measure each choice).
-LAYER_OPTIONS = {"fused_batch_norm": True, "fast_dropout": True, "float32_input_conv": True,
-                 "dropout_dtype": "float32", "activation_dtype": "float32"}
-
-
-def _leaky_relu(dtype, **kwargs):
+@dataclass(frozen=True)
+class LayerOptions:
+    """Layer choices made for speed on CPUs with bf16 (each measured by
+    benchmarks/train_throughput.py, which builds models with other values to compare)."""
+    fused_batch_norm: bool = True     # TF's fused kernel instead of Keras' BatchNormalization
+    fast_dropout: bool = True         # 16-bit dropout masks
+    float32_input_conv: bool = True   # the first conv (1-3 input channels) in float32
+    dropout_dtype: str | None = "float32"
     # LeakyReLU's gradient kernel has no fast bfloat16 path here: in float32 (with the casts it
     # implies) forward+backward measured 3x faster than in bfloat16.
-    return layers.LeakyReLU(dtype=LAYER_OPTIONS["activation_dtype"] or dtype, **kwargs)
+    activation_dtype: str | None = "float32"
 
 
-def _batch_norm(dtype):
-    if LAYER_OPTIONS["fused_batch_norm"]:
-        return FusedBatchNorm(dtype=dtype)
-    return layers.BatchNormalization(dtype=dtype)
+SHIPPED_LAYERS = LayerOptions()
 
 
-def _dropout(rate, dtype):
-    dtype = LAYER_OPTIONS["dropout_dtype"] or dtype
-    if LAYER_OPTIONS["fast_dropout"]:
-        return FastDropout(rate, dtype=dtype)
-    return layers.Dropout(rate, dtype=dtype)
+class _Layers:
+    """Makes the layers of one network: one dtype policy, spectral norm or not, LayerOptions."""
+
+    def __init__(self, dtype: str, spectral_norm: bool = False, options: LayerOptions = SHIPPED_LAYERS):
+        self.dtype, self.spectral_norm, self.options = dtype, spectral_norm, options
+
+    def leaky_relu(self, dtype=None, **kwargs):
+        return layers.LeakyReLU(dtype=self.options.activation_dtype or dtype or self.dtype, **kwargs)
+
+    def batch_norm(self):
+        return FusedBatchNorm(dtype=self.dtype) if self.options.fused_batch_norm else layers.BatchNormalization(dtype=self.dtype)
+
+    def dropout(self, rate):
+        dtype = self.options.dropout_dtype or self.dtype
+        return FastDropout(rate, dtype=dtype) if self.options.fast_dropout else layers.Dropout(rate, dtype=dtype)
+
+    def dense(self, units, dtype=None, **kwargs):
+        dtype = dtype or self.dtype
+        if self.spectral_norm:
+            return SpectralNormDense(units, dtype=dtype, **kwargs)
+        return layers.Dense(units, dtype=dtype, **kwargs)
+
+    def conv(self, filters, kernel_size, strides, dtype=None):
+        dtype = dtype or self.dtype
+        if self.spectral_norm:
+            return SpectralNormConv2D(filters, kernel_size, strides=strides, dtype=dtype)
+        return layers.Conv2D(filters, kernel_size, strides=strides, padding="same", dtype=dtype)
 
 
-def _dense(units, spectral_norm, dtype, **kwargs):
-    return SpectralNormDense(units, dtype=dtype, **kwargs) if spectral_norm else layers.Dense(units, dtype=dtype,
-                                                                                               **kwargs)
-
-
-def _conv(filters, kernel_size, strides, spectral_norm, dtype):
-    if spectral_norm:
-        return SpectralNormConv2D(filters, kernel_size, strides=strides, dtype=dtype)
-    return layers.Conv2D(filters, kernel_size, strides=strides, padding="same", dtype=dtype)
-
-
-# ---------------------------------------------------------------------------- shapes
-def check_shape(architecture: str, image_shape) -> tuple[int, int, int]:
-    shape = tuple(int(d) for d in image_shape)
-    if architecture not in SUPPORTED_SHAPES:
-        raise ConfigError(f"training.architecture: {architecture!r} is not one of: {', '.join(SUPPORTED_SHAPES)}")
-    if shape not in SUPPORTED_SHAPES[architecture]:
-        raise ConfigError(f"training.architecture: {architecture!r} cannot produce {'x'.join(map(str, shape))} "
-                          f"images; it supports: {', '.join('x'.join(map(str, s)) for s in SUPPORTED_SHAPES[architecture])}")
-    return shape
-
-
+# ---------------------------------------------------------------------------- bodies
 def _dcgan_plan(size: int):
     """(base resolution, channels of the projected base, number of stride-2 upsamplings)."""
     return {28: (7, 256, 2), 32: (8, 256, 2), 64: (8, 512, 3)}[size]
 
 
-# ---------------------------------------------------------------------------- generators
-def _dcgan_generator_body(x, image_shape, dtype):
+def _dcgan_generator_body(x, image_shape, nets: _Layers):
     """TF DCGAN tutorial generator, generalised: Dense -> BN -> LReLU -> reshape -> ConvT (s1) ->
     ConvT (s2) ... -> ConvT(channels, s2, tanh)."""
     height, _, channels = image_shape
     base, width, n_up = _dcgan_plan(height)
+    dtype = nets.dtype
     x = layers.Dense(base * base * width, use_bias=False, dtype=dtype)(x)
-    x = _batch_norm(dtype)(x)
-    x = _leaky_relu(dtype)(x)
+    x = nets.batch_norm()(x)
+    x = nets.leaky_relu()(x)
     x = layers.Reshape((base, base, width), dtype=dtype)(x)
     width //= 2
     x = layers.Conv2DTranspose(width, 5, strides=1, padding="same", use_bias=False, dtype=dtype)(x)
-    x = _batch_norm(dtype)(x)
-    x = _leaky_relu(dtype)(x)
+    x = nets.batch_norm()(x)
+    x = nets.leaky_relu()(x)
     for _ in range(n_up - 1):
         width //= 2
         x = layers.Conv2DTranspose(width, 5, strides=2, padding="same", use_bias=False, dtype=dtype)(x)
-        x = _batch_norm(dtype)(x)
-        x = _leaky_relu(dtype)(x)
+        x = nets.batch_norm()(x)
+        x = nets.leaky_relu()(x)
     x = layers.Conv2DTranspose(channels, 5, strides=2, padding="same", use_bias=False, dtype=dtype)(x)
     return layers.Activation("tanh", dtype="float32", name="images")(x)
 
 
-def _mlp_generator_body(x, image_shape, dtype):
-    for units in (128, 256, 512, 1024):
-        x = layers.Dense(units, dtype=dtype)(x)
-        x = _leaky_relu(dtype, negative_slope=0.2)(x)
-    h, w, c = image_shape
-    x = layers.Dense(h * w * c, dtype=dtype)(x)
-    x = layers.Activation("tanh", dtype="float32")(x)
-    return layers.Reshape(image_shape, dtype="float32", name="images")(x)
-
-
-def build_generator(architecture: str, image_shape, latent_dim: int, num_classes: int | None = None,
-                    dtype: str = "float32", label_embedding_dim: int = 50) -> keras.Model:
-    image_shape = check_shape(architecture, image_shape)
-    latent = keras.Input((latent_dim,), name="latent")
-    if architecture == "mlp":
-        return keras.Model(latent, _mlp_generator_body(latent, image_shape, dtype), name="generator")
-    if architecture in ("dcgan_28", "dcgan_rgb"):
-        return keras.Model(latent, _dcgan_generator_body(latent, image_shape, dtype), name="generator")
-    if architecture == "conditional_dcgan":
-        if not num_classes:
-            raise ConfigError("training.architecture: 'conditional_dcgan' needs num_classes (labelled data)")
-        labels = keras.Input((), dtype="int32", name="labels")
-        embedded = layers.Embedding(num_classes, label_embedding_dim, dtype=dtype, name="label_embedding")(labels)
-        x = layers.Concatenate(dtype=dtype)([latent, embedded])
-        return keras.Model([latent, labels], _dcgan_generator_body(x, image_shape, dtype), name="generator")
-    raise ConfigError(f"training.architecture: {architecture!r} is not one of: mlp, dcgan_28, dcgan_rgb, "
-                      "conditional_dcgan")
-
-
-# ---------------------------------------------------------------------------- discriminators
-def _dcgan_discriminator_features(x, image_shape, spectral_norm, dtype):
+def _dcgan_discriminator_features(x, image_shape, nets: _Layers):
     """TF DCGAN tutorial discriminator: Conv 64, 128 (5x5, s2) each LReLU + Dropout 0.3 (+ Conv 256
     at 64 px), Flatten."""
     n_conv = 3 if image_shape[0] == 64 else 2
     for i, filters in enumerate((64, 128, 256)[:n_conv]):
         # The first conv sees 1 or 3 input channels: oneDNN's bfloat16 path is slower than float32
         # there, so under a mixed policy that layer (and the dropout masks) stay float32.
-        layer_dtype = "float32" if i == 0 and LAYER_OPTIONS["float32_input_conv"] else dtype
-        x = _conv(filters, 5, 2, spectral_norm, layer_dtype)(x)
-        x = _leaky_relu(layer_dtype)(x)
-        x = _dropout(0.3, dtype)(x)
-    return layers.Flatten(dtype=dtype)(x)
+        layer_dtype = "float32" if i == 0 and nets.options.float32_input_conv else nets.dtype
+        x = nets.conv(filters, 5, 2, dtype=layer_dtype)(x)
+        x = nets.leaky_relu(layer_dtype)(x)
+        x = nets.dropout(0.3)(x)
+    return layers.Flatten(dtype=nets.dtype)(x)
 
 
-def build_discriminator(architecture: str, image_shape, num_classes: int | None = None,
-                        spectral_norm: bool = False, dtype: str = "float32") -> keras.Model:
-    image_shape = check_shape(architecture, image_shape)
+# ---------------------------------------------------------------------------- the architectures
+# Each entry: the generator builder (latent, labels, image_shape, num_classes, nets) -> output
+# tensor, with the discriminator builder (images, labels, image_shape, num_classes, nets) -> logits
+# in its info, the image shapes it can produce (H, W, C) and whether it needs class labels.
+ARCHITECTURES = Registry("architecture")
+DCGAN_RGB_SHAPES = ((28, 28, 3), (32, 32, 3), (64, 64, 3))
+
+
+def _mlp_discriminator(images, labels, image_shape, num_classes, nets: _Layers):
+    x = layers.Flatten(dtype=nets.dtype)(images)
+    for units in (512, 256, 128):
+        x = nets.dense(units)(x)
+        x = nets.leaky_relu(negative_slope=0.2)(x)
+    return nets.dense(1, "float32", name="logits")(x)
+
+
+@ARCHITECTURES.register(
+    "mlp", "fully connected GAN: G 100-128-256-512-1024-784 (tanh), D 784-512-256-128-1, LeakyReLU",
+    shapes=((28, 28, 1),), conditional=False, discriminator=_mlp_discriminator)
+def _mlp_generator(latent, labels, image_shape, num_classes, nets: _Layers):
+    x = latent
+    for units in (128, 256, 512, 1024):
+        x = layers.Dense(units, dtype=nets.dtype)(x)
+        x = nets.leaky_relu(negative_slope=0.2)(x)
+    h, w, c = image_shape
+    x = layers.Dense(h * w * c, dtype=nets.dtype)(x)
+    x = layers.Activation("tanh", dtype="float32")(x)
+    return layers.Reshape(image_shape, dtype="float32", name="images")(x)
+
+
+def _dcgan_discriminator(images, labels, image_shape, num_classes, nets: _Layers):
+    return nets.dense(1, "float32", name="logits")(_dcgan_discriminator_features(images, image_shape, nets))
+
+
+def _dcgan_generator(latent, labels, image_shape, num_classes, nets: _Layers):
+    return _dcgan_generator_body(latent, image_shape, nets)
+
+
+ARCHITECTURES.register("dcgan_28", "TF's DCGAN tutorial model, layer for layer", shapes=((28, 28, 1),),
+                       conditional=False, discriminator=_dcgan_discriminator)(_dcgan_generator)
+ARCHITECTURES.register("dcgan_rgb", "the DCGAN for colour images, one more upsampling block per size",
+                       shapes=DCGAN_RGB_SHAPES, conditional=False, discriminator=_dcgan_discriminator)(_dcgan_generator)
+
+
+def _projection_discriminator(images, labels, image_shape, num_classes, nets: _Layers):
+    features = _dcgan_discriminator_features(images, image_shape, nets)
+    features = layers.Activation("linear", dtype="float32")(features)
+    unconditional = nets.dense(1, "float32")(features)
+    # Projection (Miyato & Koyama 2018): logit = psi(h) + <embed(y), h>.
+    embedded = layers.Embedding(num_classes, features.shape[-1], dtype="float32",
+                                embeddings_initializer=keras.initializers.RandomNormal(stddev=0.02),
+                                name="class_projection")(labels)
+    projection = layers.Dot(axes=1, dtype="float32")([embedded, features])
+    return layers.Add(dtype="float32", name="logits")([unconditional, projection])
+
+
+@ARCHITECTURES.register(
+    "conditional_dcgan", "the DCGAN with a label embedding into G and a projection discriminator: "
+    '"500 more images of class 3"', shapes=tuple((s, s, c) for s in (28, 32, 64) for c in (1, 3)),
+    conditional=True, discriminator=_projection_discriminator)
+def _conditional_dcgan_generator(latent, labels, image_shape, num_classes, nets: _Layers, label_embedding_dim=50):
+    embedded = layers.Embedding(num_classes, label_embedding_dim, dtype=nets.dtype, name="label_embedding")(labels)
+    x = layers.Concatenate(dtype=nets.dtype)([latent, embedded])
+    return _dcgan_generator_body(x, image_shape, nets)
+
+
+def _inputs(architecture: str, num_classes: int | None):
+    entry = ARCHITECTURES.entry(architecture, "training.architecture")
+    if entry.info["conditional"] and not num_classes:
+        raise ConfigError(f"training.architecture: {architecture!r} needs num_classes (labelled data)")
+    labels = keras.Input((), dtype="int32", name="labels") if entry.info["conditional"] else None
+    return entry, labels
+
+
+def build_generator(architecture: str, image_shape, latent_dim: int, num_classes: int | None = None,
+                    dtype: str = "float32", layer_options: LayerOptions = SHIPPED_LAYERS) -> keras.Model:
+    """The generator: ``latent`` (+ ``labels``) -> float32 images in [-1, 1]. Inputs are trusted:
+    TrainConfig.validate_for_data checks the shape and labels before anything is built."""
+    entry, labels = _inputs(architecture, num_classes)
+    latent = keras.Input((latent_dim,), name="latent")
+    images = entry.build(latent, labels, tuple(int(d) for d in image_shape), num_classes,
+                         _Layers(dtype, options=layer_options))
+    return keras.Model(latent if labels is None else [latent, labels], images, name="generator")
+
+
+def build_discriminator(architecture: str, image_shape, num_classes: int | None = None, spectral_norm: bool = False,
+                        dtype: str = "float32", layer_options: LayerOptions = SHIPPED_LAYERS) -> keras.Model:
+    """The discriminator: ``images`` (+ ``labels``) -> one float32 logit per image."""
+    entry, labels = _inputs(architecture, num_classes)
+    image_shape = tuple(int(d) for d in image_shape)
     images = keras.Input(image_shape, name="images")
-    if architecture == "mlp":
-        x = layers.Flatten(dtype=dtype)(images)
-        for units in (512, 256, 128):
-            x = _dense(units, spectral_norm, dtype)(x)
-            x = _leaky_relu(dtype, negative_slope=0.2)(x)
-        logits = _dense(1, spectral_norm, "float32", name="logits")(x)
-        return keras.Model(images, logits, name="discriminator")
-    if architecture in ("dcgan_28", "dcgan_rgb"):
-        features = _dcgan_discriminator_features(images, image_shape, spectral_norm, dtype)
-        logits = _dense(1, spectral_norm, "float32", name="logits")(features)
-        return keras.Model(images, logits, name="discriminator")
-    if architecture == "conditional_dcgan":
-        if not num_classes:
-            raise ConfigError("training.architecture: 'conditional_dcgan' needs num_classes (labelled data)")
-        labels = keras.Input((), dtype="int32", name="labels")
-        features = _dcgan_discriminator_features(images, image_shape, spectral_norm, dtype)
-        features = layers.Activation("linear", dtype="float32")(features)
-        unconditional = _dense(1, spectral_norm, "float32")(features)
-        # Projection: logit = psi(h) + <embed(y), h>.
-        embedded = layers.Embedding(num_classes, features.shape[-1], dtype="float32",
-                                    embeddings_initializer=keras.initializers.RandomNormal(stddev=0.02),
-                                    name="class_projection")(labels)
-        projection = layers.Dot(axes=1, dtype="float32")([embedded, features])
-        logits = layers.Add(dtype="float32", name="logits")([unconditional, projection])
-        return keras.Model([images, labels], logits, name="discriminator")
-    raise ConfigError(f"training.architecture: {architecture!r} is not one of: mlp, dcgan_28, dcgan_rgb, "
-                      "conditional_dcgan")
+    logits = entry.info["discriminator"](images, labels, image_shape, num_classes,
+                                         _Layers(dtype, spectral_norm, layer_options))
+    return keras.Model(images if labels is None else [images, labels], logits, name="discriminator")
 
 
-def build_models(config, image_shape, num_classes: int | None, dtype: str = "float32"):
+def build_models(config, image_shape, num_classes: int | None, dtype: str = "float32",
+                 layer_options: LayerOptions = SHIPPED_LAYERS):
     """(generator, discriminator) for a TrainConfig."""
     classes = num_classes if config.conditional else None
-    generator = build_generator(config.architecture, image_shape, config.latent_dim, classes, dtype=dtype)
-    discriminator = build_discriminator(config.architecture, image_shape, classes,
-                                        spectral_norm=config.spectral_norm, dtype=dtype)
+    generator = build_generator(config.architecture, image_shape, config.latent_dim, classes, dtype, layer_options)
+    discriminator = build_discriminator(config.architecture, image_shape, classes, config.spectral_norm, dtype,
+                                        layer_options)
     return generator, discriminator

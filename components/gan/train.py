@@ -34,7 +34,7 @@ from components.gan import losses as losses_lib
 from components.gan.config import TrainConfig
 from components.gan.example_format import training_dataset
 from components.gan.export import export_generator, load_keras_model, save_keras_models
-from components.gan.models import build_models  # also registers the custom layers
+from components.gan.models import SHIPPED_LAYERS, LayerOptions, build_models  # also registers the custom layers
 from components.gan.samples import image_grid, save_loss_curve, save_png
 
 HISTORY_KEYS = ("step", "d_loss", "g_loss", "d_real_acc", "d_fake_acc", "images_per_sec")
@@ -130,16 +130,16 @@ class GanTraining:
     """Models, optimizers, EMA and the compiled train step. Create inside ``strategy.scope()``."""
 
     def __init__(self, config: TrainConfig, image_shape, num_classes: int | None, precision: str,
-                 num_replicas: int = 1):
+                 num_replicas: int = 1, layer_options: LayerOptions = SHIPPED_LAYERS):
         self.config = config
         self.image_shape = tuple(int(d) for d in image_shape)
         self.num_classes = num_classes if config.conditional else None
         self.precision = precision
         self.num_replicas = num_replicas
-        self.generator, self.discriminator = build_models(config, image_shape, self.num_classes, dtype=precision)
+        self.generator, self.discriminator = build_models(config, image_shape, self.num_classes, precision, layer_options)
         self.ema_generator = None
         if config.ema_decay > 0:
-            self.ema_generator, _ = build_models(config, image_shape, self.num_classes, dtype=precision)
+            self.ema_generator, _ = build_models(config, image_shape, self.num_classes, precision, layer_options)
             self.ema_generator.set_weights(self.generator.get_weights())
         self.g_optimizer = self._optimizer(config.g_learning_rate, "g_optimizer")
         self.d_optimizer = self._optimizer(config.d_learning_rate, "d_optimizer")
@@ -348,8 +348,6 @@ def train_gan(config: TrainConfig, train_files: list[str], image_shape: tuple[in
     only when there is no checkpoint; mismatching weight shapes give a warning and training from scratch.
     on_step: called with the step number after every step (tests use it to simulate a kill).
     """
-    config.validate()
-    config.validate_for_data(image_shape, num_classes)
     image_shape = tuple(int(d) for d in image_shape)
     started = time.perf_counter()
     precision = resolve_precision(config.mixed_precision)

@@ -1,4 +1,4 @@
-"""DiffAugment, EMA, spectral normalisation, R1 inside the D step, model shapes and saving."""
+"""The GAN library's building blocks: DiffAugment, EMA, spectral normalisation, R1 inside the D step, model shapes and saving."""
 import keras
 import numpy as np
 import pytest
