@@ -1,6 +1,6 @@
 """Quality of the default GAN training on the bundled digits, measured with the domain FID.
 
-    python -m benchmarks.train_quality [--config pipeline/configs/digits.yaml] [--set key=value ...]
+    python -m benchmarks.train_quality [--config pipeline/configs/digits.yaml] [--set training.key=value ...]
                                        [--out outputs/benchmarks/train_quality.json]
 
 1. The 1,797 bundled digits are split 80/20 at random (fixed seed) into train (1,437) and held-out
@@ -94,24 +94,20 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="pipeline/configs/digits.yaml",
                         help="pipeline config whose training section (and evaluation.classifier_epochs) to measure")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a TrainConfig field (YAML value), e.g. --set train_steps=2000")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a config value as ./gan run does, e.g. --set training.train_steps=2000")
     parser.add_argument("--out", default="outputs/benchmarks/train_quality.json")
     parser.add_argument("--keep_checkpoints", default=None,
                         help="checkpoint dir to use/keep (default: a fresh temp dir, deleted at the end)")
     args = parser.parse_args(argv)
 
-    from pipeline.config import load_config
+    from pipeline.config import load_config, parse_overrides
     from components.gan.synthetic import write_tfrecords
     from components.gan.samples import image_grid, save_png
     from components.gan.train import train_gan
     from components.metrics.domain_classifier import train_domain_classifier
 
-    overrides = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        overrides[key] = yaml.safe_load(value)
-    pipeline_config = load_config(args.config, {"training": overrides})
+    pipeline_config = load_config(args.config, parse_overrides(args.set))
     config = pipeline_config.training
     classifier_epochs = pipeline_config.evaluation.classifier_epochs
 

@@ -16,15 +16,86 @@ import tensorflow as tf
 from components.metrics.classifier_score import classifier_score, confident_class_shares, confident_fraction
 from components.metrics.density_coverage import density_coverage
 from components.metrics.discriminator_accuracy import discriminator_accuracy
+from components.metrics.extractors import EXTRACTORS
 from components.metrics.fid import FeatureStats, frechet_distance_from_stats
 from components.metrics.kid import kernel_inception_distance
 from components.metrics.precision_recall import precision_recall
-from components import layout
+from components.options import option, parse_options
+from components.registry import Registry
 
 _GENERATE_BATCH = 250
-
-
 CONFIDENCE_THRESHOLD = 0.9  # a sample counts as recognised when its top class probability reaches this
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationConfig:
+    """The ``evaluation:`` section of the pipeline config (ReferenceStatsGen and GanEvaluator)."""
+    num_samples: int = option(1000, minimum=2, help="generated images per evaluation, the same N for every model")
+    seed: int = option(0, minimum=0, help="latent seed: candidate and baseline see the same latents")
+    extractor: str = option("domain_cnn", choices=EXTRACTORS.names)
+    max_fid: float | None = option(None, minimum=0, exclusive=True, help="absolute bound on FID; null: none")
+    max_fid_over_floor: float | None = option(4.0, minimum=0, exclusive=True,
+                                              help="bound on FID / real-vs-real FID, scale-free; null: none")
+    min_recall: float | None = option(None, minimum=0, maximum=1)
+    regression_tolerance: float = option(0.0, minimum=0, help="how much worse than the serving FID may be")
+    # Epochs of the domain classifier (FID features, class confidences). 20: ~96% of held-out real
+    # digits get confidence >= 0.9 (8 epochs: 90%, 40: 97%), so the recognisability test is fair.
+    classifier_epochs: int = option(20, minimum=1)
+
+    @classmethod
+    def from_dict(cls, d: dict | None, prefix: str = "evaluation") -> "EvaluationConfig":
+        return parse_options(cls, d, prefix)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------------------- metrics
+@dataclasses.dataclass
+class Samples:
+    """One generator's samples, seen through the extractor, and the real data they are compared with."""
+    features: np.ndarray            # extractor features of the generated images
+    reference_stats: FeatureStats   # of the held-out real images
+    reference_features: np.ndarray  # a sample of the held-out real images' features
+    probabilities: np.ndarray | None  # the extractor's class probabilities (labelled data only)
+    seed: int
+
+
+# name -> fn(Samples) -> {metric name: value}; ``needs_classes`` metrics run on labelled data only.
+METRICS = Registry("metric")
+
+
+@METRICS.register("fid", "Frechet distance to the held-out statistics (exact, float64)")
+def _fid(s: Samples) -> dict:
+    return {"fid": frechet_distance_from_stats(FeatureStats.from_features(s.features), s.reference_stats)}
+
+
+@METRICS.register("kid", "unbiased MMD^2, kernel (x.y/d + 1)^3, over subsets: mean and std")
+def _kid(s: Samples) -> dict:
+    kid = kernel_inception_distance(s.features, s.reference_features, seed=s.seed)
+    return {"kid": kid.mean, "kid_std": kid.std}
+
+
+@METRICS.register("precision_recall", "k-NN precision and recall (Kynkaanniemi et al. 2019, k=3)")
+def _precision_recall(s: Samples) -> dict:
+    pr = precision_recall(s.reference_features, s.features)
+    return {"precision": pr.precision, "recall": pr.recall}
+
+
+@METRICS.register("density_coverage", "density and coverage (Naeem et al. 2020, k=5)")
+def _density_coverage(s: Samples) -> dict:
+    dc = density_coverage(s.reference_features, s.features)
+    return {"density": dc.density, "coverage": dc.coverage}
+
+
+@METRICS.register("classifier_score", "Inception-score analogue, share recognised with p >= 0.9 and each "
+                  "class's share of those", needs_classes=True)
+def _classifier_score(s: Samples) -> dict:
+    shares = confident_class_shares(s.probabilities, CONFIDENCE_THRESHOLD)
+    return {"classifier_score": classifier_score(s.probabilities),
+            "confident_fraction": confident_fraction(s.probabilities, CONFIDENCE_THRESHOLD),
+            "confident_class_shares": [float(x) for x in shares],
+            "min_confident_class_share": float(np.min(shares))}
 
 def sample_labels(num_images: int, num_classes: int) -> np.ndarray:
     """The classes a conditional generator is asked for: equal shares, 0, 1, ..., K-1, 0, 1, ..."""
@@ -54,15 +125,7 @@ def generate_images(saved_model_dir: str, num_images: int, seed: int, num_classe
     return np.concatenate(out).astype(np.float32)
 
 
-@dataclasses.dataclass(frozen=True)
-class Thresholds:
-    max_fid: float | None
-    max_fid_over_floor: float | None
-    min_recall: float | None
-    regression_tolerance: float
-
-
-def decide_blessing(candidate: dict, baseline: dict | None, thresholds: Thresholds) -> tuple[bool, str]:
+def decide_blessing(candidate: dict, baseline: dict | None, thresholds: EvaluationConfig) -> tuple[bool, str]:
     """(blessed, one-sentence reason). The first model is judged on thresholds alone; later ones
     must also be no worse than the serving model (FID within the tolerance)."""
     fid = candidate["fid"]
@@ -89,32 +152,28 @@ def decide_blessing(candidate: dict, baseline: dict | None, thresholds: Threshol
 
 def score_samples(fake_images: np.ndarray, classifier, reference: FeatureStats, reference_features: np.ndarray,
                   num_classes: int | None, seed: int) -> dict:
-    """Every metric of one generator's samples against the held-out real data.
+    """Every registered metric of one generator's samples against the held-out real data.
 
     FID uses the reference statistics; KID, precision/recall and density/coverage need the real
     features themselves. The classifier-based figures apply when the data has classes.
     """
-    features = classifier.features(fake_images)
-    kid = kernel_inception_distance(features, reference_features, seed=seed)
-    pr = precision_recall(reference_features, features)
-    dc = density_coverage(reference_features, features)
-    scores = {"fid": frechet_distance_from_stats(FeatureStats.from_features(features), reference), "kid": kid.mean, "kid_std": kid.std,
-              "precision": pr.precision, "recall": pr.recall, "density": dc.density, "coverage": dc.coverage}
-    if num_classes:
-        probabilities = classifier.predict_proba(fake_images)
-        shares = confident_class_shares(probabilities, CONFIDENCE_THRESHOLD)
-        scores.update(classifier_score=classifier_score(probabilities),
-                      confident_fraction=confident_fraction(probabilities, CONFIDENCE_THRESHOLD),
-                      confident_class_shares=[float(x) for x in shares],
-                      min_confident_class_share=float(np.min(shares)))
+    samples = Samples(features=classifier.features(fake_images), reference_stats=reference,
+                      reference_features=reference_features,
+                      probabilities=classifier.predict_proba(fake_images) if num_classes else None, seed=seed)
+    scores: dict = {}
+    for metric in METRICS.entries():
+        if metric.info.get("needs_classes") and not num_classes:
+            continue
+        scores.update(metric.build(samples))
     return scores
 
 
-def evaluate_and_bless(*, reference_dir: str, model_dir: str, eval_files: list[str], image_shape: tuple[int, int, int],
-                       num_classes: int | None, push_destination: str, config: dict, out_dir: str,
-                       log=print) -> dict:
-    """Scores the candidate in ``model_dir`` (and the newest serving version, if any) against the
-    reference artifact, and decides. Writes ``metrics.json`` and ``samples.png`` into ``out_dir``.
+def evaluate_and_bless(*, reference_dir: str, candidate_dir: str, baseline: tuple[int, str] | None,
+                       eval_files: list[str], image_shape: tuple[int, int, int], num_classes: int | None,
+                       config: EvaluationConfig, out_dir: str, log=print) -> dict:
+    """Scores the candidate serving SavedModel in ``candidate_dir`` (and ``baseline``, the
+    (version, path) of the generator serving now, if any) against the reference artifact, and
+    decides. Writes ``metrics.json`` and ``samples.png`` into ``out_dir``.
     """
     import json
 
@@ -132,12 +191,12 @@ def evaluate_and_bless(*, reference_dir: str, model_dir: str, eval_files: list[s
         fake = generate_images(saved_model_dir, n, seed, num_classes)
         return score_samples(fake, reference.classifier, reference.stats, reference.features, num_classes, seed), fake
 
-    candidate, fake = score(layout.serving_dir(model_dir))
+    candidate, fake = score(candidate_dir)
     candidate["fid_floor"] = floor
     candidate["fid_over_floor"] = candidate["fid"] / floor if floor > 0 else float("inf")
     # The discriminator sees held-out real images it never trained on.
     eval_images, eval_labels = load_arrays(eval_files, image_shape)
-    discriminator = load_keras_model(layout.serving_dir(model_dir), "discriminator")
+    discriminator = load_keras_model(candidate_dir, "discriminator")
     if len(discriminator.inputs) == 2:  # a conditional D judges (image, label) pairs
         real_inputs, fake_inputs = [eval_images, eval_labels], [fake, sample_labels(n, num_classes)]
     else:
@@ -147,23 +206,21 @@ def evaluate_and_bless(*, reference_dir: str, model_dir: str, eval_files: list[s
     candidate.update(d_real_accuracy=d_acc.real_acc, d_fake_accuracy=d_acc.fake_acc, d_accuracy=d_acc.mean)
     log(f"[evaluator] candidate FID {candidate['fid']:.4f} ({candidate['fid_over_floor']:.2f} x floor)")
 
-    baseline, newest = None, layout.find_latest_usable(push_destination, log=log)
-    if newest is not None:
-        version, path = newest
-        baseline = score(path)[0]
-        baseline.update(version=version, path=path)
-        log(f"[evaluator] serving baseline version {version}: FID {baseline['fid']:.4f}")
+    baseline_scores = None
+    if baseline is not None:
+        version, path = baseline
+        baseline_scores = score(path)[0]
+        baseline_scores.update(version=version, path=path)
+        log(f"[evaluator] serving baseline version {version}: FID {baseline_scores['fid']:.4f}")
 
-    thresholds = Thresholds(config.get("max_fid"), config.get("max_fid_over_floor"),
-                            config.get("min_recall"), config.get("regression_tolerance", 0.0))
-    blessed, reason = decide_blessing(candidate, baseline, thresholds)
+    blessed, reason = decide_blessing(candidate, baseline_scores, config)
     log(f"[evaluator] {reason}")
 
     tf.io.gfile.makedirs(out_dir)
     samples_png = save_image_grid(fake[:100], os.path.join(out_dir, "samples.png"), columns=10,
                                   title=f"FID {candidate['fid']:.3f} (floor {floor:.3f}), N={n}, "
                                         f"{reference.info['extractor']}")
-    report = {**reference.info, "candidate": candidate, "baseline": baseline, "blessed": blessed,
+    report = {**reference.info, "candidate": candidate, "baseline": baseline_scores, "blessed": blessed,
               "reason": reason, "samples_png": samples_png}
     with tf.io.gfile.GFile(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump(report, f, indent=2)

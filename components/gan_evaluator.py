@@ -28,17 +28,17 @@ def GanEvaluator(
     evaluation_config: tfx.dsl.components.Parameter[str],
     push_destination: tfx.dsl.components.Parameter[str],
 ):
-    from components.evaluation import evaluate_and_bless
+    from components.evaluation import EvaluationConfig, evaluate_and_bless
 
     data_schema = schema_utils.load_schema(schema.uri)
     report = evaluate_and_bless(
         reference_dir=reference.uri,
-        model_dir=model.uri,
+        candidate_dir=layout.serving_dir(model.uri),
+        baseline=layout.find_latest_usable(push_destination) if push_destination else None,
         eval_files=layout.split_files(examples.uri, "eval"),
         image_shape=schema_utils.image_shape(data_schema),
         num_classes=schema_utils.num_classes(data_schema),
-        push_destination=push_destination,
-        config=json.loads(evaluation_config),
+        config=EvaluationConfig.from_dict(json.loads(evaluation_config)),
         out_dir=evaluation.uri,
     )
 

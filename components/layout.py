@@ -206,11 +206,11 @@ def problem_loading(path: str) -> str | None:
     return None
 
 
-def find_latest_usable(base_path: str, log=print) -> tuple[int, str] | None:
+def find_latest_usable(base_path: str, settle_s: float = 0.0, log=print) -> tuple[int, str] | None:
     """(version, path) of the newest complete version that passes ``problem_loading``; versions
     that do not are skipped with a one-line warning (they never block a run)."""
     for version, path in list_versions(base_path):
-        complete, reason, _ = check_version_dir(path)
+        complete, reason, _ = check_version_dir(path, settle_s)
         problem = None if complete else reason
         if problem is None:
             problem = problem_loading(path)
@@ -218,6 +218,10 @@ def find_latest_usable(base_path: str, log=print) -> tuple[int, str] | None:
             return version, path
         log(f"WARNING: skipping pushed version {version} in {base_path}: {problem}")
     return None
+
+
+# The name callers used before the load check; it now skips broken versions too.
+find_latest_complete = find_latest_usable
 
 
 # --------------------------------------------------------------------------- publishing a version

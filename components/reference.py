@@ -24,7 +24,8 @@ import numpy as np
 import tensorflow as tf
 
 from components.gan.example_format import decode_image, load_arrays
-from components.metrics.domain_classifier import DomainClassifier, load_or_train_domain_classifier
+from components.metrics.domain_classifier import DomainClassifier
+from components.metrics.extractors import EXTRACTORS
 from components.metrics.fid import FeatureStats, frechet_distance_from_stats
 from components.metrics.reference_stats import ComputeReferenceStats
 
@@ -48,9 +49,10 @@ def _decode_record(record: bytes, image_shape) -> np.ndarray:
 
 def build_reference(*, train_files: list[str], eval_files: list[str], image_shape, num_classes: int | None,
                     num_samples: int, seed: int, classifier_epochs: int, classifier_cache_dir: str,
-                    data_fingerprint: str, out_dir: str, beam_pipeline: beam.Pipeline, log=print) -> dict:
+                    data_fingerprint: str, out_dir: str, beam_pipeline: beam.Pipeline,
+                    extractor: str = "domain_cnn", log=print) -> dict:
     train_images, train_labels = load_arrays(train_files, image_shape)
-    classifier = load_or_train_domain_classifier(
+    classifier = EXTRACTORS.get(extractor, "evaluation.extractor")(
         classifier_cache_dir, data_fingerprint, train_images, train_labels if num_classes else None,
         num_classes, epochs=classifier_epochs, seed=0)
     classifier_dir = os.path.join(out_dir, "classifier")

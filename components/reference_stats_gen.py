@@ -31,9 +31,10 @@ def ReferenceStatsGen(
 ):
     # Like GanTrainer, every consumer of the data refuses to run on data with anomalies.
     validation_gate.raise_on_anomalies(anomalies.uri)
+    from components.evaluation import EvaluationConfig
     from components.reference import build_reference
 
-    config = json.loads(evaluation_config)
+    config = EvaluationConfig.from_dict(json.loads(evaluation_config))
     data_schema = schema_utils.load_schema(schema.uri)
     fingerprint = examples.get_string_custom_property("input_fingerprint") or examples.uri
     info = build_reference(
@@ -41,11 +42,12 @@ def ReferenceStatsGen(
         eval_files=layout.split_files(examples.uri, "eval"),
         image_shape=schema_utils.image_shape(data_schema),
         num_classes=schema_utils.num_classes(data_schema),
-        num_samples=config["num_samples"],
-        seed=config["seed"],
-        classifier_epochs=config["classifier_epochs"],
-        classifier_cache_dir=os.path.join(cache_dir, "domain_classifier"),
-        data_fingerprint=stable_hash(fingerprint, str(examples.span), str(config["classifier_epochs"])),
+        num_samples=config.num_samples,
+        seed=config.seed,
+        extractor=config.extractor,
+        classifier_epochs=config.classifier_epochs,
+        classifier_cache_dir=os.path.join(cache_dir, config.extractor),
+        data_fingerprint=stable_hash(fingerprint, str(examples.span), str(config.classifier_epochs)),
         out_dir=reference.uri,
         beam_pipeline=beam_pipeline,
     )

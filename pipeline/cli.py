@@ -30,28 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a config value, e.g. --set training.train_steps=200 (YAML value)")
 
 
-def _overrides(pairs: list[str]) -> dict:
-    import yaml
-
-    from components.gan.config import ConfigError
-
-    overrides: dict = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set expects SECTION.KEY=VALUE, got {pair!r}")
-        section, _, name = key.rpartition(".")
-        target = overrides.setdefault(section, {}) if section else overrides
-        target[name] = yaml.safe_load(value)
-    return overrides
-
-
 def run(args: argparse.Namespace) -> int:
-    from components.gan.config import ConfigError
-    from pipeline.config import load_config
+    from components.options import ConfigError
+    from pipeline.config import load_config, parse_overrides
 
     try:
-        config = load_config(args.config, _overrides(args.set))
+        config = load_config(args.config, parse_overrides(args.set))
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2

@@ -4,7 +4,14 @@ import math
 import numpy as np
 import pytest
 
-from components.evaluation import Thresholds, decide_blessing, generate_images
+from components.evaluation import METRICS, EvaluationConfig, decide_blessing, generate_images
+from components.options import ConfigError
+
+
+def Thresholds(max_fid, max_fid_over_floor, min_recall, regression_tolerance):  # noqa: N802 (reads like a type)
+    return EvaluationConfig.from_dict({"max_fid": max_fid, "max_fid_over_floor": max_fid_over_floor,
+                                       "min_recall": min_recall, "regression_tolerance": regression_tolerance})
+
 
 LOOSE = Thresholds(max_fid=None, max_fid_over_floor=None, min_recall=None, regression_tolerance=0.0)
 
@@ -58,3 +65,13 @@ def test_generate_images_is_deterministic_and_balanced_for_conditional_models(tm
     assert not np.array_equal(first, other)
     with pytest.raises(ValueError, match="conditional generator"):
         generate_images(str(tmp_path / "g"), 2, seed=0, num_classes=None)
+
+
+def test_evaluation_options_name_the_key_and_the_registries():
+    with pytest.raises(ConfigError, match=r"evaluation.extractor: 'inception_v9' is not one of: domain_cnn"):
+        EvaluationConfig.from_dict({"extractor": "inception_v9"})
+    with pytest.raises(ConfigError, match=r"evaluation.num_samples: must be >= 2"):
+        EvaluationConfig.from_dict({"num_samples": 1})
+    with pytest.raises(ConfigError, match=r"evaluation.min_recall: must be in \[0, 1\]"):
+        EvaluationConfig.from_dict({"min_recall": 1.5})
+    assert set(METRICS) == {"fid", "kid", "precision_recall", "density_coverage", "classifier_score"}

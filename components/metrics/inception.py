@@ -8,16 +8,19 @@ Weights are read only from a local file: an explicit path or Keras's cache
 """
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
 
+from components.metrics import _io
 from components.metrics._validation import as_images, as_int_positive
 
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
 # The file name keras.applications.InceptionV3 caches its include_top=False ImageNet weights under.
 NOTOP_WEIGHTS_FILENAME = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+SAVED_FILENAME = "inception.json"
 
 
 def keras_cache_dirs() -> list[str]:
@@ -104,3 +107,15 @@ class InceptionFeatureExtractor:
         batch_size = as_int_positive(batch_size, "batch_size")
         out = [self._embed(images[i:i + batch_size]).numpy() for i in range(0, images.shape[0], batch_size)]
         return np.concatenate(out).astype(np.float64)
+
+    def save(self, directory: str) -> str:
+        """Records which weights file was used (the 90 MB model itself is not copied)."""
+        _io.makedirs(directory)
+        record = {"name": self.name, "weights_path": self.weights_path}
+        _io.write_bytes_atomic(os.path.join(directory, SAVED_FILENAME), json.dumps(record, indent=2).encode())
+        return directory
+
+    @classmethod
+    def load(cls, directory: str) -> "InceptionFeatureExtractor":
+        record = json.loads(_io.read_bytes(os.path.join(directory, SAVED_FILENAME)))
+        return cls(weights_path=record["weights_path"])

@@ -1,0 +1,39 @@
+"""Warm start: a new training run starts from the weights of the generator and discriminator
+serving now (the Keras copies that ``save_trained_models`` puts in a serving dir)."""
+from __future__ import annotations
+
+from typing import Callable
+
+import tensorflow as tf
+
+from components import layout
+from components.gan.export import load_keras_model
+from components.gan.step import GanTraining
+
+
+def warm_start(trainer: GanTraining, warm_start_dir: str, log: Callable[[str], None]) -> bool:
+    """Loads both nets' weights (and the EMA generator's, from the generator) from ``warm_start_dir``.
+    Returns False, with a warning, when a model is missing or its weight shapes differ from the
+    models this config builds; the trainer is then left as it was."""
+    pairs = [("generator", trainer.generator), ("discriminator", trainer.discriminator)]
+    loaded = {}
+    for name, model in pairs:
+        path = layout.keras_model_path(warm_start_dir, name)
+        if not tf.io.gfile.exists(path):
+            log(f"WARNING: warm start skipped: {path} does not exist; training from scratch")
+            return False
+        source = load_keras_model(warm_start_dir, name)
+        src, dst = source.get_weights(), model.get_weights()
+        mismatch = len(src) != len(dst) or any(a.shape != b.shape for a, b in zip(src, dst))
+        if mismatch:
+            log(f"WARNING: warm start skipped: the {name} in {warm_start_dir} has weight shapes "
+                f"{[a.shape for a in src][:6]}... but this config builds {[b.shape for b in dst][:6]}... "
+                "(different architecture, latent_dim, spectral_norm or image shape); training from scratch")
+            return False
+        loaded[name] = src
+    trainer.generator.set_weights(loaded["generator"])
+    trainer.discriminator.set_weights(loaded["discriminator"])
+    if trainer.ema_generator is not None:
+        trainer.ema_generator.set_weights(loaded["generator"])
+    log(f"warm start: generator and discriminator weights loaded from {warm_start_dir}")
+    return True

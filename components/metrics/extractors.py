@@ -1,0 +1,43 @@
+"""Feature extractors by name: the space FID, KID and the k-NN metrics compare images in.
+
+``evaluation.extractor`` names one. ReferenceStatsGen builds it once per data version and saves
+it into the reference artifact; the evaluator loads that saved copy, so both sides of every FID
+see the same features (as clean-fid's ``build_feature_extractor`` picks one by name).
+
+A builder takes keyword arguments ``cache_dir, data_fingerprint, train_images, train_labels,
+num_classes, epochs`` (the ones it needs) and returns an object with ``name``,
+``features(images, batch_size)`` and ``save(directory)``; an extractor that classifies the
+data's own classes also has ``predict_proba(images)`` (the classifier-based metrics need it).
+Each entry's ``load`` reads a saved copy back.
+"""
+from __future__ import annotations
+
+import os
+
+from components.metrics.domain_classifier import DomainClassifier, load_or_train_domain_classifier
+from components.metrics.inception import InceptionFeatureExtractor
+from components.registry import Registry
+
+EXTRACTORS = Registry("extractor")
+
+
+@EXTRACTORS.register(
+    "domain_cnn", "a small CNN trained on the real training split (class labels, or rotation prediction when "
+    "unlabelled); its 128-d penultimate layer is the feature space; cached per data fingerprint",
+    load=DomainClassifier.load)
+def build_domain_cnn(*, cache_dir: str, data_fingerprint: str, train_images, train_labels, num_classes, epochs: int) -> DomainClassifier:
+    return load_or_train_domain_classifier(os.path.join(cache_dir, "domain_classifier"), data_fingerprint,
+                                           train_images, train_labels, num_classes, epochs=epochs, seed=0)
+
+
+@EXTRACTORS.register(
+    "inception", "InceptionV3 pool3 (2048-d, 299x299) from a local Keras weights file; not comparable with "
+    "published FIDs (Keras's weights are not the 2015 TF graph)",
+    load=InceptionFeatureExtractor.load)
+def build_inception(**_) -> InceptionFeatureExtractor:
+    return InceptionFeatureExtractor()
+
+
+def load_extractor(name: str, directory: str):
+    """The extractor registered as ``name``, read back from where its ``save`` wrote it."""
+    return EXTRACTORS.entry(name).info["load"](directory)

@@ -1,0 +1,79 @@
+"""The metrics of one generator's samples, by name: what ``score_samples`` reports.
+
+Each entry turns ``Samples`` (the generated images' features and class probabilities, and the
+held-out real data's) into named figures; adding a metric is one registered function (as
+StyleGAN2-ADA's ``metrics/metric_main.py`` registers its metrics). Entries marked
+``needs_probabilities`` run only when the extractor classifies the data's own classes.
+The discriminator's accuracy is not here: it judges the candidate's discriminator on real
+held-out images, not a generator's samples (``components/evaluation.py`` adds it).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from components.metrics.classifier_score import classifier_score, confident_class_shares, confident_fraction
+from components.metrics.density_coverage import density_coverage
+from components.metrics.fid import FeatureStats, frechet_distance_from_stats
+from components.metrics.kid import kernel_inception_distance
+from components.metrics.precision_recall import precision_recall
+from components.registry import Registry
+
+CONFIDENCE_THRESHOLD = 0.9  # a sample counts as recognised when its top class probability reaches this
+
+
+@dataclasses.dataclass(frozen=True)
+class Samples:
+    """One generator's samples seen through the extractor, and the real data they are compared with."""
+    features: np.ndarray              # of the generated images
+    probabilities: np.ndarray | None  # class probabilities of the generated images; None: no classes
+    reference_stats: FeatureStats     # of the held-out real images
+    reference_features: np.ndarray    # of a sample of the held-out real images (the k-NN metrics need points)
+    seed: int                         # KID's subset draws
+
+
+METRICS = Registry("metric")
+
+
+@METRICS.register("fid", "exact float64 Frechet distance to the held-out statistics")
+def fid(s: Samples) -> dict:
+    return {"fid": frechet_distance_from_stats(FeatureStats.from_features(s.features), s.reference_stats)}
+
+
+@METRICS.register("kid", "unbiased MMD^2, kernel (x.y/d + 1)^3, over subsets: mean and std")
+def kid(s: Samples) -> dict:
+    result = kernel_inception_distance(s.features, s.reference_features, seed=s.seed)
+    return {"kid": result.mean, "kid_std": result.std}
+
+
+@METRICS.register("precision_recall", "k-NN precision and recall (Kynkaanniemi et al. 2019, k=3)")
+def precision_and_recall(s: Samples) -> dict:
+    result = precision_recall(s.reference_features, s.features)
+    return {"precision": result.precision, "recall": result.recall}
+
+
+@METRICS.register("density_coverage", "density and coverage (Naeem et al. 2020, k=5)")
+def density_and_coverage(s: Samples) -> dict:
+    result = density_coverage(s.reference_features, s.features)
+    return {"density": result.density, "coverage": result.coverage}
+
+
+@METRICS.register("classifier_score", "Inception-score analogue, the share of samples classified with "
+                  f"p >= {CONFIDENCE_THRESHOLD} and each class's share of those", needs_probabilities=True)
+def classifier_scores(s: Samples) -> dict:
+    shares = confident_class_shares(s.probabilities, CONFIDENCE_THRESHOLD)
+    return {"classifier_score": classifier_score(s.probabilities),
+            "confident_fraction": confident_fraction(s.probabilities, CONFIDENCE_THRESHOLD),
+            "confident_class_shares": [float(x) for x in shares],
+            "min_confident_class_share": float(np.min(shares))}
+
+
+def score(samples: Samples) -> dict:
+    """Every registered metric that applies, merged into one {figure: value} dict."""
+    scores: dict = {}
+    for metric in METRICS.entries():
+        if metric.info.get("needs_probabilities") and samples.probabilities is None:
+            continue
+        scores.update(metric.build(samples))
+    return scores
