@@ -6,22 +6,21 @@ import components  # noqa: F401  sets the Keras environment before anything impo
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-TINY_LATENT_DIM = 4
-
 
 @pytest.fixture(scope="session")
 def tiny_serving_model(tmp_path_factory) -> str:
-    """A Format-Serving folder as GanTrainer writes it, from a tiny Keras generator (latent size
-    ``TINY_LATENT_DIM``, 28x28x1): the serving SavedModel, gan_metadata.json, Keras G and D."""
+    """A Format-Serving folder as GanTrainer writes it, from a tiny Keras generator (28x28x1):
+    the serving SavedModel, gan_metadata.json (latent_dim 4), Keras G and D."""
     import keras
 
     from components import layout
     from components.gan.export import export_generator, save_keras_models
 
+    latent_dim = 4
     path = str(tmp_path_factory.mktemp("model") / layout.SERVING_DIR)
-    generator = keras.Sequential([keras.Input((TINY_LATENT_DIM,)), keras.layers.Dense(28 * 28, activation="tanh"),
+    generator = keras.Sequential([keras.Input((latent_dim,)), keras.layers.Dense(28 * 28, activation="tanh"),
                                   keras.layers.Reshape((28, 28, 1))])
     discriminator = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(1)])
-    export_generator(generator, path, TINY_LATENT_DIM)
+    export_generator(generator, path, latent_dim)
     save_keras_models(generator, discriminator, path)
     return path

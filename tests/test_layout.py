@@ -11,52 +11,36 @@ import shutil
 import subprocess
 import sys
 
-import keras
 import pytest
 import tensorflow as tf
 
 from components import layout
-from components.gan.export import export_generator, save_keras_models
 
-LATENT = 4
-
-
-@pytest.fixture(scope="module")
-def serving_dir(tmp_path_factory):
-    """A Format-Serving folder as GanTrainer writes it: SavedModel, gan_metadata.json, Keras G and D."""
-    path = str(tmp_path_factory.mktemp("model") / layout.SERVING_DIR)
-    generator = keras.Sequential([keras.Input((LATENT,)), keras.layers.Dense(28 * 28, activation="tanh"),
-                                  keras.layers.Reshape((28, 28, 1))])
-    discriminator = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(1)])
-    export_generator(generator, path, LATENT)
-    save_keras_models(generator, discriminator, path)
-    return path
-
-
-def test_publish_makes_a_whole_loadable_version(serving_dir, tmp_path):
+def test_publish_makes_a_whole_loadable_version(tiny_serving_model, tmp_path):
     base = str(tmp_path / "push")
-    version, path = layout.publish_version(serving_dir, base, clock=lambda: 1_700_000_000)
+    version, path = layout.publish_version(tiny_serving_model, base, clock=lambda: 1_700_000_000)
     assert version == "1700000000" and path == os.path.join(base, version)
     assert os.listdir(base) == [version]  # no temporary folder left behind
     assert layout.check_version_dir(path)[0] and layout.problem_loading(path) is None
-    images = tf.saved_model.load(path).signatures["serving_default"](latent=tf.zeros([2, LATENT]))["images"]
+    latent = tf.zeros([2, layout.read_metadata(path)["latent_dim"]])
+    images = tf.saved_model.load(path).signatures["serving_default"](latent=latent)["images"]
     assert images.shape == (2, 28, 28, 1)
     # The same second again: versions only grow.
-    again, _ = layout.publish_version(serving_dir, base, clock=lambda: 1_700_000_000)
+    again, _ = layout.publish_version(tiny_serving_model, base, clock=lambda: 1_700_000_000)
     assert again == "1700000001"
     assert layout.find_latest_usable(base) == (1_700_000_001, os.path.join(base, again))
 
 
-def test_broken_versions_are_skipped_with_a_warning(serving_dir, tmp_path):
+def test_broken_versions_are_skipped_with_a_warning(tiny_serving_model, tmp_path):
     base = tmp_path / "push"
     good = base / "100"
-    shutil.copytree(serving_dir, good)
+    shutil.copytree(tiny_serving_model, good)
     truncated = base / "200"  # a kill during a non-atomic copy of saved_model.pb
-    shutil.copytree(serving_dir, truncated)
+    shutil.copytree(tiny_serving_model, truncated)
     data = (truncated / "saved_model.pb").read_bytes()
     (truncated / "saved_model.pb").write_bytes(data[: len(data) // 3])
     no_keras = base / "300"  # an older push without the Keras copies
-    shutil.copytree(serving_dir, no_keras, ignore=shutil.ignore_patterns("keras"))
+    shutil.copytree(tiny_serving_model, no_keras, ignore=shutil.ignore_patterns("keras"))
     (base / ".400.99999999.partial").mkdir()  # a kill during publish: ignored by every lookup
     warnings = []
     assert layout.find_latest_usable(str(base), log=warnings.append) == (100, str(good))
@@ -66,13 +50,13 @@ def test_broken_versions_are_skipped_with_a_warning(serving_dir, tmp_path):
     assert layout.find_latest_usable(str(tmp_path / "missing")) is None
 
 
-def test_a_killed_publish_leaves_only_a_hidden_folder_that_the_next_publish_removes(serving_dir, tmp_path):
+def test_a_killed_publish_leaves_only_a_hidden_folder_that_the_next_publish_removes(tiny_serving_model, tmp_path):
     base = tmp_path / "push"
     script = (f"import os, signal\nfrom components import layout\n"
               f"real_rename = os.rename\n"
               f"def die(src, dst):\n    os.kill(os.getpid(), signal.SIGKILL)\n"
               f"os.rename = die\n"
-              f"layout.publish_version({serving_dir!r}, {str(base)!r})\n")
+              f"layout.publish_version({tiny_serving_model!r}, {str(base)!r})\n")
     result = subprocess.run([sys.executable, "-c", script], cwd=os.path.dirname(os.path.dirname(__file__)),
                             env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))},
                             capture_output=True, text=True, timeout=120)
@@ -80,14 +64,14 @@ def test_a_killed_publish_leaves_only_a_hidden_folder_that_the_next_publish_remo
     leftovers = os.listdir(base)
     assert len(leftovers) == 1 and leftovers[0].endswith(layout.PARTIAL_SUFFIX)
     assert layout.list_versions(str(base)) == []  # nothing half-written is a version
-    version, _ = layout.publish_version(serving_dir, str(base))
+    version, _ = layout.publish_version(tiny_serving_model, str(base))
     assert sorted(os.listdir(base)) == [version]
 
 
-def test_a_full_disk_fails_the_publish_cleanly(serving_dir, tmp_path):
+def test_a_full_disk_fails_the_publish_cleanly(tiny_serving_model, tmp_path):
     mount = tmp_path / "small"
     mount.mkdir()
-    size_kib = max(64, sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(serving_dir) for f in fs)
+    size_kib = max(64, sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(tiny_serving_model) for f in fs)
                    // 1024 // 2)  # room for half the model
     if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(mount)],
                       capture_output=True).returncode != 0:
@@ -95,7 +79,7 @@ def test_a_full_disk_fails_the_publish_cleanly(serving_dir, tmp_path):
     try:
         base = mount / "push"
         with pytest.raises(Exception) as info:
-            layout.publish_version(serving_dir, str(base))
+            layout.publish_version(tiny_serving_model, str(base))
         assert "No space left" in str(info.value) or "ENOSPC" in str(info.value) or "space" in str(info.value).lower()
         assert os.listdir(base) == []  # no version, no partial folder
     finally:
