@@ -20,7 +20,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from components.serving.model_store import list_versions as serving_versions
+from components.layout import list_versions as serving_versions
 from components.validation_gate import DataValidationError
 from data.digits import digits_28x28
 from data.ingest import IngestionError

@@ -30,15 +30,11 @@ from keras import layers  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from components.gan.export import export_generator  # noqa: E402
+from components.layout import check_version_dir, list_versions  # noqa: E402
 from components.serving import generate, json_codec, model_store  # noqa: E402
-from components.serving.model_store import (  # noqa: E402
-    ModelStore,
-    check_version_dir,
-    list_versions,
-    parse_model_config,
-    validate_model_name,
-)
-from components.serving.server import start_server  # noqa: E402
+from components.serving.http_server import start_server  # noqa: E402
+from components.serving.model_config import parse_model_config, validate_model_name  # noqa: E402
+from components.serving.model_store import ModelStore  # noqa: E402
 
 LATENT = 8
 NUM_CLASSES = 3

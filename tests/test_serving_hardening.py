@@ -22,7 +22,7 @@ from components.gan.export import export_generator
 from components.serving import json_codec
 from components.serving.json_codec import RequestError
 from components.serving.model_store import ModelStore
-from components.serving.server import start_server
+from components.serving.http_server import start_server
 
 LATENT = 4
 

@@ -57,7 +57,9 @@ class PushDirSource(_Source):
     """The newest complete version in a push directory, loaded in this process."""
 
     def __init__(self, push_dir: str, settle_s: float = 1.0):
-        from components.serving.model_store import ModelNotFound, list_versions, load_latest
+        from components.layout import list_versions
+        from components.serving.loaded_model import ModelNotFound
+        from components.serving.model_store import load_latest
 
         if not os.path.isdir(push_dir) and "://" not in push_dir:
             raise GenerateError(f"push directory {push_dir!r} does not exist")
@@ -91,7 +93,7 @@ class ServerSource(_Source):
     """A running server speaking TF Serving's REST API (components.serving.server or TF Serving)."""
 
     def __init__(self, url: str, model_name: str, timeout_s: float = 120.0):
-        from components.serving.model_store import validate_model_name
+        from components.serving.model_config import validate_model_name
 
         parsed = urllib.parse.urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:

@@ -3,223 +3,26 @@
 Only the newest *complete* version is served (TF Serving's default "latest 1" policy): complete
 as ``components.layout.check_version_dir`` defines it, and it loads. A version that fails to load
 is remembered with the change times of its files and only retried when they change; the previous
-model keeps serving meanwhile.
+model keeps serving meanwhile. Only integer-named directories are versions
+(``components.layout.list_versions``), so hidden partial copies being published are ignored.
+When the files of the served version change after it loaded (e.g. assets.extra/ arriving late
+from a copy that is not atomic), it is loaded again once they settle.
 
 Swapping is one reference assignment under a lock; a request takes ``store.current()`` once and
 uses that object to the end, so requests in flight finish on the model they started with.
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
-import re
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
-import numpy as np
-
-from components import layout
-from components.layout import check_version_dir, exists as _exists, list_versions
+from components.layout import check_version_dir, list_versions
+from components.serving.loaded_model import LoadedModel, ModelNotFound, load_model
+from components.serving.model_config import validate_model_name
 
 LOG = logging.getLogger("components.serving")
-
-SERVING_DEFAULT = "serving_default"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-
-
-class ModelNotFound(LookupError):
-    """Unknown model name or version, or no version loaded yet (HTTP 404)."""
-
-
-def validate_model_name(name: Any) -> str:
-    """Model names are plain identifiers: letters, digits, '_', '-', '.', not starting with '.'
-    or '-', no '..', no '/' or '\\' (names never become paths; they only select configured
-    base paths, and this keeps URLs and logs unambiguous)."""
-    if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
-        raise ValueError(
-            f"invalid model name {name!r}: use 1-128 letters, digits, '_', '-' or '.', "
-            "starting with a letter or digit, without '..'"
-        )
-    return name
-
-
-def parse_model_config(path: str) -> dict[str, str]:
-    """Reads a model config: JSON ``{"name": "base_path", ...}`` or
-    ``{"models": [{"name": ..., "base_path": ...}]}``, or TF Serving's text format
-    ``model_config_list { config { name: 'x' base_path: '/y' model_platform: 'tensorflow' } }``.
-    Only name and base_path are read (version policies etc. are ignored: the newest version is
-    served). Relative base paths are resolved against the config file's directory."""
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    pairs: list[tuple[str, str]] = []
-    stripped = text.lstrip()
-    if stripped.startswith("{"):
-        data = json.loads(text)
-        if isinstance(data, dict) and "models" in data:
-            for entry in data["models"]:
-                if not isinstance(entry, dict) or "name" not in entry or "base_path" not in entry:
-                    raise ValueError(f"{path}: each entry of 'models' needs 'name' and 'base_path'")
-                pairs.append((entry["name"], entry["base_path"]))
-        elif isinstance(data, dict):
-            pairs.extend(data.items())
-        else:
-            raise ValueError(f"{path}: expected a JSON object")
-    else:
-        for block in re.findall(r"config\s*\{(.*?)\}", text, flags=re.S):
-            name = re.search(r"\bname\s*:\s*[\"']([^\"']*)[\"']", block)
-            base = re.search(r"\bbase_path\s*:\s*[\"']([^\"']*)[\"']", block)
-            if not name or not base:
-                raise ValueError(f"{path}: every config {{...}} block needs name and base_path")
-            pairs.append((name.group(1), base.group(1)))
-    if not pairs:
-        raise ValueError(f"{path}: no models configured")
-    models: dict[str, str] = {}
-    base_dir = os.path.dirname(os.path.abspath(path))
-    for name, base_path in pairs:
-        validate_model_name(name)
-        if not isinstance(base_path, str) or not base_path:
-            raise ValueError(f"{path}: model {name!r} has no base_path")
-        if name in models:
-            raise ValueError(f"{path}: model {name!r} configured twice")
-        if "://" not in base_path and not os.path.isabs(base_path):
-            base_path = os.path.join(base_dir, base_path)
-        models[name] = base_path
-    return models
-
-
-# --------------------------------------------------------------------------- loaded model
-@dataclass(frozen=True)
-class TensorSpecInfo:
-    name: str
-    dtype: str  # numpy dtype name, or "string" for DT_STRING
-    shape: tuple  # ints, None for unknown dims
-
-    @property
-    def numpy_dtype(self):
-        return "string" if self.dtype == "string" else np.dtype(self.dtype)
-
-
-@dataclass(frozen=True)
-class SignatureInfo:
-    name: str
-    function: Callable
-    inputs: dict  # name -> TensorSpecInfo, in signature order
-    outputs: dict  # name -> TensorSpecInfo
-
-
-@dataclass
-class LoadedModel:
-    name: str
-    version: int
-    path: str
-    saved_model: Any
-    signatures: dict  # name -> SignatureInfo
-    signature_def_json: dict  # name -> SignatureDef as TF Serving writes it in JSON
-    gan_metadata: dict | None
-    loaded_at: float = field(default_factory=time.time)
-
-    def signature(self, name: str) -> SignatureInfo:
-        try:
-            return self.signatures[name]
-        except KeyError:
-            raise ModelNotFound(
-                f"signature {name!r} not found in model {self.name!r} version {self.version}; "
-                f"available: {sorted(self.signatures)}"
-            ) from None
-
-
-def _spec_info(name: str, spec) -> TensorSpecInfo:
-    import tensorflow as tf
-
-    dtype = "string" if spec.dtype == tf.string else spec.dtype.as_numpy_dtype().dtype.name
-    shape = tuple(spec.shape.as_list()) if spec.shape.rank is not None else None
-    return TensorSpecInfo(name=name, dtype=dtype, shape=shape)
-
-
-def _signature_defs_json(path: str) -> dict:
-    """The SignatureDefs from saved_model.pb, as the proto3 JSON TF Serving's metadata API uses."""
-    from google.protobuf import json_format
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    import tensorflow as tf
-
-    saved_model = saved_model_pb2.SavedModel()
-    pb = os.path.join(path, "saved_model.pb")
-    if _exists(pb):
-        with tf.io.gfile.GFile(pb, "rb") as f:
-            saved_model.ParseFromString(f.read())
-    else:
-        from google.protobuf import text_format
-
-        with tf.io.gfile.GFile(os.path.join(path, "saved_model.pbtxt"), "r") as f:
-            text_format.Parse(f.read(), saved_model)
-    graphs = [g for g in saved_model.meta_graphs if "serve" in g.meta_info_def.tags] or list(saved_model.meta_graphs)
-    if not graphs:
-        return {}
-    return {
-        name: json_format.MessageToDict(sig, preserving_proto_field_name=True, including_default_value_fields=True)
-        for name, sig in graphs[0].signature_def.items()
-        if not name.startswith("__")
-    }
-
-
-def _warmup(model: LoadedModel) -> None:
-    """One small call per signature so that the first real request does not pay for it."""
-    import tensorflow as tf
-
-    for sig in model.signatures.values():
-        feed = {}
-        for spec in sig.inputs.values():
-            if spec.shape is None:
-                break
-            shape = [1 if d is None else d for d in spec.shape]
-            if spec.dtype == "string":
-                feed[spec.name] = tf.constant(np.full(shape, b"", dtype=object), dtype=tf.string)
-            elif spec.dtype == "bool":
-                feed[spec.name] = tf.zeros(shape, tf.bool)
-            else:
-                fill = 1 if (spec.shape == () and np.dtype(spec.dtype).kind in "iu") else 0
-                feed[spec.name] = tf.constant(np.full(shape, fill, dtype=spec.dtype))
-        else:
-            try:
-                sig.function(**feed)
-            except Exception as exc:  # warm-up is best effort; real requests report errors
-                LOG.debug("warm-up of %s/%s %s failed: %s", model.name, model.version, sig.name, exc)
-
-
-def load_model(name: str, version: int, path: str, warmup: bool = True) -> LoadedModel:
-    """Loads one version directory with tf.saved_model.load and describes its signatures."""
-    import tensorflow as tf
-
-    saved_model = tf.saved_model.load(path)
-    signatures = {}
-    for sig_name, fn in saved_model.signatures.items():
-        _, kwargs = fn.structured_input_signature
-        outputs = fn.structured_outputs
-        if not isinstance(outputs, dict):
-            outputs = {"output_0": outputs}
-        signatures[sig_name] = SignatureInfo(
-            name=sig_name,
-            function=fn,
-            inputs={k: _spec_info(k, s) for k, s in kwargs.items()},
-            outputs={k: _spec_info(k, s) for k, s in outputs.items()},
-        )
-    gan_metadata = layout.read_metadata(path)
-    model = LoadedModel(
-        name=name,
-        version=int(version),
-        path=path,
-        saved_model=saved_model,
-        signatures=signatures,
-        signature_def_json=_signature_defs_json(path),
-        gan_metadata=gan_metadata,
-    )
-    if warmup:
-        _warmup(model)
-    return model
 
 
 def load_latest(base_path: str, name: str = "model", settle_s: float = 0.0, warmup: bool = False) -> LoadedModel:
@@ -232,7 +35,6 @@ def load_latest(base_path: str, name: str = "model", settle_s: float = 0.0, warm
     return model
 
 
-# --------------------------------------------------------------------------- the store
 class ModelStore:
     """Serves the newest complete version of one model name; ``poll()`` swaps in newer ones."""
 

@@ -1,0 +1,298 @@
+"""HTTP/1.1 plumbing for the serving app: one thread per keep-alive connection, at most
+max_connections of them, and deadlines for a request's headers and body.
+
+Why the cap and the deadlines: with one thread per connection and only a per-read socket timeout,
+2,000 clients sending a byte a second held 2,000 threads (slowloris). Now a connection over the
+cap gets an immediate 503 and is closed, and a watchdog closes a connection whose request line
+and headers (idle keep-alive wait included) or body take longer than their deadline, however
+steadily the bytes trickle in.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from components.serving.app import Response, ServingApp, error
+
+LOG = logging.getLogger("components.serving")
+
+DEFAULT_MAX_CONNECTIONS = 64       # open connections (one thread each); more get a 503
+DEFAULT_HEADER_TIMEOUT_S = 10.0    # request line + headers, including a keep-alive connection's idle wait
+DEFAULT_BODY_TIMEOUT_S = 30.0
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive
+    server_version = "gan-serving"
+    disable_nagle_algorithm = True  # no 40 ms Nagle/delayed-ACK stalls on keep-alive connections
+    timeout = 120  # per-read socket timeout, a backstop: the deadlines below bound slow clients
+
+    server: "ServingHTTPServer"
+
+    # Deadlines that a slow client cannot stretch (a per-read socket timeout restarts with every
+    # byte, so a client sending one byte a second would hold its thread for ever): a watchdog
+    # shuts the connection down when the request line and headers, or the body, take too long.
+    def setup(self):
+        super().setup()
+        self._watchdog: threading.Timer | None = None
+
+    def _arm(self, seconds: float, what: str) -> None:
+        self._disarm()
+        self._watchdog = threading.Timer(seconds, self._expire, args=(what,))
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+    def _disarm(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+
+    def _expire(self, what: str) -> None:
+        LOG.info("closing the connection from %s: %s took too long", self.address_string(), what)
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def handle_one_request(self):
+        self._arm(self.server.header_timeout_s, "the request line and headers")
+        try:
+            super().handle_one_request()
+        finally:
+            self._disarm()
+
+    def parse_request(self):
+        ok = super().parse_request()
+        self._disarm()  # headers are in; the body has its own deadline
+        return ok
+
+    def finish(self):
+        self._disarm()
+        super().finish()
+
+    def version_string(self):
+        return self.server_version
+
+    def log_message(self, fmt, *args):  # noqa: N802 (stdlib name)
+        if self.server.access_log:
+            LOG.info("%s %s", self.address_string(), fmt % args)
+
+    def send_error(self, code, message=None, explain=None):  # JSON instead of the stdlib's HTML
+        if code == HTTPStatus.NOT_IMPLEMENTED:  # the stdlib's answer to an unknown method
+            code, message = HTTPStatus.METHOD_NOT_ALLOWED, f"method {self.command!r} not allowed"
+        try:
+            phrase = HTTPStatus(code).phrase
+        except ValueError:
+            phrase = "error"
+        self._respond(error(code, message or phrase, close=True))
+
+    def handle_expect_100(self):
+        length = self.headers.get("Content-Length")
+        if length and length.isdigit() and int(length) > self.server.app.max_body_bytes:
+            self._respond(self._too_large(int(length)))
+            return False
+        return super().handle_expect_100()
+
+    def _too_large(self, length: int) -> Response:
+        limit = self.server.app.max_body_bytes
+        return error(413, f"request body of {length} bytes exceeds the limit of {limit} bytes", close=True)
+
+    def do_GET(self):  # noqa: N802
+        self._handle("GET")
+
+    def do_POST(self):  # noqa: N802
+        self._handle("POST")
+
+    def do_PUT(self):  # noqa: N802
+        self._handle("PUT")
+
+    def do_DELETE(self):  # noqa: N802
+        self._handle("DELETE")
+
+    def do_PATCH(self):  # noqa: N802
+        self._handle("PATCH")
+
+    def do_HEAD(self):  # noqa: N802
+        self._handle("HEAD")
+
+    def do_OPTIONS(self):  # noqa: N802
+        self._handle("OPTIONS")
+
+    def _handle(self, method: str) -> None:
+        app = self.server.app
+        try:
+            route = app.route(method, self.path)
+            if isinstance(route, Response):
+                self._discard_body()
+                response = route
+            elif route.kind == "predict":
+                body = self._read_body()
+                if isinstance(body, Response) or body is None:
+                    response = body
+                else:
+                    response = app.predict(route, body)
+            else:
+                self._discard_body()
+                response = app.status(route) if route.kind == "status" else app.metadata(route)
+        except Exception as exc:  # a bug must not kill the connection silently
+            LOG.exception("internal error handling %s %s", method, self.path)
+            response = error(500, f"internal error: {type(exc).__name__}: {exc}")
+        if response is not None:
+            self._respond(response)
+
+    def _content_length(self) -> int | Response:
+        if self.headers.get("Transfer-Encoding"):
+            return error(411, "chunked request bodies are not supported; send Content-Length", close=True)
+        length = self.headers.get("Content-Length")
+        if length is None:
+            return error(411, "Content-Length required", close=True)
+        if not length.strip().isdigit():
+            return error(400, f"invalid Content-Length {length[:40]!r}", close=True)
+        length = int(length)
+        if length > self.server.app.max_body_bytes:
+            return self._too_large(length)
+        return length
+
+    def _read_body(self) -> bytes | Response | None:
+        length = self._content_length()
+        if isinstance(length, Response):
+            return length
+        self._arm(self.server.body_timeout_s, "the request body")
+        try:
+            body = self.rfile.read(length)
+        except OSError:
+            body = b""
+        finally:
+            self._disarm()
+        if len(body) < length:  # client went away (or was too slow) mid-body
+            self.close_connection = True
+            return None
+        return body
+
+    def _discard_body(self) -> None:
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            return
+        length = self.headers.get("Content-Length")
+        if not length or length.strip() == "0":
+            return
+        if length.strip().isdigit() and int(length) <= self.server.app.max_body_bytes:
+            self.rfile.read(int(length))
+        else:
+            self.close_connection = True
+
+    def _respond(self, response: Response) -> None:
+        """Status line, headers and body in one write: one wake-up for the client, not two."""
+        body = response.encoded()
+        try:
+            phrase = HTTPStatus(response.status).phrase
+        except ValueError:
+            phrase = ""
+        headers = {
+            "Server": self.server_version,
+            "Date": self.date_time_string(),
+            "Content-Type": "application/json",
+            "Content-Length": str(len(body)),
+            **response.headers,
+        }
+        if response.close:
+            headers["Connection"] = "close"
+            self.close_connection = True
+        head = f"{self.protocol_version} {int(response.status)} {phrase}\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in headers.items()
+        ) + "\r\n"
+        self.log_request(response.status, len(body))
+        try:
+            self.wfile.write(head.encode("latin-1") + (body if self.command != "HEAD" else b""))
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+
+class ServingHTTPServer(ThreadingHTTPServer):
+    """One thread per connection, at most ``max_connections`` of them: a connection over the cap
+    gets an immediate 503 and is closed, so idle or slow clients cannot exhaust the threads."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], app: ServingApp, access_log: bool = False,
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS, header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S,
+                 body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S):
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        if max_connections < 1 or header_timeout_s <= 0 or body_timeout_s <= 0:
+            raise ValueError("max_connections, header_timeout_s and body_timeout_s must be positive")
+        self.app = app
+        self.access_log = access_log
+        self.header_timeout_s = float(header_timeout_s)
+        self.body_timeout_s = float(body_timeout_s)
+        self._connection_slots = threading.BoundedSemaphore(max_connections)
+        self.max_connections = int(max_connections)
+        super().__init__(address, _Handler)
+
+    def process_request(self, request, client_address):
+        if not self._connection_slots.acquire(blocking=False):
+            body = error(503, f"too many connections (limit {self.max_connections}); retry later").encoded()
+            head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n")
+            try:
+                request.settimeout(1.0)
+                request.sendall(head.encode("latin-1") + body)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._connection_slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._connection_slots.release()
+
+
+class RunningServer:
+    """A server running in background threads (tests, benchmarks, notebooks)."""
+
+    def __init__(self, app: ServingApp, httpd: ServingHTTPServer):
+        self.app = app
+        self.httpd = httpd
+        self.host, self.port = httpd.server_address[:2]
+        self.url = f"http://[{self.host}]:{self.port}" if ":" in self.host else f"http://{self.host}:{self.port}"
+        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+        self._thread.start()
+        app.start()
+
+    def close(self) -> None:
+        self.app.stop()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._thread.join(timeout=10)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def start_server(
+    models: dict[str, str], host: str = "127.0.0.1", port: int = 0, access_log: bool = False,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS, header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S,
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S, **app_kwargs
+) -> RunningServer:
+    """Loads ``models`` (name -> push directory), then serves them on host:port in the background."""
+    app = ServingApp(models, **app_kwargs)
+    app.load_initial()
+    return RunningServer(app, ServingHTTPServer((host, port), app, access_log=access_log, max_connections=max_connections,
+                                                header_timeout_s=header_timeout_s, body_timeout_s=body_timeout_s))
+
