@@ -14,8 +14,11 @@ import tempfile
 import time
 from contextlib import contextmanager
 
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
+from components.layout import find_latest_usable
 from components.options import ConfigError
 from pipeline.config import PipelineConfig, check_input_data
 from pipeline.pipeline import create_pipeline
@@ -41,7 +44,10 @@ def run_pipeline(config: PipelineConfig) -> dict:
 
 def check_writable_dirs(config: PipelineConfig) -> None:
     """output_dir and push_destination must be (or become) writable folders: found out now, not
-    after an hour of training. Remote URIs (gs://, s3://) are checked by the components."""
+    after an hour of training. A remote push_destination (gs://, s3://) is checked by Pusher."""
+    if "://" in config.output_dir:
+        raise ConfigError(f"output_dir: {config.output_dir} is remote; the local runner needs a local folder "
+                          "(its SQLite metadata and lock live there)")
     for key, path in (("output_dir", config.output_dir), ("push_destination", config.push_destination)):
         if "://" in path:
             continue
@@ -87,9 +93,6 @@ def summarize(config: PipelineConfig, since: float = 0.0) -> dict:
     """What the last run did, from ML Metadata: per component, its state and wall time, plus where
     the pushed model, the metrics and the sample grid are. The run is the newest pipeline_run
     context created after ``since`` (the pipeline lock rules out a concurrent one)."""
-    from ml_metadata.metadata_store import metadata_store
-    from ml_metadata.proto import metadata_store_pb2
-
     store = metadata_store.MetadataStore(
         tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
     runs = [c for c in store.get_contexts_by_type("pipeline_run") if c.create_time_since_epoch >= int(since * 1000)]
@@ -125,8 +128,6 @@ def summarize(config: PipelineConfig, since: float = 0.0) -> dict:
     pushed = outputs.get("PushedModel")
     if pushed is not None:
         summary["pushed_model_artifact"] = pushed.uri
-    from components.layout import find_latest_usable
-
     newest = find_latest_usable(config.push_destination)
     summary["serving_version"] = newest[1] if newest else None
     return summary

@@ -48,3 +48,8 @@ def test_a_second_run_of_the_same_pipeline_is_refused_at_once(config_with, tmp_p
         assert time.monotonic() - started < 5
     with pipeline_lock(config.output_dir):  # released with the first run: the next one may go
         pass
+
+
+def test_remote_output_dir_is_refused_by_the_local_runner(config_with):
+    with pytest.raises(ConfigError, match=r"output_dir: gs://bucket/out is remote"):
+        check_writable_dirs(config_with(out="gs://bucket/out"))
