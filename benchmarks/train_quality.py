@@ -7,7 +7,7 @@
    (360) images; the train images are written as gzipped TFRecords of the project's Example format
    (``components.gan.example_format.make_example``) so ``train_gan`` reads them through its real input path.
 2. ``train_gan`` trains with the ``training`` section of --config, the pipeline's default config
-   unless told otherwise (``--set`` overrides fields, for tuning).
+   unless told otherwise (``--set section.key=value`` overrides one value, as for ./gan run).
 3. A domain classifier (``components.metrics.domain_classifier``) is trained on the train split for
    the config's ``evaluation.classifier_epochs``, as ReferenceStatsGen trains it; its 128-d
    penultimate features give the FID, its softmax the class confidences.
@@ -36,7 +36,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import components  # noqa: E402,F401  sets the Keras environment before TensorFlow is imported
 
 import numpy as np  # noqa: E402
-import yaml  # noqa: E402
 
 SPLIT_SEED = 0
 NUM_CLASSES = 10
@@ -71,8 +70,9 @@ def generate(generator, n: int, latent_dim: int, seed: int, labels=None, batch: 
 def quality_report(generated: np.ndarray, train_real: np.ndarray, held_out: np.ndarray, classifier) -> dict:
     """The evaluator's own scoring (``components.evaluation.score_samples``) of the generated images
     and, for scale, of N real training images, both against the held-out set; N must match."""
-    from components.evaluation import CONFIDENCE_THRESHOLD, score_samples
+    from components.evaluation import score_samples
     from components.metrics.classifier_score import confident_fraction
+    from components.metrics.sample_metrics import CONFIDENCE_THRESHOLD
     from components.metrics.fid import FeatureStats
 
     n = len(held_out)

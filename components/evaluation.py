@@ -13,89 +13,38 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from components.metrics.classifier_score import classifier_score, confident_class_shares, confident_fraction
-from components.metrics.density_coverage import density_coverage
 from components.metrics.discriminator_accuracy import discriminator_accuracy
 from components.metrics.extractors import EXTRACTORS
-from components.metrics.fid import FeatureStats, frechet_distance_from_stats
-from components.metrics.kid import kernel_inception_distance
-from components.metrics.precision_recall import precision_recall
+from components.metrics.fid import FeatureStats
+from components.metrics.sample_metrics import Samples, score
 from components.options import option, parse_options
-from components.registry import Registry
 
 _GENERATE_BATCH = 250
-CONFIDENCE_THRESHOLD = 0.9  # a sample counts as recognised when its top class probability reaches this
 
 
 @dataclasses.dataclass(frozen=True)
 class EvaluationConfig:
-    """The ``evaluation:`` section of the pipeline config (ReferenceStatsGen and GanEvaluator)."""
+    """The ``evaluation:`` section of the pipeline config, read by ReferenceStatsGen and GanEvaluator."""
     num_samples: int = option(1000, minimum=2, help="generated images per evaluation, the same N for every model")
     seed: int = option(0, minimum=0, help="latent seed: candidate and baseline see the same latents")
-    extractor: str = option("domain_cnn", choices=EXTRACTORS.names)
+    extractor: str = option("domain_cnn", choices=EXTRACTORS.names, help="the feature space of every metric")
     max_fid: float | None = option(None, minimum=0, exclusive=True, help="absolute bound on FID; null: none")
     max_fid_over_floor: float | None = option(4.0, minimum=0, exclusive=True,
                                               help="bound on FID / real-vs-real FID, scale-free; null: none")
-    min_recall: float | None = option(None, minimum=0, maximum=1)
-    regression_tolerance: float = option(0.0, minimum=0, help="how much worse than the serving FID may be")
+    min_recall: float | None = option(None, minimum=0, maximum=1, help="lowest recall blessed; null: none")
+    regression_tolerance: float = option(0.0, minimum=0, help="how much the FID may exceed the serving model's")
     # Epochs of the domain classifier (FID features, class confidences). 20: ~96% of held-out real
     # digits get confidence >= 0.9 (8 epochs: 90%, 40: 97%), so the recognisability test is fair.
     classifier_epochs: int = option(20, minimum=1)
 
     @classmethod
-    def from_dict(cls, d: dict | None, prefix: str = "evaluation") -> "EvaluationConfig":
-        return parse_options(cls, d, prefix)
+    def from_dict(cls, raw: dict | None) -> "EvaluationConfig":
+        """Validated options from the YAML section or the components' JSON parameter."""
+        return parse_options(cls, raw, "evaluation")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-
-# ---------------------------------------------------------------------------- metrics
-@dataclasses.dataclass
-class Samples:
-    """One generator's samples, seen through the extractor, and the real data they are compared with."""
-    features: np.ndarray            # extractor features of the generated images
-    reference_stats: FeatureStats   # of the held-out real images
-    reference_features: np.ndarray  # a sample of the held-out real images' features
-    probabilities: np.ndarray | None  # the extractor's class probabilities (labelled data only)
-    seed: int
-
-
-# name -> fn(Samples) -> {metric name: value}; ``needs_classes`` metrics run on labelled data only.
-METRICS = Registry("metric")
-
-
-@METRICS.register("fid", "Frechet distance to the held-out statistics (exact, float64)")
-def _fid(s: Samples) -> dict:
-    return {"fid": frechet_distance_from_stats(FeatureStats.from_features(s.features), s.reference_stats)}
-
-
-@METRICS.register("kid", "unbiased MMD^2, kernel (x.y/d + 1)^3, over subsets: mean and std")
-def _kid(s: Samples) -> dict:
-    kid = kernel_inception_distance(s.features, s.reference_features, seed=s.seed)
-    return {"kid": kid.mean, "kid_std": kid.std}
-
-
-@METRICS.register("precision_recall", "k-NN precision and recall (Kynkaanniemi et al. 2019, k=3)")
-def _precision_recall(s: Samples) -> dict:
-    pr = precision_recall(s.reference_features, s.features)
-    return {"precision": pr.precision, "recall": pr.recall}
-
-
-@METRICS.register("density_coverage", "density and coverage (Naeem et al. 2020, k=5)")
-def _density_coverage(s: Samples) -> dict:
-    dc = density_coverage(s.reference_features, s.features)
-    return {"density": dc.density, "coverage": dc.coverage}
-
-
-@METRICS.register("classifier_score", "Inception-score analogue, share recognised with p >= 0.9 and each "
-                  "class's share of those", needs_classes=True)
-def _classifier_score(s: Samples) -> dict:
-    shares = confident_class_shares(s.probabilities, CONFIDENCE_THRESHOLD)
-    return {"classifier_score": classifier_score(s.probabilities),
-            "confident_fraction": confident_fraction(s.probabilities, CONFIDENCE_THRESHOLD),
-            "confident_class_shares": [float(x) for x in shares],
-            "min_confident_class_share": float(np.min(shares))}
 
 def sample_labels(num_images: int, num_classes: int) -> np.ndarray:
     """The classes a conditional generator is asked for: equal shares, 0, 1, ..., K-1, 0, 1, ..."""
@@ -125,47 +74,40 @@ def generate_images(saved_model_dir: str, num_images: int, seed: int, num_classe
     return np.concatenate(out).astype(np.float32)
 
 
-def decide_blessing(candidate: dict, baseline: dict | None, thresholds: EvaluationConfig) -> tuple[bool, str]:
+def decide_blessing(candidate: dict, baseline: dict | None, config: EvaluationConfig) -> tuple[bool, str]:
     """(blessed, one-sentence reason). The first model is judged on thresholds alone; later ones
     must also be no worse than the serving model (FID within the tolerance)."""
     fid = candidate["fid"]
     if not math.isfinite(fid):
         return False, f"not blessed: FID is {fid}"
-    if thresholds.max_fid is not None and fid > thresholds.max_fid:
-        return False, f"not blessed: FID {fid:.2f} > max_fid {thresholds.max_fid:.2f}"
-    if thresholds.max_fid_over_floor is not None:
-        bound = thresholds.max_fid_over_floor * candidate["fid_floor"]
+    if config.max_fid is not None and fid > config.max_fid:
+        return False, f"not blessed: FID {fid:.2f} > max_fid {config.max_fid:.2f}"
+    if config.max_fid_over_floor is not None:
+        bound = config.max_fid_over_floor * candidate["fid_floor"]
         if fid > bound:
-            return False, (f"not blessed: FID {fid:.2f} > {thresholds.max_fid_over_floor:g} x floor "
+            return False, (f"not blessed: FID {fid:.2f} > {config.max_fid_over_floor:g} x floor "
                            f"{candidate['fid_floor']:.2f} = {bound:.2f}")
-    if thresholds.min_recall is not None and candidate.get("recall", 1.0) < thresholds.min_recall:
-        return False, f"not blessed: recall {candidate['recall']:.3f} < min_recall {thresholds.min_recall:.3f}"
+    if config.min_recall is not None and candidate.get("recall", 1.0) < config.min_recall:
+        return False, f"not blessed: recall {candidate['recall']:.3f} < min_recall {config.min_recall:.3f}"
     if baseline is not None:
-        bound = baseline["fid"] + thresholds.regression_tolerance
+        bound = baseline["fid"] + config.regression_tolerance
         if fid > bound:
             return False, (f"not blessed: FID {fid:.2f} > baseline {baseline['fid']:.2f} + tolerance "
-                           f"{thresholds.regression_tolerance:g}")
+                           f"{config.regression_tolerance:g}")
         return True, (f"blessed: FID {fid:.2f} <= baseline {baseline['fid']:.2f} + tolerance "
-                      f"{thresholds.regression_tolerance:g}, and within the thresholds")
+                      f"{config.regression_tolerance:g}, and within the thresholds")
     return True, f"blessed: FID {fid:.2f} is within the thresholds (no model is serving yet)"
 
 
-def score_samples(fake_images: np.ndarray, classifier, reference: FeatureStats, reference_features: np.ndarray,
+def score_samples(fake_images: np.ndarray, extractor, reference: FeatureStats, reference_features: np.ndarray,
                   num_classes: int | None, seed: int) -> dict:
-    """Every registered metric of one generator's samples against the held-out real data.
-
-    FID uses the reference statistics; KID, precision/recall and density/coverage need the real
-    features themselves. The classifier-based figures apply when the data has classes.
-    """
-    samples = Samples(features=classifier.features(fake_images), reference_stats=reference,
-                      reference_features=reference_features,
-                      probabilities=classifier.predict_proba(fake_images) if num_classes else None, seed=seed)
-    scores: dict = {}
-    for metric in METRICS.entries():
-        if metric.info.get("needs_classes") and not num_classes:
-            continue
-        scores.update(metric.build(samples))
-    return scores
+    """Every registered metric (components/metrics/sample_metrics.py) of one generator's samples
+    against the held-out real data. The classifier-based ones apply when the data has classes and
+    the extractor classifies them."""
+    classifies = num_classes and hasattr(extractor, "predict_proba")
+    return score(Samples(features=extractor.features(fake_images),
+                         probabilities=extractor.predict_proba(fake_images) if classifies else None,
+                         reference_stats=reference, reference_features=reference_features, seed=seed))
 
 
 def evaluate_and_bless(*, reference_dir: str, candidate_dir: str, baseline: tuple[int, str] | None,
@@ -187,11 +129,11 @@ def evaluate_and_bless(*, reference_dir: str, candidate_dir: str, baseline: tupl
     log(f"[evaluator] extractor {reference.info['extractor']}, N={n} generated vs "
         f"{reference.info['num_reference']} held-out; real-vs-real floor FID {floor:.4f}")
 
-    def score(saved_model_dir: str) -> tuple[dict, np.ndarray]:
+    def score_generator(saved_model_dir: str) -> tuple[dict, np.ndarray]:
         fake = generate_images(saved_model_dir, n, seed, num_classes)
-        return score_samples(fake, reference.classifier, reference.stats, reference.features, num_classes, seed), fake
+        return score_samples(fake, reference.extractor, reference.stats, reference.features, num_classes, seed), fake
 
-    candidate, fake = score(candidate_dir)
+    candidate, fake = score_generator(candidate_dir)
     candidate["fid_floor"] = floor
     candidate["fid_over_floor"] = candidate["fid"] / floor if floor > 0 else float("inf")
     # The discriminator sees held-out real images it never trained on.
@@ -209,7 +151,7 @@ def evaluate_and_bless(*, reference_dir: str, candidate_dir: str, baseline: tupl
     baseline_scores = None
     if baseline is not None:
         version, path = baseline
-        baseline_scores = score(path)[0]
+        baseline_scores = score_generator(path)[0]
         baseline_scores.update(version=version, path=path)
         log(f"[evaluator] serving baseline version {version}: FID {baseline_scores['fid']:.4f}")
 

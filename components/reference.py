@@ -1,20 +1,23 @@
 """Reference statistics of the real data, computed once per data span and stored as an artifact.
 
-The ReferenceStatsGen component trains (or loads from the cache) the domain classifier, then
-computes the feature statistics of the held-out split with a Beam combiner (count, sum, sum of
-outer products: mergeable, so it scales out on any Beam runner). Each evaluation then computes
-only the generated side. Layout of the artifact directory:
+The ReferenceStatsGen component builds the feature extractor that ``evaluation.extractor`` names
+(components/metrics/extractors.py; the default domain classifier is trained once per data
+version and cached), then computes the feature statistics of the held-out split with a Beam
+combiner (count, sum, sum of outer products: mergeable, so it scales out on any Beam runner).
+Each evaluation then computes only the generated side. Layout of the artifact directory:
 
-  classifier/            the feature extractor (a saved DomainClassifier)
+  classifier/            the saved feature extractor
   reference_stats.npz    FeatureStats of the held-out split (Beam)
   reference_features.npy features of up to MAX_KNN_FEATURES held-out images: KID and the
                          k-NN metrics (precision/recall, density/coverage) need the points,
                          not just moments, and cost O(N^2), so a sample is what they use
-  reference.json         extractor name, counts, N, seed and the real-vs-real FID floor
+  reference.json         extractor (its own name, and the registry name that loads it), counts,
+                         N, seed and the real-vs-real FID floor
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 import os
@@ -24,8 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from components.gan.example_format import decode_image, load_arrays
-from components.metrics.domain_classifier import DomainClassifier
-from components.metrics.extractors import EXTRACTORS
+from components.metrics.extractors import EXTRACTORS, load_extractor
 from components.metrics.fid import FeatureStats, frechet_distance_from_stats
 from components.metrics.reference_stats import ComputeReferenceStats
 
@@ -34,7 +36,7 @@ MAX_KNN_FEATURES = 10_000
 
 @dataclasses.dataclass
 class Reference:
-    classifier: DomainClassifier
+    extractor: object  # see components/metrics/extractors.py for what it offers
     stats: FeatureStats
     features: np.ndarray
     info: dict
@@ -48,15 +50,16 @@ def _decode_record(record: bytes, image_shape) -> np.ndarray:
 
 
 def build_reference(*, train_files: list[str], eval_files: list[str], image_shape, num_classes: int | None,
-                    num_samples: int, seed: int, classifier_epochs: int, classifier_cache_dir: str,
-                    data_fingerprint: str, out_dir: str, beam_pipeline: beam.Pipeline,
-                    extractor: str = "domain_cnn", log=print) -> dict:
+                    extractor: str, num_samples: int, seed: int, classifier_epochs: int, cache_dir: str,
+                    data_fingerprint: str, out_dir: str, beam_pipeline: beam.Pipeline, log=print) -> dict:
+    """Builds the extractor registered as ``extractor`` and writes the artifact into ``out_dir``;
+    returns what reference.json holds."""
     train_images, train_labels = load_arrays(train_files, image_shape)
-    classifier = EXTRACTORS.get(extractor, "evaluation.extractor")(
-        classifier_cache_dir, data_fingerprint, train_images, train_labels if num_classes else None,
-        num_classes, epochs=classifier_epochs, seed=0)
-    classifier_dir = os.path.join(out_dir, "classifier")
-    classifier.save(classifier_dir)
+    feature_extractor = EXTRACTORS.get(extractor)(
+        cache_dir=cache_dir, data_fingerprint=data_fingerprint, train_images=train_images,
+        train_labels=train_labels if num_classes else None, num_classes=num_classes, epochs=classifier_epochs)
+    extractor_dir = os.path.join(out_dir, "classifier")  # the artifact's historical folder name
+    feature_extractor.save(extractor_dir)
 
     stats_path = os.path.join(out_dir, "reference_stats.npz")
     with beam_pipeline as pipeline:
@@ -65,7 +68,7 @@ def build_reference(*, train_files: list[str], eval_files: list[str], image_shap
              | "ReadHeldOut" >> beam.io.ReadAllFromTFRecord(
                  compression_type=beam.io.filesystem.CompressionTypes.GZIP)
              | "Decode" >> beam.Map(_decode_record, tuple(image_shape))
-             | "FeatureStats" >> ComputeReferenceStats(classifier_dir)
+             | "FeatureStats" >> ComputeReferenceStats(functools.partial(load_extractor, extractor, extractor_dir))
              | "Write" >> beam.Map(lambda stats: stats.to_npz(stats_path)))
     reference_stats = FeatureStats.from_npz(stats_path)
 
@@ -73,20 +76,21 @@ def build_reference(*, train_files: list[str], eval_files: list[str], image_shap
     rng = np.random.default_rng(seed)
     knn_subset = rng.permutation(len(eval_images))[:MAX_KNN_FEATURES]
     buffer = io.BytesIO()
-    np.save(buffer, classifier.features(eval_images[knn_subset]))
+    np.save(buffer, feature_extractor.features(eval_images[knn_subset]))
     with tf.io.gfile.GFile(os.path.join(out_dir, "reference_features.npy"), "wb") as f:
         f.write(buffer.getvalue())
 
     # FID is biased in N: the floor (real train vs held-out) uses the same N as each generator.
     n = min(num_samples, len(train_images))
     subset = rng.choice(len(train_images), n, replace=False)
-    floor = frechet_distance_from_stats(FeatureStats.from_features(classifier.features(train_images[subset])),
-                                        reference_stats)
-    info = {"extractor": classifier.name, "num_samples": int(n), "num_reference": int(reference_stats.count),
-            "num_train": int(len(train_images)), "seed": int(seed), "fid_floor": float(floor)}
+    train_stats = FeatureStats.from_features(feature_extractor.features(train_images[subset]))
+    floor = frechet_distance_from_stats(train_stats, reference_stats)
+    info = {"extractor": feature_extractor.name, "extractor_option": extractor, "num_samples": int(n),
+            "num_reference": int(reference_stats.count), "num_train": int(len(train_images)), "seed": int(seed),
+            "fid_floor": float(floor)}
     with tf.io.gfile.GFile(os.path.join(out_dir, "reference.json"), "w") as f:
         json.dump(info, f, indent=2)
-    log(f"[reference] extractor {classifier.name}; {reference_stats.count} held-out images; "
+    log(f"[reference] extractor {feature_extractor.name}; {reference_stats.count} held-out images; "
         f"real-vs-real FID floor at N={n}: {floor:.4f}")
     return info
 
@@ -94,9 +98,11 @@ def build_reference(*, train_files: list[str], eval_files: list[str], image_shap
 def load_reference(reference_dir: str) -> Reference:
     with tf.io.gfile.GFile(os.path.join(reference_dir, "reference.json")) as f:
         info = json.load(f)
+    with tf.io.gfile.GFile(os.path.join(reference_dir, "reference_features.npy"), "rb") as features_file:
+        features = np.load(io.BytesIO(features_file.read()))
     return Reference(
-        classifier=DomainClassifier.load(os.path.join(reference_dir, "classifier")),
+        extractor=load_extractor(info["extractor_option"], os.path.join(reference_dir, "classifier")),
         stats=FeatureStats.from_npz(os.path.join(reference_dir, "reference_stats.npz")),
-        features=np.load(io.BytesIO(tf.io.gfile.GFile(os.path.join(reference_dir, "reference_features.npy"), "rb").read())),
+        features=features,
         info=info,
     )

@@ -28,6 +28,11 @@ class DataConfig:
     train_buckets: int = option(4, minimum=1, help="train:eval split by hash buckets")
     eval_buckets: int = option(1, minimum=1)
 
+    def check(self, prefix: str) -> None:
+        for name in ("input_base", "schema_file"):
+            if not getattr(self, name):
+                raise ConfigError(f"{prefix}.{name} is required")
+
 
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
@@ -69,8 +74,9 @@ def _resolve(path: str) -> str:
 
 
 def parse_overrides(pairs: list[str]) -> dict:
-    """``--set SECTION.KEY=VALUE`` items (YAML values) -> a nested dict for ``load_config``; the
-    same syntax for ./gan run and the benchmarks."""
+    """``--set`` items -> the nested dict ``load_config`` merges: ``SECTION.KEY=VALUE`` sets one key
+    of a section (``training.train_steps=200``), ``KEY=VALUE`` a top-level one; values are YAML.
+    ./gan run and the benchmarks all parse ``--set`` here."""
     overrides: dict = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")

@@ -4,7 +4,7 @@ import os
 import pytest
 import yaml
 
-from components.gan.config import ConfigError
+from components.options import ConfigError
 from pipeline import config as pipeline_config
 
 
@@ -37,7 +37,12 @@ def base_raw():
     ({"evaluation": {"num_samples": "many"}}, "evaluation.num_samples"),
     ({"evaluation": {"max_fid": -1}}, "evaluation.max_fid"),
     ({"evaluation": {"min_recall": 2}}, "evaluation.min_recall"),
+    ({"data": {"input_base": "", "schema_file": "data/schema/digits/schema.pbtxt"}}, "data.input_base is required"),
+    ({"data": {"input_base": "x", "schema_file": "s", "train_buckets": 0}}, "data.train_buckets: must be >= 1"),
     ({"evaluation": {"typo": 1}}, "unknown key"),
+    ({"evaluation": {"extractor": "clip"}}, "evaluation.extractor: 'clip' is not one of: domain_cnn, inception"),
+    ({"evaluation": {"regression_tolerance": -0.5}}, "evaluation.regression_tolerance: must be >= 0"),
+    ({"evaluation": {"classifier_epochs": 2.5}}, "evaluation.classifier_epochs: expected an integer"),
     ({"training": {"architecture": "dcgan28"}}, "dcgan_28"),
     ({"enable_cache": "yes"}, "enable_cache"),
     ({"push_destination": ""}, "push_destination"),
@@ -77,3 +82,32 @@ def test_input_data_checks(tmp_path):
     (tmp_path / "none" / "span-1" / "a.png").write_bytes(b"x")
     with pytest.raises(ConfigError, match="span-2 is empty"):
         pipeline_config.check_input_data(config)
+
+
+def test_set_items_parse_into_sections():
+    assert pipeline_config.parse_overrides(
+        ["training.train_steps=200", "evaluation.max_fid=null", "evaluation.seed=3", "output_dir=/tmp/x"]) == {
+        "training": {"train_steps": 200}, "evaluation": {"max_fid": None, "seed": 3}, "output_dir": "/tmp/x"}
+    with pytest.raises(ConfigError, match="SECTION.KEY=VALUE"):
+        pipeline_config.parse_overrides(["training.train_steps"])
+    with pytest.raises(ConfigError, match="'output_dir' is not a section"):
+        pipeline_config.parse_overrides(["output_dir=/tmp/x", "output_dir.sub=1"])
+
+
+def test_run_and_the_quality_benchmark_share_the_set_syntax(monkeypatch, capsys):
+    """Both parse --set with parse_overrides, and a bad value fails at config load naming its key."""
+    import argparse
+
+    from benchmarks import train_quality
+    from pipeline import cli
+
+    parsed = []
+    real_parse = pipeline_config.parse_overrides
+    monkeypatch.setattr(pipeline_config, "parse_overrides", lambda pairs: parsed.append(pairs) or real_parse(pairs))
+    bad = ["evaluation.num_samples=1"]
+    args = argparse.Namespace(config=pipeline_config.DEFAULT_CONFIG, set=bad)
+    assert cli.run(args) == 2
+    assert "config error: evaluation.num_samples: must be >= 2" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="evaluation.num_samples: must be >= 2"):
+        train_quality.main(["--set", *bad, "--out", "/nonexistent/never-written.json"])
+    assert parsed == [bad, bad]

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from components.metrics.extractors import load_extractor
 from components.metrics.inception import (
     NOTOP_WEIGHTS_FILENAME,
     InceptionFeatureExtractor,
@@ -52,6 +53,11 @@ def test_extractor_loads_weights_from_a_local_file(tmp_path):
     assert features.shape == (2, 2048) and features.dtype == np.float64
     expected = extractor.model(preprocess_for_inception(images), training=False).numpy()
     np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-5)
+
+    # The reference artifact records the weights file; the evaluator loads it back by registry name.
+    loaded = load_extractor("inception", extractor.save(str(tmp_path / "saved")))
+    assert loaded.weights_path == path
+    np.testing.assert_allclose(loaded.features(images), features, rtol=1e-5, atol=1e-6)
 
 
 def test_extractor_wraps_a_wrong_weights_file(tmp_path):

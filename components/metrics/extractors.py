@@ -25,7 +25,8 @@ EXTRACTORS = Registry("extractor")
     "domain_cnn", "a small CNN trained on the real training split (class labels, or rotation prediction when "
     "unlabelled); its 128-d penultimate layer is the feature space; cached per data fingerprint",
     load=DomainClassifier.load)
-def build_domain_cnn(*, cache_dir: str, data_fingerprint: str, train_images, train_labels, num_classes, epochs: int) -> DomainClassifier:
+def build_domain_cnn(*, cache_dir: str, data_fingerprint: str, train_images, train_labels, num_classes,
+                     epochs: int) -> DomainClassifier:
     return load_or_train_domain_classifier(os.path.join(cache_dir, "domain_classifier"), data_fingerprint,
                                            train_images, train_labels, num_classes, epochs=epochs, seed=0)
 
