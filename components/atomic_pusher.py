@@ -5,8 +5,8 @@ kill during the copy leaves a partial version folder behind for ever, which serv
 lookups then trip over. This executor keeps Pusher's contract (only blessed models are pushed;
 ``pushed``, ``pushed_destination`` and ``pushed_version`` on the PushedModel artifact; the model
 archived under the artifact's uri) and publishes through ``components.layout.publish_version``:
-copy beside the versions, then rename. Use it with
-``tfx.components.Pusher(..., custom_executor_spec=ExecutorClassSpec(AtomicPushExecutor))``.
+copy beside the versions, then rename. ``AtomicPusher`` is TFX's Pusher (same inputs, outputs and
+parameters) with this executor; TFX deprecates ``custom_executor_spec`` in favour of a subclass.
 """
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from typing import Any
 
 from tfx import types
 from tfx.components.pusher import executor as pusher_executor
+from tfx.components.pusher.component import Pusher
+from tfx.dsl.components.base import executor_spec
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
@@ -38,3 +40,7 @@ class AtomicPushExecutor(pusher_executor.Executor):
         print(f"[pusher] version {version} published to {serving_path}")
         io_utils.copy_dir(model_path, model_push.uri)  # the archive copy TFX's Pusher keeps too
         self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=version)
+
+
+class AtomicPusher(Pusher):
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(AtomicPushExecutor)

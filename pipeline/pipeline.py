@@ -10,9 +10,8 @@ from __future__ import annotations
 import os
 
 from tfx import v1 as tfx
-from tfx.dsl.components.base import executor_spec
 
-from components.atomic_pusher import AtomicPushExecutor
+from components.atomic_pusher import AtomicPusher
 from components.gan_evaluator import GanEvaluator
 from components.gan_trainer import GanTrainer
 from components.image_example_gen import ImageExampleGen
@@ -51,13 +50,12 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None, bea
         evaluation_config=config.evaluation_json(),
         push_destination=config.push_destination,
     )
-    pusher = tfx.components.Pusher(
+    pusher = AtomicPusher(  # TFX's Pusher, publishing whole versions only
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.push_destination)),
-        custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPushExecutor),  # whole versions only
-    )
+    ).with_id("Pusher")
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
