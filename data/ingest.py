@@ -9,18 +9,25 @@ Layouts of one span folder (``<input_base>/span-<N>/``):
             both. Labels: when every class folder is a plain non-negative integer (``0``, ``7``,
             ``12``; no leading zeros, so ``1`` and ``01`` cannot both mean class 1) that integer
             is the label; when every folder is a name (``circle``, ``square``), labels follow the
-            names' sorted order and the mapping is printed. A mix of the two, a single class
-            folder, an empty class folder and folders nested deeper are errors.
-            Pixels: 8 bits per channel (modes 1, L, P, RGB, RGBA: what TF decodes to 1, 3 or 4 channels). 16- and 32-bit images are
-            refused (their values are not 8-bit; convert them first), and so is any image over
-            ``MAX_PIXELS`` (read from its header before decoding, so a decompression bomb is
-            never decoded).
+            names' sorted order: the mapping is printed and ``./gan make-schema`` records it in
+            the schema (the label feature's comments). Every later span must then hold the same
+            class folders: adding or removing one renumbers the names after it. A mix of numbers
+            and names, a single class folder, an empty class folder and folders nested deeper are
+            errors. Labels are 0..``MAX_LABEL`` whatever the layout.
+            Files: PNG or JPEG (by content; a BMP or GIF renamed ``.png`` is refused), 8 bits per
+            channel: PIL modes 1, L, P, RGB, RGBA, which TF decodes to 1, 3 or 4 channels.
+            16-bit PNGs are refused rather than scaled (convert them to 8-bit first, e.g. value
+            >> 8), as are grayscale+alpha and CMYK images, and any image over ``MAX_PIXELS``: the
+            size is read from the header before decoding, so a decompression bomb is never
+            decoded. Each file must also decode with TensorFlow (what training uses), to the same
+            shape.
   npz       one or more ``.npz`` files in the Keras MNIST layout: ``x_train``, ``y_train`` and
             optionally ``x_test``/``y_test`` (uint8, [N, H, W] or [N, H, W, C]).
   tfrecord  ``*.tfrecord``/``*.tfrecords``/``*.gz`` files of tf.train.Example in the project's
             format (``components/gan/example_format.py``); plain or gzip-compressed.
 
-Every error is an ``IngestionError`` whose one-line message names the files or folders.
+Hidden files and folders (names starting with ".") are ignored. Every other problem is an
+``IngestionError`` whose one-line message names the files or folders.
 """
 from __future__ import annotations
 
@@ -30,9 +37,13 @@ import io
 import os
 import re
 import struct
+import warnings
+import zipfile
+import zlib
 
 import numpy as np
 import tensorflow as tf
+from google.protobuf.message import DecodeError
 from PIL import Image, UnidentifiedImageError
 
 from components.gan import example_format
@@ -44,6 +55,8 @@ _MAX_NAMES_IN_ERROR = 20
 # Largest image accepted, checked from the header before decoding: 4096 x 4096. PIL's own guard
 # (Image.MAX_IMAGE_PIXELS) only warns up to twice its 89 Mpx limit, which is far more memory.
 MAX_PIXELS = 4096 * 4096
+# Largest label: training reads labels as int32.
+MAX_LABEL = 2**31 - 1
 # Modes whose pixels are 8 bits per channel, with the channel count TF decodes them to.
 _CHANNELS_BY_MODE = {"1": 1, "L": 1, "P": 3, "RGB": 3, "RGBA": 4}  # what tf.io.decode_image can output
 _CANONICAL_INT = re.compile(r"0|[1-9][0-9]*")
@@ -52,6 +65,11 @@ _CANONICAL_INT = re.compile(r"0|[1-9][0-9]*")
 class IngestionError(ValueError):
     """Input data that cannot be ingested; the message names the offending files."""
 
+    def __init__(self, message: str):
+        # File names may hold newlines or other control characters: escape them, so that the
+        # message stays one line.
+        super().__init__("".join(c if c.isprintable() else ascii(c)[1:-1] for c in message))
+
 
 @dataclasses.dataclass(frozen=True)
 class ImageRecord:
@@ -59,6 +77,7 @@ class ImageRecord:
     shape: tuple[int, int, int]  # height, width, channels
     label: int | None
     encoded: bytes | None = None  # None: read ``source`` from disk when the Example is built
+    class_name: str | None = None  # the class folder's name when labels follow names' sorted order
 
 
 def list_input_files(paths: list[str]) -> list[str]:
@@ -76,8 +95,6 @@ def list_input_files(paths: list[str]) -> list[str]:
 
 def detect_format(files: list[str]) -> str:
     """'images', 'npz' or 'tfrecord', from the file extensions; mixed or unknown files are errors."""
-    if not files:
-        raise IngestionError("no input files found (the span folder is empty)")
     kinds = collections.defaultdict(list)
     for f in files:
         ext = os.path.splitext(f)[1].lower()
@@ -106,6 +123,8 @@ def scan(span: str) -> list[ImageRecord]:
         paths, span_dirs = [span], {os.path.dirname(span)}
     _check_no_empty_folders(paths)
     files = list_input_files(paths)
+    if not files:
+        raise IngestionError(f"no input files in {span} (hidden files are ignored)")
     kind = detect_format(files)
     if kind == "images":
         records = _scan_image_files(files, span_dirs)
@@ -113,6 +132,8 @@ def scan(span: str) -> list[ImageRecord]:
         records = [r for f in files for r in _scan_npz(f)]
     else:
         records = [r for f in files for r in _scan_tfrecords(f)]
+    if not records:
+        raise IngestionError(f"no images in {_names(files)}")
     _check_consistent_shapes(records)
     return records
 
@@ -132,24 +153,49 @@ def _names(items: list[str]) -> str:
     return shown + (f" (and {more} more)" if more > 0 else "")
 
 
-# What a corrupt or hostile image can raise while PIL reads it; every one becomes a named error.
-_DECODE_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError,
-                  TypeError, Image.DecompressionBombError, Image.DecompressionBombWarning,
-                  tf.errors.InvalidArgumentError)
+class _RefusedImage(ValueError):
+    """An image that decodes but is refused (too large, not 8-bit); the message says why."""
+
+
+# What a corrupt or hostile file can raise while PIL or TF reads it; every one becomes a named error.
+_DECODE_ERRORS = (_RefusedImage, UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError,
+                  struct.error, zlib.error, IndexError, TypeError, Image.DecompressionBombError,
+                  tf.errors.OpError)
+
+
+def _problem(error: Exception) -> str:
+    """One readable line saying why a file was refused."""
+    if isinstance(error, (_RefusedImage, UnidentifiedImageError)):
+        return str(error)
+    if isinstance(error, tf.errors.OpError):  # drop TF's "{{function_node ...}}" and "[Op:...]" wrapping
+        return "TensorFlow: " + re.sub(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:.*$", "", error.message)
+    return f"{type(error).__name__}: {error}"
 
 
 def _image_shape(encoded: bytes) -> tuple[int, int, int]:
     """(height, width, channels) after checking the header's size against ``MAX_PIXELS`` and the
     pixel depth, then decoding fully (a truncated file fails here, not later in training)."""
-    with Image.open(io.BytesIO(encoded)) as image:  # reads the header only
+    try:
+        with warnings.catch_warnings():  # PIL warns from 89 Mpx; our lower limit is checked below
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(encoded), formats=("PNG", "JPEG"))  # reads the header only
+    except UnidentifiedImageError:
+        raise _RefusedImage("not a PNG or JPEG image (or its header is damaged)") from None
+    except Image.DecompressionBombError as e:  # PIL's own refusal, from 179 Mpx
+        raise _RefusedImage(f"{e} (the limit here is {MAX_PIXELS:,}: data.ingest.MAX_PIXELS)") from None
+    with image:
         if image.width * image.height > MAX_PIXELS:
-            raise ValueError(f"{image.width}x{image.height} pixels is over the limit of {MAX_PIXELS:,} "
-                             "(data.ingest.MAX_PIXELS); resize it first")
+            raise _RefusedImage(f"{image.width}x{image.height} pixels is over the limit of {MAX_PIXELS:,} "
+                                "(data.ingest.MAX_PIXELS); resize it first")
+        # PIL opens 16-bit RGB(A) PNGs as 8-bit modes, so the depth is read from the IHDR chunk,
+        # which the PNG format puts first: byte 24 of the file.
+        if image.format == "PNG" and encoded[24] > 8:
+            raise _RefusedImage(f"{encoded[24]}-bit PNG: 8-bit pixels are expected; convert it first "
+                                "(e.g. value >> 8)")
         channels = _CHANNELS_BY_MODE.get(image.mode)
-        if channels is None:
-            depth = "16- or 32-bit" if image.mode.startswith(("I", "F")) else f"mode {image.mode}"
-            raise ValueError(f"{depth} pixels (PIL mode {image.mode}) are not supported: convert to 8-bit "
-                             "grayscale or RGB first")
+        if channels is None:  # e.g. LA (grayscale + alpha), CMYK
+            raise _RefusedImage(f"PIL mode {image.mode} is not supported ({', '.join(_CHANNELS_BY_MODE)} "
+                                "expected): convert it to 8-bit grayscale, RGB or RGBA first")
         if image.mode == "P":  # palette images decode to RGB (or RGBA with transparency)
             channels = 4 if "transparency" in image.info else 3
         image.load()
@@ -158,8 +204,14 @@ def _image_shape(encoded: bytes) -> tuple[int, int, int]:
     # IDAT chunk loads in PIL but not in TF): the file must decode there too, to the same shape.
     decoded = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
     if tuple(decoded.shape) != shape:
-        raise ValueError(f"TensorFlow decodes it to {tuple(decoded.shape)}, PIL to {shape}")
+        raise _RefusedImage(f"TensorFlow decodes it to {tuple(decoded.shape)}, PIL to {shape}")
     return shape
+
+
+def _checked_label(value: int, source: str) -> int:
+    if not 0 <= value <= MAX_LABEL:
+        raise IngestionError(f"{source}: label {value} is outside 0..{MAX_LABEL} (data.ingest.MAX_LABEL)")
+    return int(value)
 
 
 def _check_no_empty_folders(paths: list[str]) -> None:
@@ -168,16 +220,17 @@ def _check_no_empty_folders(paths: list[str]) -> None:
         raise IngestionError("empty class folder(s): " + _names(empty) + "; remove them or add images")
 
 
-def _class_labels(files: list[str], span_dirs: set[str]) -> dict[str, int | None]:
-    """Maps each image file to its label from its class folder, or None when the images sit
-    directly in the span folder (the rules are in the module docstring)."""
+def _class_labels(files: list[str], span_dirs: set[str]) -> dict[str, tuple[int | None, str | None]]:
+    """Maps each image file to (label, class name) from its class folder: (None, None) when the
+    images sit directly in the span folder, a None name when folders are numbers (the rules are
+    in the module docstring)."""
     parents = sorted({os.path.dirname(f) for f in files})
     flat = [p for p in parents if p in span_dirs]
     if flat and len(parents) > 1:
         raise IngestionError(f"images both directly in {flat[0]} and in class folders "
                              f"({_names([p for p in parents if p not in span_dirs])}): use one layout")
     if flat:
-        return {f: None for f in files}
+        return {f: (None, None) for f in files}
     nested = [p for p in parents if os.path.dirname(p) not in span_dirs]
     if nested:
         raise IngestionError("class folders must sit directly in the span folder, found deeper folders: "
@@ -186,36 +239,39 @@ def _class_labels(files: list[str], span_dirs: set[str]) -> dict[str, int | None
     if len(parents) == 1:
         raise IngestionError(f"one class folder found ({parents[0]}): put unlabelled images directly in the "
                              "span folder, or add a folder for every class")
-    numeric = [p for p in parents if names[p].isdigit()]
+    numeric = [p for p in parents if re.fullmatch(r"[0-9]+", names[p])]
     if numeric and len(numeric) < len(parents):
         raise IngestionError("class folders mix numbers and names, so their labels are ambiguous: "
                              + _names([names[p] for p in parents]) + "; use all numbers or all names")
     if numeric:
-        odd = [names[p] for p in parents if not _CANONICAL_INT.fullmatch(names[p])]
+        canonical = {names[p] for p in parents if _CANONICAL_INT.fullmatch(names[p])}
+        odd = [name if str(int(name)) not in canonical else f"{name} (same number as {int(name)})"
+               for name in (names[p] for p in parents) if name not in canonical]
         if odd:
             raise IngestionError("class folders named by numbers must be plain integers without leading zeros "
                                  f"(so '1' and '01' cannot both be class 1), found: {_names(odd)}")
-        mapping = {p: int(names[p]) for p in parents}
+        classes = {p: (_checked_label(int(names[p]), p), None) for p in parents}
     else:
         ordered = sorted(parents, key=lambda p: names[p])
-        mapping = {p: i for i, p in enumerate(ordered)}
-        print("[ingest] class folders -> labels: " + ", ".join(f"{names[p]}={mapping[p]}" for p in ordered))
-    return {f: mapping[os.path.dirname(f)] for f in files}
+        classes = {p: (i, names[p]) for i, p in enumerate(ordered)}
+        print("[ingest] class folders -> labels: " + ", ".join(f"{names[p]}={i}" for i, p in enumerate(ordered)))
+    return {f: classes[os.path.dirname(f)] for f in files}
 
 
 def _scan_image_files(files: list[str], span_dirs: set[str]) -> list[ImageRecord]:
-    labels = _class_labels(files, span_dirs)
+    classes = _class_labels(files, span_dirs)
     records, corrupt = [], []
     for f in files:
         try:
             with tf.io.gfile.GFile(f, "rb") as fh:
                 shape = _image_shape(fh.read())
         except _DECODE_ERRORS as e:
-            corrupt.append(f"{f} ({type(e).__name__}: {e})")
+            corrupt.append(f"{f} ({_problem(e)})")
             continue
-        records.append(ImageRecord(f, shape, labels[f]))
+        label, class_name = classes[f]
+        records.append(ImageRecord(f, shape, label, class_name=class_name))
     if corrupt:
-        raise IngestionError(f"{len(corrupt)} file(s) are not decodable images: " + _names(corrupt))
+        raise IngestionError(f"{len(corrupt)} image file(s) cannot be ingested: " + _names(corrupt))
     return records
 
 
@@ -223,8 +279,8 @@ def _scan_npz(path: str) -> list[ImageRecord]:
     try:
         with tf.io.gfile.GFile(path, "rb") as f:
             arrays = dict(np.load(io.BytesIO(f.read()), allow_pickle=False))
-    except (ValueError, OSError) as e:
-        raise IngestionError(f"{path} is not a readable .npz file: {e}") from e
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, tf.errors.OpError) as e:
+        raise IngestionError(f"{path} is not a readable .npz file ({_problem(e)})") from e
     if "x_train" not in arrays:
         raise IngestionError(f"{path} has no 'x_train' array (Keras MNIST layout expected; found: "
                              f"{', '.join(sorted(arrays)) or 'nothing'})")
@@ -237,15 +293,18 @@ def _scan_npz(path: str) -> list[ImageRecord]:
             raise IngestionError(f"{path}: x_{part} has dtype {x.dtype}; uint8 pixels (0..255) are expected")
         if x.ndim == 3:
             x = x[..., np.newaxis]
-        if x.ndim != 4 or x.shape[-1] not in (1, 3):
+        if x.ndim != 4 or x.shape[-1] not in (1, 3) or 0 in x.shape[1:3]:
             raise IngestionError(f"{path}: x_{part} has shape {x.shape}; expected [N, H, W] or [N, H, W, 1|3]")
+        if x.shape[1] * x.shape[2] > MAX_PIXELS:
+            raise IngestionError(f"{path}: x_{part}'s {x.shape[2]}x{x.shape[1]} images are over the limit of "
+                                 f"{MAX_PIXELS:,} pixels (data.ingest.MAX_PIXELS)")
         if y is not None and (y.ndim != 1 or len(y) != len(x)):
             raise IngestionError(f"{path}: y_{part} has shape {y.shape}; expected [{len(x)}] labels")
         if y is not None and not np.issubdtype(y.dtype, np.integer):
             raise IngestionError(f"{path}: y_{part} has dtype {y.dtype}; integer labels are expected")
         for i, image in enumerate(x):
             encoded = tf.io.encode_png(image).numpy()
-            label = None if y is None else int(y[i])
+            label = None if y is None else _checked_label(int(y[i]), f"{path}[y_{part}][{i}]")
             records.append(ImageRecord(f"{path}[x_{part}][{i}]", tuple(image.shape), label, encoded))
     return records
 
@@ -256,8 +315,11 @@ def _scan_tfrecords(path: str) -> list[ImageRecord]:
     try:
         for i, raw in enumerate(tf.data.TFRecordDataset(path, compression_type=compression)):
             source = f"{path}[{i}]"
-            example = tf.train.Example.FromString(raw.numpy())
-            feature = example.features.feature
+            try:
+                feature = tf.train.Example.FromString(raw.numpy()).features.feature
+            except DecodeError:
+                bad.append(f"{source} (not a tf.train.Example)")
+                continue
             if not feature[example_format.IMAGE_KEY].bytes_list.value:
                 bad.append(f"{source} (no '{example_format.IMAGE_KEY}' bytes feature)")
                 continue
@@ -265,20 +327,22 @@ def _scan_tfrecords(path: str) -> list[ImageRecord]:
             try:
                 shape = _image_shape(encoded)
             except _DECODE_ERRORS as e:
-                bad.append(f"{source} ({type(e).__name__}: {e})")
+                bad.append(f"{source} ({_problem(e)})")
                 continue
             labels = feature[example_format.LABEL_KEY].int64_list.value
-            records.append(ImageRecord(source, shape, int(labels[0]) if labels else None, encoded))
-    except tf.errors.DataLossError as e:
-        raise IngestionError(f"{path} is not a readable TFRecord file: {e.message}") from e
+            if len(labels) > 1:
+                bad.append(f"{source} ({len(labels)} labels, one expected)")
+                continue
+            label = _checked_label(labels[0], source) if labels else None
+            records.append(ImageRecord(source, shape, label, encoded))
+    except tf.errors.OpError as e:
+        raise IngestionError(f"{path} is not a readable TFRecord file ({_problem(e)})") from e
     if bad:
-        raise IngestionError(f"{len(bad)} record(s) hold no decodable image: " + _names(bad))
+        raise IngestionError(f"{len(bad)} record(s) hold no usable image: " + _names(bad))
     return records
 
 
 def _check_consistent_shapes(records: list[ImageRecord]) -> None:
-    if not records:
-        raise IngestionError("no images found")
     counts = collections.Counter(r.shape for r in records)
     majority, _ = counts.most_common(1)[0]
     odd = [f"{r.source} ({r.shape[0]}x{r.shape[1]}x{r.shape[2]})" for r in records if r.shape != majority]

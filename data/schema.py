@@ -1,5 +1,7 @@
 """Writes a curated TFDV schema for a user's dataset: the checked image size, channel count and
-label domain of one span, which the pipeline then validates every later span against.
+label domain of one span, which the pipeline then validates every later span against. When the
+labels come from named class folders, the label feature's comments record which name each label
+is (``class 0: cats``), so that the mapping is kept beside the schema it belongs to.
 
     ./gan make-schema --span_dir data/mine/span-1 --out data/schema/mine/schema.pbtxt
 """
@@ -15,7 +17,8 @@ from components.gan import example_format
 from data import ingest
 
 
-def curated_schema(height: int, width: int, channels: int, num_classes: int | None) -> schema_pb2.Schema:
+def curated_schema(height: int, width: int, channels: int, num_classes: int | None,
+                   class_names: dict[int, str] | None = None) -> schema_pb2.Schema:
     schema = schema_pb2.Schema()
 
     def add(name, kind, domain=None):
@@ -32,7 +35,9 @@ def curated_schema(height: int, width: int, channels: int, num_classes: int | No
     add(example_format.WIDTH_KEY, schema_pb2.INT, (width, width))
     add(example_format.CHANNELS_KEY, schema_pb2.INT, (channels, channels))
     if num_classes:
-        add(example_format.LABEL_KEY, schema_pb2.INT, (0, num_classes - 1))
+        label = add(example_format.LABEL_KEY, schema_pb2.INT, (0, num_classes - 1))
+        for index, name in sorted((class_names or {}).items()):
+            label.annotation.comment.append(f"class {index}: {name}")
     add(example_format.SOURCE_KEY, schema_pb2.BYTES)
     return schema
 
@@ -40,10 +45,9 @@ def curated_schema(height: int, width: int, channels: int, num_classes: int | No
 def schema_for_span(span_dir: str) -> schema_pb2.Schema:
     records = ingest.scan(span_dir)
     height, width, channels = records[0].shape
-    labels = {r.label for r in records if r.label is not None}
-    if labels and min(labels) < 0:
-        raise ingest.IngestionError(f"labels must be >= 0, found {min(labels)}")
-    return curated_schema(height, width, channels, max(labels) + 1 if labels else None)
+    labels = {r.label for r in records if r.label is not None}  # ingestion checked they are >= 0
+    class_names = {r.label: r.class_name for r in records if r.class_name is not None}
+    return curated_schema(height, width, channels, max(labels) + 1 if labels else None, class_names)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,6 +1,7 @@
 """Ingestion: every input layout becomes the project's Examples; bad inputs fail by name."""
 import io
 import os
+import zlib
 
 import numpy as np
 import pytest
@@ -35,11 +36,17 @@ def test_class_folders_give_integer_labels(tmp_path):
     assert decoded.shape == (28, 28, 1)
 
 
-def test_named_class_folders_are_labelled_in_sorted_order(tmp_path):
+def test_named_class_folders_are_labelled_in_sorted_order_and_recorded(tmp_path, capsys):
+    from data.schema import schema_for_span
+
     write_png(str(tmp_path / "dogs" / "a.png"), gray(1))
     write_png(str(tmp_path / "cats" / "b.png"), gray(2))
-    labels = {os.path.basename(os.path.dirname(r.source)): r.label for r in ingest.scan(str(tmp_path))}
+    records = ingest.scan(str(tmp_path))
+    labels = {os.path.basename(os.path.dirname(r.source)): r.label for r in records}
     assert labels == {"cats": 0, "dogs": 1}
+    assert "class folders -> labels: cats=0, dogs=1" in capsys.readouterr().out
+    label_feature = next(f for f in schema_for_span(str(tmp_path)).feature if f.name == example_format.LABEL_KEY)
+    assert list(label_feature.annotation.comment) == ["class 0: cats", "class 1: dogs"]
 
 
 def test_flat_folder_is_unlabelled(tmp_path):
@@ -151,9 +158,12 @@ def test_make_schema_matches_the_curated_digits_schema(tmp_path):
 
 # --------------------------------------------------------------------------- labelling rules
 @pytest.mark.parametrize("folders, message", [
-    (["1", "01"], "without leading zeros"),
-    (["2", "5", "x"], "mix numbers and names"),
-    (["cats"], "one class folder found"),
+    (["1", "01"], r"without leading zeros .*found: 01 \(same number as 1\)"),
+    (["00", "01"], r"without leading zeros .*found: 00, 01"),
+    (["2", "5", "x"], r"mix numbers and names.*: 2, 5, x;"),
+    (["0", "-1"], r"mix numbers and names.*: -1, 0;"),
+    (["0", "99999999999"], r"/99999999999: label 99999999999 is outside 0..2147483647"),
+    (["cats"], r"one class folder found \(.*cats\): put unlabelled images directly in the span folder"),
 ])
 def test_ambiguous_class_folders_are_refused(tmp_path, folders, message):
     for name in folders:
@@ -189,25 +199,98 @@ def test_missing_span_folder_is_named(tmp_path):
 
 
 # --------------------------------------------------------------------------- hostile files
-def test_decompression_bomb_is_refused_from_its_header(tmp_path):
-    """A 20000x20000 PNG of zeros compresses to ~1 MB; it must never be decoded (400 Mpx)."""
-    import zlib
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
 
-    width = height = 20000
-    raw = zlib.compress(b"\x00" * ((width + 1) * 1000), 9)  # only the first rows: the header is what counts
-    def chunk(kind, data):
-        return (len(data).to_bytes(4, "big") + kind + data
-                + zlib.crc32(kind + data).to_bytes(4, "big"))
-    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0]))
-           + chunk(b"IDAT", raw) + chunk(b"IEND", b""))
+
+def raw_png(width: int, height: int, bit_depth: int, color_type: int, pixel_data: bytes) -> bytes:
+    """A PNG written by hand, so that its header can say anything (PIL cannot write 16-bit RGB)."""
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([bit_depth, color_type, 0, 0, 0])
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(pixel_data, 9))
+            + png_chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("side", [5000, 20000])  # above our limit; above PIL's own (179 Mpx)
+def test_decompression_bomb_is_refused_from_its_header(tmp_path, side):
+    """A PNG of zeros this size compresses to a few kB; it must never be decoded."""
     write_png(str(tmp_path / "ok.png"), gray(1))
-    (tmp_path / "bomb.png").write_bytes(png)
-    with pytest.raises(ingest.IngestionError, match=r"bomb.png .*20000x20000|bomb.png .*Decompression"):
+    (tmp_path / "bomb.png").write_bytes(raw_png(side, side, 8, 0, b"\x00" * (side + 1) * 10))
+    with pytest.raises(ingest.IngestionError, match=r"bomb.png .*16,777,216.*MAX_PIXELS"):
         ingest.scan(str(tmp_path))
 
 
-def test_sixteen_bit_png_is_refused_by_name(tmp_path):
-    write_png(str(tmp_path / "ok.png"), gray(1))
-    Image.fromarray(np.full((28, 28), 40000, np.uint16)).save(tmp_path / "deep.png")
-    with pytest.raises(ingest.IngestionError, match=r"deep.png .*16- or 32-bit"):
+@pytest.mark.parametrize("color_type, samples", [(0, 1), (2, 3), (4, 2), (6, 4)])  # gray, RGB, LA, RGBA
+def test_sixteen_bit_png_is_refused_by_name(tmp_path, color_type, samples):
+    """PIL silently opens 16-bit RGB(A) PNGs as 8-bit; the header's bit depth is what counts."""
+    row = b"\x00" + b"\x9c\x40" * (28 * samples)  # filter byte, then 40000 big-endian per sample
+    (tmp_path / "deep.png").write_bytes(raw_png(28, 28, 16, color_type, row * 28))
+    with pytest.raises(ingest.IngestionError, match=r"deep.png \(16-bit PNG"):
         ingest.scan(str(tmp_path))
+
+
+def test_images_in_other_formats_or_modes_are_refused_by_name(tmp_path):
+    write_png(str(tmp_path / "ok.png"), gray(1))
+    Image.fromarray(gray(1)).save(tmp_path / "bitmap.png", "BMP")
+    Image.fromarray(gray(1)).save(tmp_path / "animation.png", "GIF")
+    Image.new("CMYK", (28, 28)).save(tmp_path / "print.jpg", "JPEG")
+    Image.new("LA", (28, 28)).save(tmp_path / "gray_alpha.png")
+    with pytest.raises(ingest.IngestionError) as error:
+        ingest.scan(str(tmp_path))
+    message = str(error.value)
+    assert message.startswith("4 image file(s) cannot be ingested")
+    assert "animation.png (not a PNG or JPEG" in message and "bitmap.png (not a PNG or JPEG" in message
+    assert "print.jpg (PIL mode CMYK is not supported" in message
+    assert "gray_alpha.png (PIL mode LA is not supported" in message
+
+
+@pytest.mark.parametrize("mode, image_format, channels", [
+    ("1", "PNG", 1), ("L", "JPEG", 1), ("P", "PNG", 3), ("RGBA", "PNG", 4)])
+def test_supported_modes_are_read_as_tensorflow_decodes_them(tmp_path, mode, image_format, channels):
+    for name in ("a", "b"):
+        Image.new(mode, (28, 28)).save(tmp_path / f"{name}.{image_format.lower()}", image_format)
+    assert {r.shape for r in ingest.scan(str(tmp_path))} == {(28, 28, channels)}
+
+
+def test_names_with_control_characters_keep_the_error_on_one_line(tmp_path):
+    write_png(str(tmp_path / "ok.png"), gray(1))
+    (tmp_path / "two\nlines.png").write_bytes(b"junk")
+    with pytest.raises(ingest.IngestionError, match=r"two\\nlines.png \(not a PNG or JPEG") as error:
+        ingest.scan(str(tmp_path))
+    assert "\n" not in str(error.value)
+
+
+def test_span_of_only_hidden_files_is_named(tmp_path):
+    (tmp_path / ".DS_Store").write_bytes(b"")
+    with pytest.raises(ingest.IngestionError, match=f"no input files in {tmp_path}"):
+        ingest.scan(str(tmp_path))
+
+
+# --------------------------------------------------------------------------- npz and TFRecord labels
+def test_npz_problems_name_the_file_and_array(tmp_path):
+    path = tmp_path / "bad.npz"
+    path.write_bytes(b"PK\x03\x04 not a zip")
+    with pytest.raises(ingest.IngestionError, match=r"bad.npz is not a readable .npz file \(BadZipFile"):
+        ingest.scan(str(path))
+    np.savez(path, x_train=np.zeros((0, 28, 28), np.uint8))
+    with pytest.raises(ingest.IngestionError, match=r"no images in .*bad.npz"):
+        ingest.scan(str(path))
+    np.savez(path, x_train=np.zeros((2, 28, 28), np.uint8), y_train=np.array([3, -1]))
+    with pytest.raises(ingest.IngestionError, match=r"bad.npz\[y_train\]\[1\]: label -1 is outside"):
+        ingest.scan(str(path))
+    np.savez(path, x_train=np.zeros((1, 5000, 5000), np.uint8))
+    with pytest.raises(ingest.IngestionError, match=r"bad.npz: x_train's 5000x5000 images are over the limit"):
+        ingest.scan(str(path))
+
+
+def test_tfrecord_problems_name_the_record(tmp_path):
+    path = str(tmp_path / "data.tfrecord")
+    encoded = tf.io.encode_png(gray(1)[..., None]).numpy()
+    with tf.io.TFRecordWriter(path) as writer:
+        writer.write(example_format.make_example(encoded, 28, 28, 1, "ok", 1).SerializeToString())
+        writer.write(b"\xff not an Example")
+    with pytest.raises(ingest.IngestionError, match=r"data.tfrecord\[1\] \(not a tf.train.Example\)"):
+        ingest.scan(path)
+    with tf.io.TFRecordWriter(path) as writer:
+        writer.write(example_format.make_example(encoded, 28, 28, 1, "ok", -2).SerializeToString())
+    with pytest.raises(ingest.IngestionError, match=r"data.tfrecord\[0\]: label -2 is outside"):
+        ingest.scan(path)
