@@ -11,18 +11,13 @@ import threading
 import time
 
 import keras
-import numpy as np
 import pytest
-import tensorflow as tf
-from hypothesis import HealthCheck, given, settings, strategies as st
 from keras import layers
 
 from components import layout
 from components.gan.export import export_generator
-from components.serving import json_codec
-from components.serving.json_codec import RequestError
-from components.serving.model_store import ModelStore
 from components.serving.http_server import start_server
+from components.serving.model_store import ModelStore
 
 LATENT = 4
 
@@ -150,52 +145,28 @@ def test_metadata_arriving_after_the_load_is_picked_up(push, tmp_path):
     assert not store.poll()  # unchanged now: nothing to do
 
 
-# --------------------------------------------------------------------------- request parsing
-JSON_VALUE = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=8) | st.fixed_dictionaries({"b64": st.text(max_size=12)}),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=3),
-    max_leaves=20)
+def test_served_version_is_reloaded_when_its_files_change_and_partials_are_ignored(push, tmp_path):
+    """What `generate --server` reads: the metadata endpoint shows gan_metadata once it arrives,
+    more than settle_s after the rest of the version; a hidden partial copy (Pusher's atomic
+    publish) is never served."""
+    base = tmp_path / "push"
+    shutil.copytree(push / "gan" / "1", base / "7", ignore=shutil.ignore_patterns(layout.METADATA_FILENAME))
+    shutil.copytree(push / "gan" / "1", base / ".8.123.partial")
+    with start_server({"gan": str(base)}, settle_s=0.2, poll_interval_s=0.1, warmup=False) as server:
+        def metadata_when(predicate, what):
+            deadline = time.monotonic() + 10
+            while True:
+                status, data = call(server, "GET", "/v1/models/gan/metadata")
+                if status == 200 and predicate(json.loads(data)):
+                    return json.loads(data)
+                assert time.monotonic() < deadline, what
+                time.sleep(0.1)
 
-
-@settings(max_examples=300, deadline=None)
-@given(JSON_VALUE, st.sampled_from(["float32", "int32", "string"]))
-def test_to_array_gives_an_array_or_a_request_error(value, dtype):
-    try:
-        array = json_codec.to_array(value, dtype, "x")
-    except RequestError as e:
-        assert str(e) and "\n" not in str(e)
-        return
-    assert isinstance(array, np.ndarray) and array.size > 0
-    if dtype == "float32":
-        assert array.dtype == np.float32 and np.isfinite(array).all()
-    elif dtype == "int32":
-        assert array.dtype == np.int32
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=st.one_of(st.binary(max_size=200), JSON_VALUE.map(json.dumps),
-                      st.fixed_dictionaries({"instances": JSON_VALUE}).map(json.dumps),
-                      st.fixed_dictionaries({"inputs": JSON_VALUE}).map(json.dumps)),
-       path=st.sampled_from(["/v1/models/cgan:predict", "/v1/models/cgan/versions/1:predict",
-                             "/v1/models/cgan/versions/x:predict", "/v1/models/../cgan:predict"]))
-def test_any_request_gets_a_json_answer_never_a_500(push, body, path):
-    server = _shared_server(push)
-    status, data = call(server, "POST", path, body)
-    assert status in (200, 400, 404, 413), (status, data[:300])
-    answer = strict_json(data)
-    assert ("error" in answer) == (status != 200)
-
-
-_SERVERS: dict = {}
-
-
-def _shared_server(push):
-    if "server" not in _SERVERS:
-        _SERVERS["server"] = start_server({"cgan": str(push / "cgan")}, settle_s=0, warmup=False)
-    return _SERVERS["server"]
-
-
-def teardown_module(module):
-    if "server" in _SERVERS:
-        _SERVERS.pop("server").close()
+        first = metadata_when(lambda answer: True, "version 7 was never loaded")
+        assert first["model_spec"]["version"] == "7" and "gan_metadata" not in first["metadata"]
+        time.sleep(0.5)  # well past settle_s
+        shutil.copy(push / "gan" / "1" / "assets.extra" / layout.METADATA_FILENAME,
+                    base / "7" / "assets.extra" / layout.METADATA_FILENAME)
+        later = metadata_when(lambda answer: "gan_metadata" in answer["metadata"],
+                              "the late gan_metadata.json was never picked up")
+        assert later["metadata"]["gan_metadata"]["latent_dim"] == LATENT and later["model_spec"]["version"] == "7"

@@ -173,7 +173,10 @@ def _shape_str(shape) -> str:
 
 
 def _describe(value: Any, limit: int = 60) -> str:
-    text = json.dumps(value)
+    try:
+        text = json.dumps(value)
+    except (RecursionError, ValueError):  # nested deeper than the encoder goes
+        text = "a deeply nested list"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -214,11 +217,25 @@ def _string_array(value: Any, name: str) -> np.ndarray:
     return out.reshape(shape)
 
 
+MAX_RANK = 32  # numpy's limit on dimensions; also keeps the recursive string walk shallow
+
+
+def _nesting_depth(value: Any) -> int:
+    """How deep the first elements of nested lists go (the rank the value claims)."""
+    depth = 0
+    while isinstance(value, list) and value:
+        value, depth = value[0], depth + 1
+    return depth
+
+
 _FLOAT_KINDS = {np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)}
 
 
 def to_array(value: Any, dtype: np.dtype | str, name: str) -> np.ndarray:
     """A JSON value as a numpy array of ``dtype`` ('string' for TF's DT_STRING), or RequestError."""
+    depth = _nesting_depth(value)
+    if depth > MAX_RANK:
+        raise RequestError(f'input "{name}": lists nested {depth} deep; a tensor has at most {MAX_RANK} dimensions')
     if isinstance(dtype, str) and dtype == "string":
         return _string_array(value, name)
     dtype = np.dtype(dtype)
