@@ -2,7 +2,9 @@
 samples against held-out real data, and decide whether it may replace the serving generator.
 
 Every generator (candidate or the one serving now) is scored the same way: the same N, the same
-latent seed, the same feature extractor and the same reference images, so their FIDs compare.
+latent seed, the same feature extractor (the one the reference artifact was built with, named by
+``evaluation.extractor``) and the same reference images, so their FIDs compare. The metrics are
+the entries of components/metrics/sample_metrics.py, plus the candidate discriminator's accuracy.
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """GanEvaluator: a TFX component that scores the trained generator and writes its ModelBlessing.
 
-It finds the baseline itself (the newest version in the push destination) instead of using a
-Resolver node, because open-source Kubeflow Pipelines cannot run Resolvers. The blessing follows
+It finds the baseline itself (the newest usable version in the push destination) instead of
+using a Resolver node, because open-source Kubeflow Pipelines cannot run Resolvers, and hands
+the evaluation library plain paths. The blessing follows
 TFX's contract (int ``blessed``, ``current_model``, ``current_model_id``, a BLESSED or
 NOT_BLESSED file: what tfx.components.Evaluator writes), so the standard Pusher pushes only blessed generators.
 """
