@@ -11,7 +11,7 @@ per-round ratios to the reference.
 reference       the tutorial's ``train_step``, written exactly as the tutorial writes it (two
                 GradientTapes, one forward pass, simultaneous updates), float32, from_tensor_slices.
 reference_bf16  the same under the Keras policy mixed_bfloat16: what bf16 alone gives.
-ours_fp32       our step (``components.gan.train.GanTraining``), same model/loss/optimiser, no
+ours_fp32       our step (``components.gan.step.GanTraining``), same model/loss/optimiser, no
                 augmentation, no EMA, float32: what our step and layers give without bf16.
 ours_bf16_keras_layers  ours in mixed_bfloat16 but with stock Keras BatchNormalization and
                 Dropout and every layer in bf16 (ablation of the layer choices in
@@ -128,7 +128,8 @@ def make_ours(files, config, layer_options: dict | None = None):
 
     from components.gan.example_format import training_dataset
     from components.gan.models import SHIPPED_LAYERS
-    from components.gan.train import GanTraining, resolve_precision
+    from components.gan.devices import resolve_precision
+    from components.gan.step import GanTraining
 
     strategy = tf.distribute.get_strategy()
     trainer = GanTraining(config, (28, 28, 1), 10, resolve_precision(config.mixed_precision),

@@ -8,7 +8,7 @@ from components.gan import augment
 from components.gan.config import TrainConfig
 from components.gan.models import (FastDropout, FusedBatchNorm, SpectralNormConv2D, SpectralNormDense, build_discriminator,
                                    build_generator)
-from components.gan.train import GanTraining
+from components.gan.step import GanTraining
 
 
 # ------------------------------------------------------------------------------ DiffAugment

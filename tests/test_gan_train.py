@@ -12,8 +12,9 @@ import tensorflow as tf
 from components.gan import losses as losses_lib
 from components.gan.config import TrainConfig
 from components.gan.synthetic import write_tfrecords
-from components.gan.train import (HISTORY_KEYS, GanTraining, TrainingDivergedError, _warm_start,
-                                  save_trained_models, train_gan)
+from components.gan.step import GanTraining
+from components.gan.train import HISTORY_KEYS, TrainingDivergedError, save_trained_models, train_gan
+from components.gan.warm_start import warm_start
 from components.gan.export import load_keras_model
 from data.digits import digits_28x28
 
@@ -129,7 +130,7 @@ def test_warm_start_loads_weights_and_warns_on_mismatch(digit_files, tmp_path):
 
     logs = []
     trainer = GanTraining(config, SHAPE, 10, "float32")
-    assert _warm_start(trainer, serving_dir, logs.append)
+    assert warm_start(trainer, serving_dir, logs.append)
     for a, b in zip(trainer.generator.get_weights(), result.generator.get_weights()):
         np.testing.assert_allclose(a, b)
     for a, b in zip(trainer.discriminator.get_weights(), result.discriminator.get_weights()):
@@ -144,7 +145,7 @@ def test_warm_start_loads_weights_and_warns_on_mismatch(digit_files, tmp_path):
 
     other = GanTraining(tiny(architecture="dcgan_28"), SHAPE, 10, "float32")
     logs = []
-    assert not _warm_start(other, serving_dir, logs.append)
+    assert not warm_start(other, serving_dir, logs.append)
     assert "WARNING" in logs[0] and "shapes" in logs[0]
 
 

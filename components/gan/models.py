@@ -19,7 +19,6 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from components.options import ConfigError
 from components.registry import Registry
 
 PACKAGE = "gan"
@@ -362,10 +361,9 @@ def _conditional_dcgan_generator(latent, labels, image_shape, num_classes, nets:
     return _dcgan_generator_body(x, image_shape, nets)
 
 
-def _inputs(architecture: str, num_classes: int | None):
+def _entry_and_labels(architecture: str):
+    """The registry entry and, for a conditional architecture, the ``labels`` input."""
     entry = ARCHITECTURES.entry(architecture, "training.architecture")
-    if entry.info["conditional"] and not num_classes:
-        raise ConfigError(f"training.architecture: {architecture!r} needs num_classes (labelled data)")
     labels = keras.Input((), dtype="int32", name="labels") if entry.info["conditional"] else None
     return entry, labels
 
@@ -374,7 +372,7 @@ def build_generator(architecture: str, image_shape, latent_dim: int, num_classes
                     dtype: str = "float32", layer_options: LayerOptions = SHIPPED_LAYERS) -> keras.Model:
     """The generator: ``latent`` (+ ``labels``) -> float32 images in [-1, 1]. Inputs are trusted:
     TrainConfig.validate_for_data checks the shape and labels before anything is built."""
-    entry, labels = _inputs(architecture, num_classes)
+    entry, labels = _entry_and_labels(architecture)
     latent = keras.Input((latent_dim,), name="latent")
     images = entry.build(latent, labels, tuple(int(d) for d in image_shape), num_classes,
                          _Layers(dtype, options=layer_options))
@@ -384,7 +382,7 @@ def build_generator(architecture: str, image_shape, latent_dim: int, num_classes
 def build_discriminator(architecture: str, image_shape, num_classes: int | None = None, spectral_norm: bool = False,
                         dtype: str = "float32", layer_options: LayerOptions = SHIPPED_LAYERS) -> keras.Model:
     """The discriminator: ``images`` (+ ``labels``) -> one float32 logit per image."""
-    entry, labels = _inputs(architecture, num_classes)
+    entry, labels = _entry_and_labels(architecture)
     image_shape = tuple(int(d) for d in image_shape)
     images = keras.Input(image_shape, name="images")
     logits = entry.info["discriminator"](images, labels, image_shape, num_classes,
