@@ -315,9 +315,14 @@ def _scan_tfrecords(path: str) -> list[ImageRecord]:
     try:
         for i, raw in enumerate(tf.data.TFRecordDataset(path, compression_type=compression)):
             source = f"{path}[{i}]"
-            try:
-                feature = tf.train.Example.FromString(raw.numpy()).features.feature
-            except DecodeError:
+            with warnings.catch_warnings(record=True) as parse_warnings:
+                warnings.simplefilter("always")
+                try:
+                    feature = tf.train.Example.FromString(raw.numpy()).features.feature
+                except DecodeError:
+                    feature = None
+            # protobuf only warns about some malformed input ("Not all data was converted").
+            if feature is None or parse_warnings:
                 bad.append(f"{source} (not a tf.train.Example)")
                 continue
             if not feature[example_format.IMAGE_KEY].bytes_list.value:
