@@ -14,8 +14,9 @@ Layouts of one span folder (``<input_base>/span-<N>/``):
             class folders: adding or removing one renumbers the names after it. A mix of numbers
             and names, a single class folder, an empty class folder and folders nested deeper are
             errors. Labels are 0..``MAX_LABEL`` whatever the layout.
-            Files: PNG or JPEG (by content; a BMP or GIF renamed ``.png`` is refused), 8 bits per
-            channel: PIL modes 1, L, P, RGB, RGBA, which TF decodes to 1, 3 or 4 channels.
+            Files: PNG or JPEG (by content; a BMP or GIF renamed ``.png`` is refused), at most 8
+            bits per channel: PIL modes 1, L, P, RGB, RGBA, which TF decodes to 1, 3 or 4 channels
+            (1-, 2- and 4-bit grayscale is expanded to 0..255 by both).
             16-bit PNGs are refused rather than scaled (convert them to 8-bit first, e.g. value
             >> 8), as are grayscale+alpha and CMYK images, and any image over ``MAX_PIXELS``: the
             size is read from the header before decoding, so a decompression bomb is never
@@ -62,13 +63,16 @@ _CHANNELS_BY_MODE = {"1": 1, "L": 1, "P": 3, "RGB": 3, "RGBA": 4}  # what tf.io.
 _CANONICAL_INT = re.compile(r"0|[1-9][0-9]*")
 
 
+def _one_line(text: str) -> str:
+    """``text`` with control characters escaped: file names may hold newlines."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
 class IngestionError(ValueError):
-    """Input data that cannot be ingested; the message names the offending files."""
+    """Input data that cannot be ingested; the one-line message names the offending files."""
 
     def __init__(self, message: str):
-        # File names may hold newlines or other control characters: escape them, so that the
-        # message stays one line.
-        super().__init__("".join(c if c.isprintable() else ascii(c)[1:-1] for c in message))
+        super().__init__(_one_line(message))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,18 +158,17 @@ def _names(items: list[str]) -> str:
 
 
 class _RefusedImage(ValueError):
-    """An image that decodes but is refused (too large, not 8-bit); the message says why."""
+    """An image refused by one of our checks (not PNG/JPEG, too large, not 8-bit); the message says why."""
 
 
 # What a corrupt or hostile file can raise while PIL or TF reads it; every one becomes a named error.
-_DECODE_ERRORS = (_RefusedImage, UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError,
-                  struct.error, zlib.error, IndexError, TypeError, Image.DecompressionBombError,
-                  tf.errors.OpError)
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error, IndexError,
+                  TypeError, Image.DecompressionBombError, tf.errors.OpError)  # _RefusedImage is a ValueError
 
 
 def _problem(error: Exception) -> str:
     """One readable line saying why a file was refused."""
-    if isinstance(error, (_RefusedImage, UnidentifiedImageError)):
+    if isinstance(error, _RefusedImage):
         return str(error)
     if isinstance(error, tf.errors.OpError):  # drop TF's "{{function_node ...}}" and "[Op:...]" wrapping
         return "TensorFlow: " + re.sub(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:.*$", "", error.message)
@@ -254,7 +257,8 @@ def _class_labels(files: list[str], span_dirs: set[str]) -> dict[str, tuple[int 
     else:
         ordered = sorted(parents, key=lambda p: names[p])
         classes = {p: (i, names[p]) for i, p in enumerate(ordered)}
-        print("[ingest] class folders -> labels: " + ", ".join(f"{names[p]}={i}" for i, p in enumerate(ordered)))
+        print(_one_line("[ingest] class folders -> labels: "
+                        + ", ".join(f"{names[p]}={i}" for i, p in enumerate(ordered))))
     return {f: classes[os.path.dirname(f)] for f in files}
 
 

@@ -18,6 +18,7 @@ from PIL import Image
 
 from components.gan import example_format
 from data import ingest
+from test_ingest import raw_png  # pytest puts tests/ on sys.path
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -26,16 +27,6 @@ def encode(image: Image.Image, image_format: str = "PNG") -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, image_format)
     return buffer.getvalue()
-
-
-def raw_png(width: int, height: int, bit_depth: int, color_type: int, pixel_data: bytes) -> bytes:
-    """A PNG written by hand (PIL cannot write 16-bit RGB)."""
-    def chunk(kind, data):
-        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
-
-    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([bit_depth, color_type, 0, 0, 0])
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(pixel_data))
-            + chunk(b"IEND", b""))
 
 
 NOISE = np.random.default_rng(0).integers(0, 256, (28, 28, 3), np.uint8)
