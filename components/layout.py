@@ -220,10 +220,6 @@ def find_latest_usable(base_path: str, settle_s: float = 0.0, log=print) -> tupl
     return None
 
 
-# The name callers used before the load check; it now skips broken versions too.
-find_latest_complete = find_latest_usable
-
-
 # --------------------------------------------------------------------------- publishing a version
 PARTIAL_SUFFIX = ".partial"
 
