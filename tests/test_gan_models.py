@@ -66,7 +66,7 @@ def _fid_before_and_after(data, tmp_path, steps, **overrides):
 
 
 def test_mlp_gan_learns(digits, tmp_path):
-    # The seed article's MLP GAN mode-collapses with BCE at this horizon; least squares does not.
+    # The MLP GAN mode-collapses with BCE at this horizon; least squares does not.
     before, after = _fid_before_and_after(digits, tmp_path, 300, architecture="mlp", loss="lsgan", batch_size=64,
                                           g_learning_rate=2e-4, d_learning_rate=2e-4)
     assert after < 0.8 * before, (before, after)
