@@ -28,15 +28,18 @@ class AtomicPushExecutor(pusher_executor.Executor):
            exec_properties: dict[str, Any]) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)
         model_push = artifact_utils.get_single_instance(output_dict[standard_component_specs.PUSHED_MODEL_KEY])
-        if not self.CheckBlessing(input_dict):
-            self._MarkNotPushed(model_push)
-            return
-        model_path = self.GetModelPath(input_dict)
         destination = pusher_pb2.PushDestination()
         proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination)
         if destination.WhichOneof("destination") != "filesystem":
             raise NotImplementedError("AtomicPushExecutor pushes to a filesystem destination only")
-        version, serving_path = layout.publish_version(model_path, destination.filesystem.base_directory)
+        base = destination.filesystem.base_directory
+        if not layout.is_remote(base):
+            layout.remove_stale_partials(base)  # a killed earlier push's copy, pushed or not now
+        if not self.CheckBlessing(input_dict):
+            self._MarkNotPushed(model_push)
+            return
+        model_path = self.GetModelPath(input_dict)
+        version, serving_path = layout.publish_version(model_path, base)
         print(f"[pusher] version {version} published to {serving_path}")
         io_utils.copy_dir(model_path, model_push.uri)  # the archive copy TFX's Pusher keeps too
         self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=version)
