@@ -176,22 +176,33 @@ def kill_then_rerun(root, config_path: str, span: int, component: str, longest_d
         time.sleep(delay)
     run.kill()
     killed_after = [line for line in run.lines if "Component " in line and " is running" in line]
-    trainer_finished = any("Component GanTrainer is finished" in line for line in run.lines)
-    # The killed training left a checkpoint of its own (TF writes the index file last).
+    # The killed training left a checkpoint of its own short of the last step (TF writes the
+    # index file last): then the rerun must resume from it.
     new_checkpoints = set(glob.glob(str(root / "out" / "checkpoints" / "*" / "checkpoint"))) - checkpoints_before
-    checkpointed = bool(new_checkpoints) and not trainer_finished
+    steps = [_checkpoint_step(os.path.dirname(path)) for path in new_checkpoints]
+    checkpointed = any(0 < step < STEPS for step in steps)
 
     rerun = GanRun(config_path)
     code = rerun.wait()
     assert code == 0, f"rerun after a kill in {component} (+{delay:.1f} s) failed:\n{rerun.output()[-4000:]}"
     if checkpointed:
-        assert "resuming from checkpoint" in rerun.output(), f"a killed training run started over:\n{rerun.output()[-3000:]}"
+        trainer_lines = [line for line in rerun.lines if any(k in line for k in ("GanTrainer", "warm start", "training ", "resum"))]
+        assert "resuming from checkpoint" in rerun.output(), \
+            f"a killed training run (checkpoints at {steps}) started over:\n" + "\n".join(trainer_lines[:20])
     push_dir, output_dir = str(root / "serving"), str(root / "out")
     versions = assert_push_dir_sound(push_dir)
     assert_every_push_was_blessed(output_dir, push_dir)
     return {"span": span, "component": component, "delay_s": round(delay, 2), "armed": armed,
+            "checkpoint_steps_left": steps,
             "running_when_killed": killed_after[-1] if killed_after else "(setup)",
             "resumed": "resuming from checkpoint" in rerun.output(), "versions": versions}
+
+
+def _checkpoint_step(directory: str) -> int:
+    import tensorflow as tf
+
+    latest = tf.train.latest_checkpoint(directory)
+    return int(latest.rsplit("-", 1)[1]) if latest else 0
 
 
 def _has_verbose_flag() -> bool:
