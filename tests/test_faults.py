@@ -45,7 +45,15 @@ RUN_TIMEOUT_S = 420
 
 # (component whose start arms the kill, longest delay after that start). The delay is drawn
 # uniformly from [0, longest]; the components run one after another, so a delay past a short
-# component's end kills whatever runs next, which is still a valid point of the run.
+# component's end kills whatever runs next, which is still a valid point of the run. A start is
+# recognised by the project's own line that opens it (or closes the component before it): TFX's
+# "Component X is running" log lines stop reaching the output once Beam has run in the process.
+STARTS = {
+    "GanTrainer": "training ",                    # train_gan's first line
+    "ReferenceStatsGen": "trained ",              # train_gan's last line; ReferenceStatsGen is next
+    "GanEvaluator": "[reference] extractor",      # ReferenceStatsGen's last line
+    "Pusher": "blessed: FID",                     # the evaluator's decision (blessed or not)
+}
 KILL_POINTS = [
     ("GanTrainer", 5.0), ("GanTrainer", 15.0), ("GanTrainer", 30.0), ("GanTrainer", 45.0),
     ("ReferenceStatsGen", 2.0), ("ReferenceStatsGen", 6.0),
@@ -90,7 +98,7 @@ class GanRun:
         self.lines: list[str] = []
         self.proc = subprocess.Popen([GAN, "run", "--config", config_path, *extra], cwd=REPO,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     start_new_session=True)
+                                     start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -170,12 +178,12 @@ def kill_then_rerun(root, config_path: str, span: int, component: str, longest_d
     write_span(str(root / "data"), span)
     checkpoints_before = set(glob.glob(str(root / "out" / "checkpoints" / "*" / "checkpoint")))
     delay = rng.uniform(0.0, longest_delay)
-    run = GanRun(config_path, "--verbose") if _has_verbose_flag() else GanRun(config_path)
-    armed = run.wait_for(f"Component {component} is running", RUN_TIMEOUT_S)
-    if armed:
-        time.sleep(delay)
+    run = GanRun(config_path)
+    armed = run.wait_for(STARTS[component], RUN_TIMEOUT_S)
+    assert armed, f"the run ended before {component} started:\n{run.output()[-3000:]}"
+    time.sleep(delay)
     run.kill()
-    killed_after = [line for line in run.lines if "Component " in line and " is running" in line]
+    killed_after = [f"{name} started" for name, marker in STARTS.items() if any(marker in line for line in run.lines)]
     # The killed training left a checkpoint of its own short of the last step (TF writes the
     # index file last): then the rerun must resume from it.
     new_checkpoints = set(glob.glob(str(root / "out" / "checkpoints" / "*" / "checkpoint"))) - checkpoints_before
@@ -203,10 +211,6 @@ def _checkpoint_step(directory: str) -> int:
 
     latest = tf.train.latest_checkpoint(directory)
     return int(latest.rsplit("-", 1)[1]) if latest else 0
-
-
-def _has_verbose_flag() -> bool:
-    return False  # `./gan run --verbose` arrives with quiet-by-default runs; absl INFO is on today
 
 
 @pytest.fixture
@@ -252,7 +256,7 @@ def test_concurrent_commands_in_one_checkout(tiny_pipeline):
         write_span(str(root / "data"), 2)  # new data: the next run trains again
         # Long enough that the second run below (~20 s to import TFX) starts while this one trains.
         run = GanRun(config_path, "--set", "training.train_steps=900")
-        assert run.wait_for("Component GanTrainer is running", RUN_TIMEOUT_S), run.output()[-3000:]
+        assert run.wait_for(STARTS["GanTrainer"], RUN_TIMEOUT_S), run.output()[-3000:]
         second = subprocess.run([GAN, "run", "--config", config_path], cwd=REPO, capture_output=True,
                                 text=True, timeout=180)
         assert second.returncode != 0 and "lock" in (second.stderr + second.stdout).lower(), second.stderr[-2000:]
