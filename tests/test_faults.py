@@ -50,6 +50,7 @@ RUN_TIMEOUT_S = 420
 # "Component X is running" log lines stop reaching the output once Beam has run in the process.
 STARTS = {
     "GanTrainer": "training ",                    # train_gan's first line
+    "GanTrainer after a checkpoint": f"step {3 * CHECKPOINT_EVERY}/{STEPS}",  # logged, then saved
     "ReferenceStatsGen": "trained ",              # train_gan's last line; ReferenceStatsGen is next
     "GanEvaluator": "[reference] extractor",      # ReferenceStatsGen's last line
     "Pusher": "blessed: FID",                     # the evaluator's decision (blessed or not)
@@ -60,7 +61,8 @@ KILL_POINTS = [
     ("GanEvaluator", 1.0), ("GanEvaluator", 3.0),
     ("Pusher", 0.1), ("Pusher", 0.4),
 ]
-CI_KILL_POINTS = [KILL_POINTS[1], KILL_POINTS[7]]
+# CI: one kill just after a checkpoint (the rerun must resume from it), one in evaluation/push.
+CI_KILL_POINTS = [("GanTrainer after a checkpoint", 1.0), KILL_POINTS[7]]
 
 
 def write_span(base: str, span: int, per_class: int = 15) -> None:
