@@ -16,7 +16,9 @@ from components.hashing import stable_hash
 class ReferenceStats(tfx.dsl.Artifact):
     """Feature extractor + feature statistics of the held-out real images (components/reference.py)."""
 
-    TYPE_NAME = "tfx_gan.ReferenceStats"  # <namespace>.<Type>: the form KFP schema titles need
+    # KFP v2's container entrypoint imports a custom artifact class from its schema title, which
+    # TFX sets to TYPE_NAME: it must be this class's importable module path inside the image.
+    TYPE_NAME = "components.reference_stats_gen.ReferenceStats"
 
 
 @tfx.dsl.components.component(use_beam=True)
