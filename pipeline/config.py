@@ -35,6 +35,69 @@ class DataConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class TaskResources:
+    """What one task's pod asks Kubernetes for (KFP's driver writes these into the pod spec)."""
+    cpu_request: float = option(1.0, minimum=0, exclusive=True,
+                                help="CPU cores; a Beam task runs this many workers (rounded down, at least 1)")
+    cpu_limit: float = option(2.0, minimum=0, exclusive=True)
+    memory_request_gb: float = option(2.0, minimum=0, exclusive=True)
+    memory_limit_gb: float = option(4.0, minimum=0, exclusive=True)
+
+    def check(self, prefix: str) -> None:
+        for kind, unit in (("cpu", ""), ("memory", "_gb")):
+            request, limit = getattr(self, f"{kind}_request{unit}"), getattr(self, f"{kind}_limit{unit}")
+            if limit < request:
+                raise ConfigError(f"{prefix}.{kind}_limit{unit}: {limit:g} is below {kind}_request{unit} {request:g}")
+
+
+# Tasks not named in kubeflow.resources get the `default` entry; an entry's missing keys come from it too.
+DEFAULT_TASK_RESOURCES = {
+    "default": TaskResources(),
+    "GanTrainer": TaskResources(cpu_request=4.0, cpu_limit=8.0, memory_request_gb=8.0, memory_limit_gb=16.0),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class KubeflowConfig:
+    """The ``kubeflow:`` section: what each task of the compiled spec requests (./gan compile-kfp only)."""
+    trainer_gpu: bool = option(True, help="GanTrainer requests GPUs; false on clusters without them")
+    trainer_gpu_type: str = option("nvidia.com/gpu", help="the GPU's Kubernetes resource name")
+    trainer_gpu_count: int = option(1, minimum=1)
+    resources: dict = dataclasses.field(default_factory=lambda: dict(DEFAULT_TASK_RESOURCES))
+
+    @classmethod
+    def from_dict(cls, raw: dict | None) -> "KubeflowConfig":
+        if raw is not None and not isinstance(raw, dict):
+            raise ConfigError(f"kubeflow: expected a mapping, got {type(raw).__name__}")
+        raw = dict(raw or {})
+        resources_raw = raw.pop("resources", None)
+        parsed = parse_options(cls, raw, "kubeflow")
+        return dataclasses.replace(parsed, resources=_parse_task_resources(resources_raw))
+
+    def resources_for(self, task: str) -> TaskResources:
+        return self.resources.get(task, self.resources["default"])
+
+
+def _parse_task_resources(raw) -> dict:
+    """``{task: {cpu_request: ..., ...}}`` over DEFAULT_TASK_RESOURCES; task names are checked at compile time,
+    against the compiled spec's tasks."""
+    if raw is None:
+        return dict(DEFAULT_TASK_RESOURCES)
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise ConfigError("kubeflow.resources: expected a mapping of task name -> {cpu_request, cpu_limit, "
+                          "memory_request_gb, memory_limit_gb}")
+    default_raw = raw.get("default") or {}
+    default = parse_options(TaskResources, {**dataclasses.asdict(TaskResources()), **default_raw},
+                            "kubeflow.resources.default")
+    resources = {**DEFAULT_TASK_RESOURCES, "default": default}
+    for task, entry in raw.items():
+        if task != "default":
+            resources[str(task)] = parse_options(TaskResources, {**dataclasses.asdict(default), **entry},
+                                                 f"kubeflow.resources.{task}")
+    return resources
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     pipeline_name: str
     data: DataConfig
@@ -43,6 +106,7 @@ class PipelineConfig:
     push_destination: str             # versioned serving directory: <dir>/<unix time>/saved_model.pb
     output_dir: str                   # pipeline root, metadata DB, checkpoints and caches
     enable_cache: bool = True
+    kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
 
     @property
     def pipeline_root(self) -> str:
@@ -110,7 +174,8 @@ def load_config(path: str = DEFAULT_CONFIG, overrides: dict | None = None) -> Pi
 
 
 def parse_config(raw: dict) -> PipelineConfig:
-    top = {"pipeline_name", "data", "training", "evaluation", "push_destination", "output_dir", "enable_cache"}
+    top = {"pipeline_name", "data", "training", "evaluation", "push_destination", "output_dir", "enable_cache",
+           "kubeflow"}
     unknown = sorted(set(raw) - top)
     if unknown:
         raise ConfigError(f"unknown top-level key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(top))}")
@@ -141,6 +206,7 @@ def parse_config(raw: dict) -> PipelineConfig:
         push_destination=_resolve(raw["push_destination"]),
         output_dir=_resolve(raw["output_dir"]),
         enable_cache=enable_cache,
+        kubeflow=KubeflowConfig.from_dict(raw.get("kubeflow")),
     )
 
 

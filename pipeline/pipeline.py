@@ -18,8 +18,14 @@ from components.image_example_gen import ImageExampleGen
 from components.reference_stats_gen import ReferenceStatsGen
 from pipeline.config import PipelineConfig
 
+# Locally every Beam job runs in the pipeline's own process: the data is small and a worker process
+# would import TFX again. Kubeflow's compile sets each task's own (kubeflow/compile.py).
+LOCAL_BEAM_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
-def create_pipeline(config: PipelineConfig, metadata_connection_config=None, beam_pipeline_args=None) -> tfx.dsl.Pipeline:
+
+def create_pipeline(config: PipelineConfig, metadata_connection_config=None,
+                    beam_pipeline_args: list[str] | None = None) -> tfx.dsl.Pipeline:
+    """The pipeline; ``beam_pipeline_args`` None means LOCAL_BEAM_ARGS, [] none at the pipeline level."""
     example_gen = ImageExampleGen(config.data.input_base, eval_buckets=config.data.eval_buckets,
                                   train_buckets=config.data.train_buckets)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
@@ -64,5 +70,5 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None, bea
                     evaluator, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=beam_pipeline_args or ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
+        beam_pipeline_args=LOCAL_BEAM_ARGS if beam_pipeline_args is None else beam_pipeline_args,
     )
