@@ -8,18 +8,19 @@
    (``components.gan.example_format.make_example``) so ``train_gan`` reads them through its real input path.
 2. ``train_gan`` trains with the ``training`` section of --config, the pipeline's default config
    unless told otherwise (``--set section.key=value`` overrides one value, as for ./gan run).
-3. A domain classifier (``components.metrics.domain_classifier``) is trained on the train split for
-   the config's ``evaluation.classifier_epochs``, as ReferenceStatsGen trains it; its 128-d
-   penultimate features give the FID, its softmax the class confidences.
-4. With N = the held-out size for every set:
-     fid_generated  FID(N generated, N held-out real)
-     fid_floor      FID(N real train images, N held-out real)  -- what a perfect generator would get
-     ratio          fid_generated / fid_floor                  (goal <= 2)
-     confident      fraction of generated images the classifier assigns a class with p >= 0.9
+3. The held-out images are cut like the pipeline cuts them (components/reference.py: stratified
+   by class) into a reference half R and a floor half F, and every extractor of the config's
+   ``evaluation.extractors`` is built on the train split (the domain CNN trained for
+   ``evaluation.classifier_epochs``), as ReferenceStatsGen builds them.
+4. With N = |F| and ``evaluation.num_draws`` independent draws of N generated images, in every
+   feature space (the evaluator's own scoring, ``ExtractorReference.score``):
+     fid            FID(N generated, R): mean and range over the draws
+     floor          FID(F, R): real images no component saw, same N -- what a perfect generator gets
+     ratio          fid / floor                                  (goal <= 2; the blessing's bound is 3)
+     confident      fraction of generated images the domain CNN assigns a class with p >= 0.9
                     (goal >= 90%), and each class's share of those (goal: every class >= 5%)
+     precision/recall, novelty  next to the same figures for F (real)
      train_seconds  wall time of train_gan (goal < 10 min on 2 cores)
-     precision/recall  fidelity vs variety (k-NN manifolds in the same features), next to the
-                    same figures for N real training digits
 Writes the JSON to --out and the generated sample grid and loss curve next to it.
 """
 from __future__ import annotations
@@ -67,27 +68,28 @@ def generate(generator, n: int, latent_dim: int, seed: int, labels=None, batch: 
     return np.concatenate(out)
 
 
-def quality_report(generated: np.ndarray, train_real: np.ndarray, held_out: np.ndarray, classifier) -> dict:
-    """The evaluator's own scoring (``components.evaluation.score_samples``) of the generated images
-    and, for scale, of N real training images, both against the held-out set; N must match."""
-    from components.evaluation import score_samples
-    from components.metrics.classifier_score import confident_fraction
-    from components.metrics.sample_metrics import CONFIDENCE_THRESHOLD
-    from components.metrics.fid import FeatureStats
+def quality_report(generated: np.ndarray, references: dict, num_draws: int) -> dict:
+    """The evaluator's scoring of ``num_draws`` equal draws of ``generated`` in every feature space
+    (``references``: {extractor: ExtractorReference}), next to each floor."""
+    from components.evaluation import summarise_draws
 
-    n = len(held_out)
-    assert len(generated) == n and len(train_real) == n, "FIDs need the same N"
-    f_held = classifier.features(held_out)
-    reference = FeatureStats.from_features(f_held)
-    fake, real = (score_samples(x, classifier, reference, f_held, NUM_CLASSES, seed=0) for x in (generated, train_real))
-    return {"n": int(n), "feature_dim": int(f_held.shape[1]), "fid_generated": fake["fid"],
-            "fid_floor": real["fid"], "fid_ratio": fake["fid"] / real["fid"],
-            "confident_fraction": fake["confident_fraction"], "confidence_threshold": CONFIDENCE_THRESHOLD,
-            "class_shares_of_confident": fake["confident_class_shares"],
-            "min_class_share": fake["min_confident_class_share"],
-            "precision": fake["precision"], "recall": fake["recall"],
-            "real_train_precision": real["precision"], "real_train_recall": real["recall"],
-            "real_held_out_confident_fraction": confident_fraction(classifier.predict_proba(held_out), CONFIDENCE_THRESHOLD)}
+    n = len(generated) // num_draws
+    report = {"n": n, "num_draws": num_draws, "extractors": {}}
+    for name, ref in references.items():
+        scores = summarise_draws([ref.score(generated[i * n:(i + 1) * n], NUM_CLASSES, seed=i)
+                                  for i in range(num_draws)])
+        fid = scores["fid"]
+        report["extractors"][name] = {"scores": scores, "floor": ref.floor,
+                                      "fid_ratio": fid["mean"] / ref.floor["fid"],
+                                      "fid_ratio_range": [min(fid["values"]) / ref.floor["fid"],
+                                                          max(fid["values"]) / ref.floor["fid"]]}
+    primary = report["extractors"][next(iter(references))]
+    scores = primary["scores"]
+    report.update(fid_ratio=primary["fid_ratio"], confident_fraction=scores["confident_fraction"]["mean"],
+                  class_shares_of_confident=scores["confident_class_shares"],
+                  min_class_share=min(scores["confident_class_shares"]), precision=scores["precision"]["mean"],
+                  recall=scores["recall"]["mean"], novelty=scores["novelty"]["mean"])
+    return report
 
 
 def main(argv=None) -> int:
@@ -105,11 +107,12 @@ def main(argv=None) -> int:
     from components.gan.synthetic import write_tfrecords
     from components.gan.samples import image_grid, save_png
     from components.gan.train import train_gan
-    from components.metrics.domain_classifier import train_domain_classifier
+    from components.metrics.extractors import EXTRACTORS
+    from components.reference import build_extractor_reference, stratified_halves
 
     pipeline_config = load_config(args.config, parse_overrides(args.set))
     config = pipeline_config.training
-    classifier_epochs = pipeline_config.evaluation.classifier_epochs
+    evaluation = pipeline_config.evaluation
 
     (train_images, train_labels), (held_images, held_labels) = split_digits()
     out_dir = os.path.dirname(os.path.abspath(args.out))
@@ -127,21 +130,30 @@ def main(argv=None) -> int:
         shutil.copy(os.path.join(run_dir, "loss_curve.png"), os.path.join(out_dir, f"{stem}_loss_curve.png"))
 
         t0 = time.perf_counter()
-        classifier = train_domain_classifier(to_float(train_images), train_labels, NUM_CLASSES,
-                                             epochs=classifier_epochs, seed=0)
-        classifier_seconds = time.perf_counter() - t0
-        n = len(held_images)
-        gen_labels = (np.arange(n) % NUM_CLASSES).astype(np.int32) if config.conditional else None
-        generated = generate(result.generator, n, config.latent_dim, seed=1, labels=gen_labels)
+        held = to_float(held_images)
+        in_floor = stratified_halves([str(i) for i in range(len(held))], held_labels)
+        n = int(in_floor.sum())
+        references = {}
+        for name in evaluation.extractors:
+            extractor = EXTRACTORS.get(name)(cache_dir=os.path.join(tmp, "cache"), data_fingerprint="digits",
+                                             train_images=to_float(train_images), train_labels=train_labels,
+                                             num_classes=NUM_CLASSES, epochs=evaluation.classifier_epochs)
+            references[name] = build_extractor_reference(
+                extractor, train_images=to_float(train_images), reference_images=held[~in_floor],
+                floor_images=held[in_floor], num_samples=n, num_classes=NUM_CLASSES, seed=evaluation.seed)
+        reference_seconds = time.perf_counter() - t0
+        total = n * evaluation.num_draws
+        gen_labels = (np.arange(total) % NUM_CLASSES).astype(np.int32) if config.conditional else None
+        generated = generate(result.generator, total, config.latent_dim, seed=1, labels=gen_labels)
         np.save(os.path.join(out_dir, f"{stem}_generated.npy"), generated)  # to re-score without retraining
-        subset = np.random.default_rng(1).choice(len(train_images), n, replace=False)
-        report = quality_report(generated, to_float(train_images[subset]), to_float(held_images), classifier)
+        report = quality_report(generated, references, evaluation.num_draws)
         if config.ema_decay > 0 and result.live_generator is not None:  # what the EMA buys
-            live = generate(result.live_generator, n, config.latent_dim, seed=1, labels=gen_labels)
-            live_report = quality_report(live, to_float(train_images[subset]), to_float(held_images), classifier)
-            report["live_generator"] = {k: live_report[k] for k in ("fid_generated", "fid_ratio", "confident_fraction",
+            live = generate(result.live_generator, total, config.latent_dim, seed=1, labels=gen_labels)
+            live_report = quality_report(live, references, evaluation.num_draws)
+            report["live_generator"] = {k: live_report[k] for k in ("fid_ratio", "confident_fraction",
                                                                      "min_class_share", "precision", "recall")}
         if config.conditional:  # does the generator obey the label?
+            classifier = references[evaluation.extractors[0]].extractor
             predicted = classifier.predict_proba(generated).argmax(axis=1)
             report["conditional_label_accuracy"] = float(np.mean(predicted == gen_labels))
 
@@ -157,26 +169,27 @@ def main(argv=None) -> int:
     full = {"benchmark": "train_quality", "config": config.to_dict(), "precision": result.precision,
             "split": {"seed": SPLIT_SEED, "train": int(len(train_images)), "held_out": int(len(held_images))},
             "config_file": args.config,
-            "classifier": {"epochs": classifier_epochs, "seconds": classifier_seconds,
-                           **{k: v for k, v in classifier.metadata.items() if "accuracy" in k}},
+            "reference": {"classifier_epochs": evaluation.classifier_epochs, "seconds": reference_seconds},
             "train_seconds": train_seconds, "steps": result.steps,
             "final_history": {k: v[-1] for k, v in result.history.items() if v},
             **report, "goals_met": goals}
     with open(args.out, "w") as f:
         json.dump(full, f, indent=2)
-    print(f"\n{'metric':<36}{'value':>12}  goal")
-    print(f"{'N (each FID)':<36}{report['n']:>12}")
-    print(f"{'FID generated vs held-out':<36}{report['fid_generated']:>12.3f}")
-    print(f"{'FID floor (train vs held-out)':<36}{report['fid_floor']:>12.3f}")
-    print(f"{'ratio':<36}{report['fid_ratio']:>12.2f}  <= 2")
-    print(f"{'confident (p >= 0.9)':<36}{report['confident_fraction']:>12.1%}  >= 90%")
-    print(f"{'  (real held-out digits, same test)':<36}{report['real_held_out_confident_fraction']:>12.1%}")
+    print(f"\nN = {report['n']} per draw, {report['num_draws']} draws; floor: {n} held-out digits no component saw")
+    for name, entry in report["extractors"].items():
+        fid, floor = entry["scores"]["fid"], entry["floor"]["fid"]
+        low, high = entry["fid_ratio_range"]
+        print(f"{name + ' FID / floor':<36}{fid['mean']:>9.4g} / {floor:.4g} = {entry['fid_ratio']:.2f}"
+              f" (draws {low:.2f}-{high:.2f})  goal <= 2")
+    floor = report["extractors"][evaluation.extractors[0]]["floor"]
+    print(f"{'confident (p >= 0.9)':<36}{report['confident_fraction']:>12.1%}  >= 90% "
+          f"(real: {floor['confident_fraction']:.1%})")
     print(f"{'smallest class share of confident':<36}{report['min_class_share']:>12.1%}  >= 5%")
     print(f"{'train seconds':<36}{train_seconds:>12.0f}  < 600")
     if "conditional_label_accuracy" in report:
         print(f"{'conditional label accuracy':<36}{report['conditional_label_accuracy']:>12.1%}")
-    print(f"{'precision / recall':<36}{report['precision']:>6.2f} / {report['recall']:.2f}  "
-          f"(real train digits: {report['real_train_precision']:.2f} / {report['real_train_recall']:.2f})")
+    print(f"{'precision / recall / novelty':<36}{report['precision']:>6.2f} / {report['recall']:.2f} / "
+          f"{report['novelty']:.2f}  (real: {floor['precision']:.2f} / {floor['recall']:.2f} / {floor['novelty']:.2f})")
     if "live_generator" in report:
         live = report["live_generator"]
         print(f"{'without EMA: ratio / confident / P / R':<36}{live['fid_ratio']:>6.2f} / {live['confident_fraction']:.1%}"

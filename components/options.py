@@ -70,6 +70,11 @@ def coerce(key: str, typ: Any, value: Any) -> Any:
         if isinstance(value, str):
             return value
         raise ConfigError(f"{key}: expected a string, got {value!r}")
+    if typ == "tuple[str,...]":  # a YAML list of names, or one comma-separated string
+        items = value.split(",") if isinstance(value, str) else value
+        if isinstance(items, (list, tuple)) and items and all(isinstance(v, str) and v.strip() for v in items):
+            return tuple(v.strip() for v in items)
+        raise ConfigError(f"{key}: expected a non-empty list of names, got {value!r}")
     return value
 
 
@@ -79,8 +84,9 @@ def check_rules(key: str, value: Any, meta: dict) -> None:
     choices = meta.get("choices")
     if choices is not None:
         allowed = tuple(choices() if callable(choices) else choices)
-        if value not in allowed:
-            raise ConfigError(f"{key}: {value!r} is not one of: {', '.join(map(str, allowed))}")
+        for item in value if isinstance(value, tuple) else (value,):
+            if item not in allowed:
+                raise ConfigError(f"{key}: {item!r} is not one of: {', '.join(map(str, allowed))}")
     lo, hi = meta.get("minimum"), meta.get("maximum")
     too_low = lo is not None and (value <= lo if meta.get("exclusive") else value < lo)
     too_high = hi is not None and (value >= hi if meta.get("exclusive_max") else value > hi)

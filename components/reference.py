@@ -1,108 +1,238 @@
 """Reference statistics of the real data, computed once per data span and stored as an artifact.
 
-The ReferenceStatsGen component builds the feature extractor that ``evaluation.extractor`` names
-(components/metrics/extractors.py; the default domain classifier is trained once per data
-version and cached), then computes the feature statistics of the held-out split with a Beam
-combiner (count, sum, sum of outer products: mergeable, so it scales out on any Beam runner).
-Each evaluation then computes only the generated side. Layout of the artifact directory:
+The protocol, which makes the floor fair (the same kind of images on both sides of the comparison):
 
-  classifier/            the saved feature extractor
-  reference_stats.npz    FeatureStats of the held-out split (Beam)
-  reference_features.npy features of up to MAX_KNN_FEATURES held-out images: KID and the
-                         k-NN metrics (precision/recall, density/coverage) need the points,
-                         not just moments, and cost O(N^2), so a sample is what they use
-  reference.json         extractor (its own name, and the registry name that loads it), counts,
-                         N, seed and the real-vs-real FID floor
+- The feature extractors (``evaluation.extractors``, components/metrics/extractors.py) are built
+  from the training split only: the domain CNN is trained on it once per data version.
+- The held-out split, which neither the generator nor an extractor ever sees, is cut in two
+  halves: the *reference* half R, which every generator is compared with, and the *floor* half
+  F. The cut is stratified by class (within each class, images ordered by a hash of their
+  bytes go alternately to R and F), so both halves have the same class mix: with few classes
+  that differ a lot (two photographs), a random cut's chance imbalance alone moved the floor
+  by 3x. The hash makes the cut the same on every run, machine and runner.
+- Generated images are images the extractors never saw; so are F's. The floor of every metric is
+  F scored against R exactly as a generator's N samples are, at the same N = min(num_samples,
+  |F|): what a perfect generator would score. (Training images would not do: an extractor
+  trained on them gives them tighter, more confident features, which made an older floor up to
+  20x too low for a two-class dataset.)
+- Novelty (components/metrics/novelty.py) needs the training features and F's distances to them.
+
+Layout of the artifact directory, one folder per extractor (its ``evaluation.extractors`` name):
+
+  <extractor>/extractor/              the saved feature extractor
+  <extractor>/reference_stats.npz     FeatureStats of R (a Beam combiner: mergeable, scales out)
+  <extractor>/reference_features.npy  features of up to MAX_KNN_FEATURES images of R (KID and the
+                                      k-NN metrics need points, not moments, and cost O(N^2))
+  <extractor>/train_features.npy      features of up to MAX_KNN_FEATURES training images (novelty)
+  <extractor>/held_out_distances.npy  distances of F's images to the nearest training feature
+  reference.json                      N, draws, seed, counts, and per extractor its name and the
+                                      floor: every metric of F against R
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import io
 import json
 import os
 
-import apache_beam as beam
 import numpy as np
 import tensorflow as tf
 
-from components.gan.example_format import decode_image, load_arrays
+from components.gan.example_format import IMAGE_KEY, LABEL_KEY, decode_image, load_arrays
 from components.metrics.extractors import EXTRACTORS, load_extractor
-from components.metrics.fid import FeatureStats, frechet_distance_from_stats
-from components.metrics.reference_stats import ComputeReferenceStats
+from components.metrics.fid import FeatureStats
+from components.metrics.novelty import distance_to_train
+from components.metrics.sample_metrics import Samples, score
 
 MAX_KNN_FEATURES = 10_000
+MIN_FLOOR_IMAGES = 10  # fewer held-out images per half cannot give a meaningful FID
+
+
+def image_key(encoded_image: bytes) -> str:
+    return hashlib.sha256(encoded_image).hexdigest()
+
+
+def stratified_halves(keys: list[str], labels: np.ndarray) -> np.ndarray:
+    """Boolean mask of the second half: within each label, items ordered by key alternate
+    between the halves (first half gets the first, third, ... of each label)."""
+    labels = np.asarray(labels)
+    second = np.zeros(len(keys), dtype=bool)
+    for label in np.unique(labels):
+        members = sorted(np.flatnonzero(labels == label), key=lambda i: keys[i])
+        second[members[1::2]] = True
+    return second
+
+
+def _parse(record: bytes) -> tuple[bytes, int]:
+    feature = tf.train.Example.FromString(record).features.feature
+    label = feature[LABEL_KEY].int64_list.value[0] if LABEL_KEY in feature else -1
+    return feature[IMAGE_KEY].bytes_list.value[0], int(label)
+
+
+def read_held_out(eval_files: list[str], image_shape) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The held-out split in memory: (images, labels (-1: none), image keys)."""
+    images, labels, keys = [], [], []
+    for record in tf.data.TFRecordDataset(list(eval_files), compression_type="GZIP"):
+        encoded, label = _parse(record.numpy())
+        images.append(decode_image(encoded, tuple(image_shape)).numpy())
+        labels.append(label)
+        keys.append(image_key(encoded))
+    if not images:
+        raise ValueError(f"no held-out examples in {list(eval_files)}")
+    return np.stack(images), np.asarray(labels, np.int32), keys
+
+
+@dataclasses.dataclass
+class ExtractorReference:
+    """One feature space's view of the real data: what scoring a generator in it needs."""
+    extractor: object  # see components/metrics/extractors.py for what it offers
+    stats: FeatureStats  # of R
+    reference_features: np.ndarray  # of (a sample of) R
+    train_features: np.ndarray  # of (a sample of) the training images
+    held_out_distances: np.ndarray  # of F's images to the training features
+    floor: dict  # every metric of F's first N images against R
+
+    def score(self, images: np.ndarray, num_classes: int | None, seed: int) -> dict:
+        """Every registered metric (components/metrics/sample_metrics.py) of ``images`` in this
+        feature space. The classifier-based ones apply when the data has classes and the
+        extractor classifies them."""
+        classifies = bool(num_classes) and hasattr(self.extractor, "predict_proba")
+        return score(Samples(features=self.extractor.features(images),
+                             probabilities=self.extractor.predict_proba(images) if classifies else None,
+                             reference_stats=self.stats, reference_features=self.reference_features,
+                             train_features=self.train_features, held_out_distances=self.held_out_distances,
+                             seed=seed))
 
 
 @dataclasses.dataclass
 class Reference:
-    extractor: object  # see components/metrics/extractors.py for what it offers
-    stats: FeatureStats
-    features: np.ndarray
-    info: dict
+    info: dict  # reference.json
+    extractors: dict[str, ExtractorReference]  # by option name, in config order: the first is the primary
 
 
-def _decode_record(record: bytes, image_shape) -> np.ndarray:
-    from components.gan.example_format import IMAGE_KEY
+def _sample(images: np.ndarray, seed: int) -> np.ndarray:
+    return images[np.random.default_rng(seed).permutation(len(images))[:MAX_KNN_FEATURES]]
 
-    example = tf.train.Example.FromString(record)
-    return decode_image(example.features.feature[IMAGE_KEY].bytes_list.value[0], image_shape).numpy()
+
+def build_extractor_reference(extractor, *, train_images: np.ndarray, reference_images: np.ndarray,
+                              floor_images: np.ndarray, num_samples: int, num_classes: int | None, seed: int,
+                              reference_stats: FeatureStats | None = None) -> ExtractorReference:
+    """The reference of one built extractor. ``reference_stats`` (of all of R) may come from a
+    Beam job; by default they are computed from ``reference_images``."""
+    features = extractor.features(_sample(reference_images, seed))
+    ref = ExtractorReference(
+        extractor=extractor,
+        stats=reference_stats if reference_stats is not None else FeatureStats.from_features(features),
+        reference_features=features,
+        train_features=extractor.features(_sample(train_images, seed)),
+        held_out_distances=np.empty(0),
+        floor={},
+    )
+    ref.held_out_distances = distance_to_train(extractor.features(_sample(floor_images, seed)), ref.train_features)
+    ref.floor = ref.score(floor_images[:num_samples], num_classes, seed)
+    return ref
+
+
+def _save_array(path: str, array: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(buffer.getvalue())
+
+
+def _load_array(path: str) -> np.ndarray:
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return np.load(io.BytesIO(f.read()))
+
+
+def _reference_stats_with_beam(beam_pipeline, eval_files: list[str], image_shape, floor_keys: frozenset,
+                               out_dir: str, names: tuple[str, ...]) -> dict:
+    """FeatureStats of R (the held-out images whose key is not in ``floor_keys``) in the space of
+    every extractor saved under ``out_dir``, in one Beam job; {name: FeatureStats}."""
+    import apache_beam as beam
+
+    from components.metrics.reference_stats import ComputeReferenceStats
+
+    def decode(encoded: bytes) -> np.ndarray:
+        return decode_image(encoded, tuple(image_shape)).numpy()
+
+    paths = {name: os.path.join(out_dir, name, "reference_stats.npz") for name in names}
+    with beam_pipeline as pipeline:
+        reference_half = (pipeline
+                          | "ListHeldOut" >> beam.Create(eval_files)
+                          | "ReadHeldOut" >> beam.io.ReadAllFromTFRecord(
+                              compression_type=beam.io.filesystem.CompressionTypes.GZIP)
+                          | "ImageBytes" >> beam.Map(lambda record: _parse(record)[0])
+                          | "ReferenceHalf" >> beam.Filter(lambda encoded: image_key(encoded) not in floor_keys)
+                          | "Decode" >> beam.Map(decode))
+        for name in names:
+            loader = functools.partial(load_extractor, name, os.path.join(out_dir, name, "extractor"))
+            _ = (reference_half
+                 | f"FeatureStats[{name}]" >> ComputeReferenceStats(loader)
+                 | f"Write[{name}]" >> beam.Map(lambda stats, path=paths[name]: stats.to_npz(path)))
+    return {name: FeatureStats.from_npz(path) for name, path in paths.items()}
 
 
 def build_reference(*, train_files: list[str], eval_files: list[str], image_shape, num_classes: int | None,
-                    extractor: str, num_samples: int, seed: int, classifier_epochs: int, cache_dir: str,
-                    data_fingerprint: str, out_dir: str, beam_pipeline: beam.Pipeline, log=print) -> dict:
-    """Builds the extractor registered as ``extractor`` and writes the artifact into ``out_dir``;
-    returns what reference.json holds."""
+                    extractors: tuple[str, ...], num_samples: int, num_draws: int, seed: int, classifier_epochs: int,
+                    cache_dir: str, data_fingerprint: str, out_dir: str, beam_pipeline, log=print) -> dict:
+    """Builds every extractor in ``extractors`` and writes the artifact into ``out_dir``; returns
+    what reference.json holds."""
     train_images, train_labels = load_arrays(train_files, image_shape)
-    feature_extractor = EXTRACTORS.get(extractor)(
-        cache_dir=cache_dir, data_fingerprint=data_fingerprint, train_images=train_images,
-        train_labels=train_labels if num_classes else None, num_classes=num_classes, epochs=classifier_epochs)
-    extractor_dir = os.path.join(out_dir, "classifier")  # the artifact's historical folder name
-    feature_extractor.save(extractor_dir)
+    held_out, held_out_labels, keys = read_held_out(eval_files, image_shape)
+    floor_mask = stratified_halves(keys, held_out_labels)
+    floor_images, reference_images = held_out[floor_mask], held_out[~floor_mask]
+    if min(len(floor_images), len(reference_images)) < MIN_FLOOR_IMAGES:
+        raise ValueError(f"the held-out split has {len(held_out)} images; the evaluation needs at least "
+                         f"{2 * MIN_FLOOR_IMAGES} (two halves of {MIN_FLOOR_IMAGES}): hold out more data")
+    n = min(num_samples, len(floor_images))
+    if n < num_samples:
+        log(f"[reference] N = {n}: the floor half of the held-out split has {len(floor_images)} images "
+            f"(evaluation.num_samples {num_samples}); every generator is scored at the same N")
 
-    stats_path = os.path.join(out_dir, "reference_stats.npz")
-    with beam_pipeline as pipeline:
-        _ = (pipeline
-             | "ListHeldOut" >> beam.Create(eval_files)
-             | "ReadHeldOut" >> beam.io.ReadAllFromTFRecord(
-                 compression_type=beam.io.filesystem.CompressionTypes.GZIP)
-             | "Decode" >> beam.Map(_decode_record, tuple(image_shape))
-             | "FeatureStats" >> ComputeReferenceStats(functools.partial(load_extractor, extractor, extractor_dir))
-             | "Write" >> beam.Map(lambda stats: stats.to_npz(stats_path)))
-    reference_stats = FeatureStats.from_npz(stats_path)
+    built = {}
+    for name in extractors:
+        built[name] = EXTRACTORS.get(name, "evaluation.extractors")(
+            cache_dir=cache_dir, data_fingerprint=data_fingerprint, train_images=train_images,
+            train_labels=train_labels if num_classes else None, num_classes=num_classes, epochs=classifier_epochs)
+        built[name].save(os.path.join(out_dir, name, "extractor"))
+    floor_keys = frozenset(key for key, in_floor in zip(keys, floor_mask) if in_floor)
+    reference_stats = _reference_stats_with_beam(beam_pipeline, eval_files, image_shape, floor_keys, out_dir,
+                                                 tuple(built))
 
-    eval_images, _ = load_arrays(eval_files, image_shape)
-    rng = np.random.default_rng(seed)
-    knn_subset = rng.permutation(len(eval_images))[:MAX_KNN_FEATURES]
-    buffer = io.BytesIO()
-    np.save(buffer, feature_extractor.features(eval_images[knn_subset]))
-    with tf.io.gfile.GFile(os.path.join(out_dir, "reference_features.npy"), "wb") as f:
-        f.write(buffer.getvalue())
-
-    # FID is biased in N: the floor (real train vs held-out) uses the same N as each generator.
-    n = min(num_samples, len(train_images))
-    subset = rng.choice(len(train_images), n, replace=False)
-    train_stats = FeatureStats.from_features(feature_extractor.features(train_images[subset]))
-    floor = frechet_distance_from_stats(train_stats, reference_stats)
-    info = {"extractor": feature_extractor.name, "extractor_option": extractor, "num_samples": int(n),
-            "num_reference": int(reference_stats.count), "num_train": int(len(train_images)), "seed": int(seed),
-            "fid_floor": float(floor)}
+    info = {"num_samples": int(n), "num_draws": int(num_draws), "seed": int(seed), "num_train": len(train_images),
+            "num_reference": len(reference_images), "num_floor": len(floor_images), "extractors": {}}
+    for name, extractor in built.items():
+        ref = build_extractor_reference(extractor, train_images=train_images, reference_images=reference_images,
+                                        floor_images=floor_images, num_samples=n, num_classes=num_classes, seed=seed,
+                                        reference_stats=reference_stats[name])
+        directory = os.path.join(out_dir, name)
+        _save_array(os.path.join(directory, "reference_features.npy"), ref.reference_features)
+        _save_array(os.path.join(directory, "train_features.npy"), ref.train_features)
+        _save_array(os.path.join(directory, "held_out_distances.npy"), ref.held_out_distances)
+        info["extractors"][name] = {"name": extractor.name, "feature_dim": int(extractor.feature_dim),
+                                    "floor": ref.floor}
+        log(f"[reference] {name} ({extractor.name}, {extractor.feature_dim}-d): floor (held-out F vs R, N={n}) "
+            f"FID {ref.floor['fid']:.4f}, precision {ref.floor['precision']:.3f}, recall {ref.floor['recall']:.3f}")
     with tf.io.gfile.GFile(os.path.join(out_dir, "reference.json"), "w") as f:
         json.dump(info, f, indent=2)
-    log(f"[reference] extractor {feature_extractor.name}; {reference_stats.count} held-out images; "
-        f"real-vs-real FID floor at N={n}: {floor:.4f}")
     return info
 
 
 def load_reference(reference_dir: str) -> Reference:
     with tf.io.gfile.GFile(os.path.join(reference_dir, "reference.json")) as f:
         info = json.load(f)
-    with tf.io.gfile.GFile(os.path.join(reference_dir, "reference_features.npy"), "rb") as features_file:
-        features = np.load(io.BytesIO(features_file.read()))
-    return Reference(
-        extractor=load_extractor(info["extractor_option"], os.path.join(reference_dir, "classifier")),
-        stats=FeatureStats.from_npz(os.path.join(reference_dir, "reference_stats.npz")),
-        features=features,
-        info=info,
-    )
+    extractors = {}
+    for name, entry in info["extractors"].items():
+        directory = os.path.join(reference_dir, name)
+        extractors[name] = ExtractorReference(
+            extractor=load_extractor(name, os.path.join(directory, "extractor")),
+            stats=FeatureStats.from_npz(os.path.join(directory, "reference_stats.npz")),
+            reference_features=_load_array(os.path.join(directory, "reference_features.npy")),
+            train_features=_load_array(os.path.join(directory, "train_features.npy")),
+            held_out_distances=_load_array(os.path.join(directory, "held_out_distances.npy")),
+            floor=entry["floor"],
+        )
+    return Reference(info=info, extractors=extractors)

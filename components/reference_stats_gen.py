@@ -44,8 +44,9 @@ def ReferenceStatsGen(
         eval_files=layout.split_files(examples.uri, "eval"),
         image_shape=schema_utils.image_shape(data_schema),
         num_classes=schema_utils.num_classes(data_schema),
-        extractor=config.extractor,
+        extractors=config.extractors,
         num_samples=config.num_samples,
+        num_draws=config.num_draws,
         seed=config.seed,
         classifier_epochs=config.classifier_epochs,
         cache_dir=cache_dir,
@@ -53,6 +54,7 @@ def ReferenceStatsGen(
         out_dir=reference.uri,
         beam_pipeline=beam_pipeline,
     )
-    reference.set_string_custom_property("extractor", info["extractor"])
-    reference.set_float_custom_property("fid_floor", info["fid_floor"])
+    primary = next(iter(info["extractors"]))
+    reference.set_string_custom_property("extractor", primary)
+    reference.set_float_custom_property("fid_floor", info["extractors"][primary]["floor"]["fid"])
     reference.set_int_custom_property("num_samples", info["num_samples"])

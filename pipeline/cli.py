@@ -12,7 +12,7 @@ import time
 # Each command's module is imported only when that command runs: TFX takes ~20 s to import.
 COMMANDS = {
     "run": ("pipeline.cli", "the whole TFX pipeline (default config: the bundled digits)"),
-    "make-data": ("data.digits", "write the bundled digits dataset as PNG files under data/digits/"),
+    "make-data": ("data.bundled", "write a bundled dataset (digits, photo_patches) as PNG spans under data/"),
     "make-schema": ("data.schema", "write a curated TFDV schema (image size, channels, labels) for a span"),
     "compile-kfp": ("kubeflow.compile", "compile the pipeline for Kubeflow Pipelines (PipelineSpec YAML)"),
     "submit-kfp": ("kubeflow.submit", "submit the compiled pipeline to KFP, once or on a cron schedule"),
@@ -39,11 +39,11 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
-    if config.data.input_base == os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                              "data", "digits"):
-        from data.digits import write_digits
+    from data.bundled import bundled_dataset_at, write_span
 
-        print(f"[run] bundled digits: {write_digits(config.data.input_base)}")
+    bundled = bundled_dataset_at(config.data.input_base)
+    if bundled:  # the bundled datasets are written on first use
+        print(f"[run] bundled {bundled}: {write_span(bundled, config.data.input_base)}")
 
     from components.gan.train import CheckpointWriteError, TrainingDivergedError
     from components.validation_gate import DataValidationError

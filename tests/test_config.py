@@ -40,7 +40,7 @@ def base_raw():
     ({"data": {"input_base": "", "schema_file": "data/schema/digits/schema.pbtxt"}}, "data.input_base is required"),
     ({"data": {"input_base": "x", "schema_file": "s", "train_buckets": 0}}, "data.train_buckets: must be >= 1"),
     ({"evaluation": {"typo": 1}}, "unknown key"),
-    ({"evaluation": {"extractor": "clip"}}, "evaluation.extractor: 'clip' is not one of: domain_cnn, inception"),
+    ({"evaluation": {"extractors": ["clip"]}}, "evaluation.extractors: 'clip' is not one of: domain_cnn, random_cnn, inception"),
     ({"evaluation": {"regression_tolerance": -0.5}}, "evaluation.regression_tolerance: must be >= 0"),
     ({"evaluation": {"classifier_epochs": 2.5}}, "evaluation.classifier_epochs: expected an integer"),
     ({"training": {"architecture": "dcgan28"}}, "dcgan_28"),

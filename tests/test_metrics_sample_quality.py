@@ -13,12 +13,13 @@ from components.metrics.precision_recall import precision_recall
 
 def test_kid_near_zero_for_one_distribution_and_positive_for_shifted():
     rng = np.random.default_rng(0)
-    x, y = rng.normal(size=(600, 16)), rng.normal(size=(600, 16))
-    same = kernel_inception_distance(x, y, num_subsets=20, subset_size=300)
-    shifted = kernel_inception_distance(x, y + 0.5, num_subsets=20, subset_size=300)
-    assert abs(same.mean) < 3 * same.std + 1e-3
-    assert shifted.mean > 10 * max(same.std, abs(same.mean))
-    assert shifted.std >= 0
+    # The spread of KID over independent draws is its error bar (what the evaluator reports).
+    same = [kernel_inception_distance(rng.normal(size=(300, 16)), rng.normal(size=(300, 16)), num_subsets=5)
+            for _ in range(8)]
+    x, y = rng.normal(size=(300, 16)), rng.normal(size=(300, 16))
+    shifted = kernel_inception_distance(x, y + 0.5, num_subsets=5)
+    assert abs(np.mean(same)) < 3 * np.std(same, ddof=1) / np.sqrt(len(same))
+    assert shifted > 10 * np.std(same, ddof=1)
 
 
 def test_kid_is_unbiased_on_average():
@@ -34,8 +35,7 @@ def test_kid_matches_hand_computed_kernel_on_tiny_input():
     k = lambda a, b: (a @ b / 2 + 1) ** 3  # noqa: E731
     expected = k(x[0], x[1]) + k(y[0], y[1]) - 0.5 * sum(k(a, b) for a in x for b in y)
     assert polynomial_mmd2_unbiased(x, y) == pytest.approx(expected)
-    result = kernel_inception_distance(x, y, num_subsets=3)
-    assert result.mean == pytest.approx(expected) and result.std == pytest.approx(0.0, abs=1e-12)
+    assert kernel_inception_distance(x, y, num_subsets=3) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(

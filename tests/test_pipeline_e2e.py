@@ -52,7 +52,8 @@ def setup(tmp_path_factory):
         "training": {"train_steps": 150, "batch_size": 32, "log_every_steps": 20,
                      "checkpoint_every_steps": 20, "sample_every_steps": 20},
         # A few training steps cannot reach a good FID; blessing here is judged on finiteness only.
-        "evaluation": {"num_samples": 100, "classifier_epochs": 2, "max_fid_over_floor": None},
+        "evaluation": {"num_samples": 100, "classifier_epochs": 2, "max_fid_over_floor": None, "min_novelty": None,
+                       "min_class_share": None},
         "push_destination": str(root / "serving"),
         "output_dir": str(root / "out"),
     })
@@ -71,7 +72,11 @@ def test_first_run_pushes_a_servable_generator(setup):
     assert np.isfinite(metrics["candidate"]["fid"]) and metrics["candidate"]["fid"] > 0
     assert np.isfinite(metrics["candidate"]["fid_floor"])
     assert metrics["blessed"] is True and metrics["reason"].startswith("blessed")
-    assert metrics["extractor"] and metrics["num_samples"] == 100
+    # N: the floor half of the ~60 held-out images, the same for every generator and the floor.
+    assert list(metrics["extractors"]) == ["domain_cnn", "random_cnn"]
+    assert 10 <= metrics["num_samples"] == metrics["num_floor"] < 100 and metrics["num_draws"] == 5
+    for scores in metrics["candidate"]["scores"].values():
+        assert len(scores["fid"]["values"]) == 5 and scores["fid"]["std"] > 0
     assert os.path.getsize(summary["samples_png"]) > 1000
 
     versions = serving_versions(config.push_destination)
@@ -108,9 +113,10 @@ def test_worse_generator_is_not_pushed(setup):
         metrics = json.load(f)
     assert metrics["baseline"]["version"] == served_before[0][0]
     assert metrics["candidate"]["fid"] > metrics["baseline"]["fid"]
-    assert metrics["blessed"] is False and "> baseline" in metrics["reason"]
-    for name in ("fid", "kid", "precision", "recall", "density", "coverage"):
-        assert np.isfinite(metrics["baseline"][name]) and np.isfinite(metrics["candidate"][name])
+    assert metrics["blessed"] is False and "> serving" in metrics["reason"], metrics["reason"]
+    for name in ("fid", "kid", "precision", "recall", "density", "coverage", "novelty"):
+        for record in (metrics["baseline"], metrics["candidate"]):
+            assert np.isfinite(record["scores"]["domain_cnn"][name]["mean"])
     assert serving_versions(config.push_destination) == served_before
 
 

@@ -16,19 +16,27 @@ import os
 
 from components.metrics.domain_classifier import DomainClassifier, load_or_train_domain_classifier
 from components.metrics.inception import InceptionFeatureExtractor
+from components.metrics.random_cnn import RandomCNN
 from components.registry import Registry
 
 EXTRACTORS = Registry("extractor")
 
 
 @EXTRACTORS.register(
-    "domain_cnn", "a small CNN trained on the real training split (class labels, or rotation prediction when "
-    "unlabelled); its 128-d penultimate layer is the feature space; cached per data fingerprint",
+    "domain_cnn", "a small CNN trained on the real training split to predict the class (when labelled) and "
+    "which quarter turn was applied; its 128-d penultimate layer is the feature space; cached per data fingerprint",
     load=DomainClassifier.load)
 def build_domain_cnn(*, cache_dir: str, data_fingerprint: str, train_images, train_labels, num_classes,
                      epochs: int) -> DomainClassifier:
-    return load_or_train_domain_classifier(os.path.join(cache_dir, "domain_classifier"), data_fingerprint,
+    return load_or_train_domain_classifier(os.path.join(cache_dir, "domain_cnn_v2"), data_fingerprint,
                                            train_images, train_labels, num_classes, epochs=epochs, seed=0)
+
+
+@EXTRACTORS.register(
+    "random_cnn", "a randomly initialised 4-block CNN (fixed seed, never trained): mean and std of each block's "
+    "activations, 704-d; sees blur, noise and pixel artefacts", load=RandomCNN.load)
+def build_random_cnn(*, train_images, **_) -> RandomCNN:
+    return RandomCNN(train_images.shape[1:], seed=0)
 
 
 @EXTRACTORS.register(

@@ -3,19 +3,15 @@ k(x, y) = (x.y / d + 1)^3, averaged over random subsets.
 
 Unlike FID it has an unbiased estimator, so values from different N are comparable in
 expectation (smaller N only adds variance). Still compare only values from the same extractor.
+Only the mean is returned: the spread of the subset estimates is not an error bar (the subsets
+overlap, and when N is at most the subset size they are the same images reshuffled). The
+evaluator's error bars come from independent draws of generated images instead.
 """
 from __future__ import annotations
-
-from typing import NamedTuple
 
 import numpy as np
 
 from components.metrics._validation import as_feature_matrix, as_int_positive, check_same_dim
-
-
-class KernelInceptionDistance(NamedTuple):
-    mean: float  # mean of the subset MMD^2 estimates
-    std: float  # their standard deviation (spread across subsets, not a standard error)
 
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -32,7 +28,7 @@ def polynomial_mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
 
 def kernel_inception_distance(
     feats1, feats2, *, num_subsets: int = 100, subset_size: int = 1000, seed: int = 0
-) -> KernelInceptionDistance:
+) -> float:
     """KID between two [N, d] feature sets from ``num_subsets`` subsets of min(subset_size, N1, N2)."""
     feats1 = as_feature_matrix(feats1, "feats1", min_rows=2)
     feats2 = as_feature_matrix(feats2, "feats2", min_rows=2)
@@ -48,4 +44,4 @@ def kernel_inception_distance(
         )
         for _ in range(num_subsets)
     ])
-    return KernelInceptionDistance(float(estimates.mean()), float(estimates.std()))
+    return float(estimates.mean())

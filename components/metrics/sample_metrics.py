@@ -17,6 +17,7 @@ from components.metrics.classifier_score import classifier_score, confident_clas
 from components.metrics.density_coverage import density_coverage
 from components.metrics.fid import FeatureStats, frechet_distance_from_stats
 from components.metrics.kid import kernel_inception_distance
+from components.metrics.novelty import novelty
 from components.metrics.precision_recall import precision_recall
 from components.registry import Registry
 
@@ -30,6 +31,8 @@ class Samples:
     probabilities: np.ndarray | None  # class probabilities of the generated images; None: no classes
     reference_stats: FeatureStats     # of the held-out real images
     reference_features: np.ndarray    # of a sample of the held-out real images (the k-NN metrics need points)
+    train_features: np.ndarray        # of a sample of the training images (novelty)
+    held_out_distances: np.ndarray    # held-out real images' distances to the training features (novelty's scale)
     seed: int                         # KID's subset draws
 
 
@@ -41,10 +44,9 @@ def fid(s: Samples) -> dict:
     return {"fid": frechet_distance_from_stats(FeatureStats.from_features(s.features), s.reference_stats)}
 
 
-@METRICS.register("kid", "unbiased MMD^2, kernel (x.y/d + 1)^3, over subsets: mean and std")
+@METRICS.register("kid", "unbiased MMD^2, kernel (x.y/d + 1)^3, mean over subsets")
 def kid(s: Samples) -> dict:
-    result = kernel_inception_distance(s.features, s.reference_features, seed=s.seed)
-    return {"kid": result.mean, "kid_std": result.std}
+    return {"kid": kernel_inception_distance(s.features, s.reference_features, seed=s.seed)}
 
 
 @METRICS.register("precision_recall", "k-NN precision and recall (Kynkaanniemi et al. 2019, k=3)")
@@ -57,6 +59,12 @@ def precision_and_recall(s: Samples) -> dict:
 def density_and_coverage(s: Samples) -> dict:
     result = density_coverage(s.reference_features, s.features)
     return {"density": result.density, "coverage": result.coverage}
+
+
+@METRICS.register("novelty", "2 P(a sample is farther from its nearest training image than a held-out real image "
+                  "is): 1 as novel as unseen data, 0 copies; and the share of near-copies")
+def novelty_and_copies(s: Samples) -> dict:
+    return novelty(s.features, s.train_features, s.held_out_distances)._asdict()
 
 
 @METRICS.register("classifier_score", "Inception-score analogue, the share of samples classified with "

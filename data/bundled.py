@@ -1,0 +1,76 @@
+"""The datasets that ship with the project, written as span folders the pipeline ingests.
+
+    ./gan make-data                          # data/digits/span-1/<0..9>/*.png
+    ./gan make-data --dataset photo_patches  # data/photo_patches/span-1/{china,flower}/*.png
+
+Both are built from images inside installed packages (nothing is downloaded): scikit-learn's
+digit scans (data/digits.py) and its two sample photographs (data/photo_patches.py).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+
+import numpy as np
+from PIL import Image
+
+DATA_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _datasets() -> dict:
+    from data import digits, photo_patches
+
+    # name -> function returning (uint8 images [N, H, W] or [N, H, W, 3], class folder name per image)
+    return {"digits": digits.digits_span, "photo_patches": photo_patches.photo_patches_span}
+
+
+def default_dir(name: str) -> str:
+    return os.path.join(DATA_DIR, name)
+
+
+def write_span(name: str, out_dir: str | None = None, span: int = 1, overwrite: bool = False) -> str:
+    """Writes dataset ``name`` as ``<out_dir>/span-<span>/<class>/<index>.png``; returns the span dir.
+
+    The span is written to a temporary folder first and renamed into place, so an interrupted
+    run never leaves a half-written span for the pipeline to ingest.
+    """
+    datasets = _datasets()
+    if name not in datasets:
+        raise ValueError(f"unknown dataset {name!r}; bundled datasets: {', '.join(sorted(datasets))}")
+    out_dir = out_dir or default_dir(name)
+    span_dir = os.path.join(out_dir, f"span-{span}")
+    if os.path.exists(span_dir):
+        if not overwrite:
+            return span_dir
+        shutil.rmtree(span_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    images, class_names = datasets[name]()
+    tmp = tempfile.mkdtemp(prefix=".span-", dir=out_dir)
+    for index, (image, class_name) in enumerate(zip(images, class_names)):
+        class_dir = os.path.join(tmp, str(class_name))
+        os.makedirs(class_dir, exist_ok=True)
+        Image.fromarray(np.asarray(image, np.uint8)).save(os.path.join(class_dir, f"{index:04d}.png"))
+    os.rename(tmp, span_dir)
+    return span_dir
+
+
+def bundled_dataset_at(input_base: str) -> str | None:
+    """The name of the bundled dataset whose default folder is ``input_base``, else None."""
+    for name in _datasets():
+        if os.path.abspath(input_base) == default_dir(name):
+            return name
+    return None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", default="digits", choices=sorted(_datasets()), help="default: %(default)s")
+    parser.add_argument("--out_dir", default=None, help="where span-<N>/ is written (default: data/<dataset>)")
+    parser.add_argument("--span", type=int, default=1)
+    parser.add_argument("--overwrite", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    print(f"{args.dataset}: {write_span(args.dataset, args.out_dir, args.span, args.overwrite)}")
+    return 0
