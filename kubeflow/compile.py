@@ -1,29 +1,48 @@
-"""Compiles the pipeline for Kubeflow Pipelines (KFP v2 IR, a bare PipelineSpec YAML).
+"""Compiles the pipeline for Kubeflow Pipelines v2: a bare PipelineSpec YAML, pipeline spec 2.1.
 
-    ./gan compile-kfp --root gs://BUCKET/gan --image REGISTRY/tfx-gan:TAG
+    ./gan compile-kfp --root gs://BUCKET/gan --image REGISTRY/tfx-gan:TAG [--set kubeflow.trainer_gpu=false]
 
-Paths: data, push destination and outputs go under ``--root`` (gs:// or s3://: TFX reads
-artifacts through tf.io.gfile, so minio:// does not work); the curated schema is read from the
-image (the Dockerfile copies the repository to /opt/tfx-gan). The pipeline has no Resolver node:
-open-source KFP cannot run resolver executors, so GanEvaluator finds its baseline in the push
-destination itself (the OSS KFP v2 driver answers "resolver not implemented yet").
+What the spec holds beyond TFX's own compile, and why:
+- schema 2.1 (parameters as ``constant`` with a parameterType): open-source KFP's driver implements
+  no other form; 2.0's ``constantValue`` fails there with "param runtime value spec of type
+  *pipelinespec.ValueOrRuntimeParameter_ConstantValue not implemented";
+- every task runs kubeflow/container_entrypoint.py: TFX's entrypoint plus the input artifact types
+  that OSS KFP leaves empty;
+- per task: CPU/memory requests and limits, GanTrainer's GPUs (the config's ``kubeflow:`` section),
+  and Beam's worker count from the task's CPU request;
+- no KFP caching for ImageExampleGen: KFP's cache key is a task's parameters and command (not the
+  files they name), which a new span does not change, so a cached ExampleGen would ignore it.
+
+Paths: data, push destination and outputs go under ``--root`` (gs:// or s3://: TFX reads artifacts
+through tf.io.gfile); the curated schema is read from the image (kubeflow/Dockerfile copies it to
+/opt/tfx-gan). The pipeline has no Resolver node: OSS KFP cannot run resolver executors ("resolver
+not implemented yet"), so GanTrainer and GanEvaluator find the serving generator themselves.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import math
 import os
+import re
+import sys
 
-from pipeline.config import DEFAULT_CONFIG, REPO_ROOT, load_config
+import yaml
 
-IMAGE_ROOT = "/opt/tfx-gan"  # where kubeflow/Dockerfile puts the repository
+from components.options import ConfigError
+from pipeline.config import DEFAULT_CONFIG, REPO_ROOT, TaskResources, load_config, parse_overrides
+
+IMAGE_ROOT = "/opt/tfx-gan"  # where kubeflow/Dockerfile puts the code and the schemas
+CONTAINER_COMMAND = ["python", "-m", "kubeflow.container_entrypoint"]
+SPEC_VERSIONS = ("2.1", "2.0")  # 2.0 is TFX's default; only 2.1 runs on open-source KFP
 
 
-def cluster_config(config_path: str, root: str):
-    """The local config with its paths moved under ``root`` (and the schema inside the image)."""
-    config = load_config(config_path)
-    if "://" not in root:
-        raise ValueError(f"--root must be a gs:// or s3:// URI that the cluster can read, got {root!r}")
+def cluster_config(config_path: str, root: str, overrides: dict | None = None):
+    """The config with its paths moved under ``root`` and the schema read from the image."""
+    if not re.match(r"^(gs|s3)://[^/]", root):
+        raise ConfigError(f"--root must be a gs:// or s3:// URI that the cluster can read, got {root!r}")
+    config = load_config(config_path, overrides)
     root = root.rstrip("/")
     schema_in_image = os.path.join(IMAGE_ROOT, os.path.relpath(config.data.schema_file, REPO_ROOT))
     return dataclasses.replace(
@@ -35,32 +54,98 @@ def cluster_config(config_path: str, root: str):
     )
 
 
-def compile_pipeline(config_path: str, root: str, image: str, out_path: str) -> str:
-    from tfx import v1 as tfx
+def beam_args(resources: TaskResources) -> list[str]:
+    """A Beam task runs one worker per requested CPU; with one, in the task's own process (a worker
+    process would only import TFX again)."""
+    workers = max(1, math.floor(resources.cpu_request))
+    mode = "in_memory" if workers == 1 else "multi_processing"
+    return [f"--direct_running_mode={mode}", f"--direct_num_workers={workers}"]
 
+
+@contextlib.contextmanager
+def _module_path_artifact_titles():
+    # TFX 1.16's compiler accepts custom artifact titles of the form <namespace>.<Type> only
+    # (compiler_utils._SCHEMA_TITLE_RE), while its container entrypoint imports the class by that
+    # title. ReferenceStats' title is its module path, which the entrypoint imports but the check
+    # refuses: let dotted module paths through for this compile.
+    from tfx.orchestration.kubeflow.v2 import compiler_utils
+
+    original = compiler_utils._SCHEMA_TITLE_RE
+    compiler_utils._SCHEMA_TITLE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*\.[A-Z][A-Za-z0-9_]*$")
+    try:
+        yield
+    finally:
+        compiler_utils._SCHEMA_TITLE_RE = original
+
+
+def compile_pipeline(config_path: str, root: str, image: str, out_path: str, overrides: dict | None = None,
+                     spec_version: str = "2.1") -> str:
+    if spec_version not in SPEC_VERSIONS:
+        raise ConfigError(f"spec_version: {spec_version!r} is not one of: {', '.join(SPEC_VERSIONS)}")
+    if not out_path.endswith((".yaml", ".yml")):
+        raise ConfigError(f"--out must end in .yaml (a bare PipelineSpec, what kfp.Client uploads), got {out_path!r}")
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2
+    from tfx import v1 as tfx
+    from tfx.components import FileBasedExampleGen
+    from tfx.dsl.components.base.base_beam_component import BaseBeamComponent
+
+    from components.gan_trainer import GanTrainer
     from pipeline.pipeline import create_pipeline
 
-    config = cluster_config(config_path, root)
-    # Beam runs inside the component's pod; DirectRunner in multi-process mode uses its CPUs.
-    pipeline = create_pipeline(config, beam_pipeline_args=["--direct_running_mode=multi_processing",
-                                                           "--direct_num_workers=0"])
-    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
-        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
-        output_dir=os.path.dirname(os.path.abspath(out_path)),
-        # A .yaml name makes TFX write a bare PipelineSpec, which kfp.Client accepts (the .json form is a PipelineJob wrapper it rejects).
-        output_filename=os.path.basename(out_path),
-    )
-    runner.run(pipeline)
+    config = cluster_config(config_path, root, overrides)
+    pipeline = create_pipeline(config, beam_pipeline_args=[])
+    tasks = {component.id: component for component in pipeline.components}
+    unknown = sorted(set(config.kubeflow.resources) - set(tasks) - {"default"})
+    if unknown:
+        raise ConfigError(f"kubeflow.resources: unknown task(s) {', '.join(unknown)}; tasks: {', '.join(tasks)}")
+    for task_id, component in tasks.items():
+        if isinstance(component, BaseBeamComponent):
+            component.with_beam_pipeline_args(beam_args(config.kubeflow.resources_for(task_id)))
+
+    runner_config = tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
+        default_image=image, default_commands=CONTAINER_COMMAND, use_pipeline_spec_2_1=spec_version == "2.1")
+    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(config=runner_config)
+    with _module_path_artifact_titles():
+        spec = runner.run(pipeline, write_out=False)["pipelineSpec"]
+
+    ResourceSpec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
+    for task_id, component in tasks.items():
+        task = spec["root"]["dag"]["tasks"][task_id]
+        label = spec["components"][task["componentRef"]["name"]]["executorLabel"]
+        want = config.kubeflow.resources_for(task_id)
+        resources = ResourceSpec(cpu_request=want.cpu_request, cpu_limit=want.cpu_limit,
+                                 memory_request=want.memory_request_gb, memory_limit=want.memory_limit_gb)
+        if isinstance(component, GanTrainer) and config.kubeflow.trainer_gpu:
+            resources.accelerator.type = config.kubeflow.trainer_gpu_type
+            resources.accelerator.count = config.kubeflow.trainer_gpu_count
+        spec["deploymentSpec"]["executors"][label]["container"]["resources"] = json_format.MessageToDict(resources)
+        if isinstance(component, FileBasedExampleGen):
+            task["cachingOptions"] = {"enableCache": False}
+    json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())  # what kfp.Client does with the file
+
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    with open(out_path, "w") as f:
+        f.write(f"# PIPELINE DEFINITION\n# Name: {spec['pipelineInfo']['name']}\n"
+                f"# Compiled by ./gan compile-kfp ({spec['sdkVersion']}, pipeline spec {spec['schemaVersion']})\n")
+        yaml.safe_dump(spec, f, sort_keys=True)
     return out_path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=DEFAULT_CONFIG)
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a config value, e.g. --set kubeflow.trainer_gpu=false")
     parser.add_argument("--root", required=True, help="gs:// or s3:// URI for data, outputs and the push directory")
     parser.add_argument("--image", required=True, help="container image built from kubeflow/Dockerfile")
     parser.add_argument("--out", default=os.path.join(REPO_ROOT, "outputs", "kubeflow", "gan-pipeline.yaml"))
 
 
 def run(args: argparse.Namespace) -> int:
-    print(f"compiled: {compile_pipeline(args.config, args.root, args.image, args.out)}")
+    try:
+        out = compile_pipeline(args.config, args.root, args.image, args.out, parse_overrides(args.set))
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+    print(f"compiled: {out}")
     return 0

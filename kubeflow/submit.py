@@ -1,23 +1,33 @@
-"""Submits the compiled pipeline to a Kubeflow Pipelines endpoint, once or on a schedule.
+"""Submits the compiled pipeline to a Kubeflow Pipelines v2 endpoint, once or on a schedule.
 
     ./gan submit-kfp --host https://KFP --package outputs/kubeflow/gan-pipeline.yaml --root gs://BUCKET/gan
-    ./gan submit-kfp ... --cron "0 0 2 * * *"     # retrain daily at 02:00 (six fields, seconds first)
+    ./gan submit-kfp ... --cron "0 0 2 * * *"     # every day at 02:00 (six fields, seconds first)
 
-Scheduled runs pick up new data spans: ImageExampleGen ingests the newest span-<N>/ under the
-data root. On open-source KFP the span is resolved when the ExampleGen executor runs; KFP's own
-step cache may still reuse an old ExampleGen output, so scheduled runs disable KFP caching
-(TFX's own caching still skips what has not changed).
+Both kinds of run get the same pipeline root, <root>/outputs/kfp-root, where KFP writes the tasks'
+outputs (without one, KFP would use the cluster's default root).
+
+Each run ingests the newest span-<N>/ under <root>/data/<pipeline>/: ImageExampleGen resolves the
+span when it runs, and the compiled spec never lets KFP's cache answer for it (its cache key is its
+parameters and command, the same whatever spans exist). Since that task runs every time, the tasks
+after it get new input artifacts, so on KFP a scheduled run retrains even when no span was added:
+warm-started from the serving generator, and pushed only when GanEvaluator blesses the result.
 """
 from __future__ import annotations
 
 import argparse
 import re
+import sys
+
+
+def kfp_pipeline_root(root: str) -> str:
+    """The pipeline root of every run, one-off or recurring."""
+    return f"{root.rstrip('/')}/outputs/kfp-root"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", required=True, help="KFP API endpoint")
     parser.add_argument("--package", required=True, help="the YAML from ./gan compile-kfp")
-    parser.add_argument("--root", required=True, help="the same --root as at compile time (pipeline root)")
+    parser.add_argument("--root", required=True, help="the same --root as at compile time")
     parser.add_argument("--experiment", default="tfx-gan")
     parser.add_argument("--cron", help="six-field cron expression for a recurring run, e.g. '0 0 2 * * *'")
     parser.add_argument("--name", default="gan-pipeline")
@@ -30,21 +40,30 @@ def check_cron(expression: str) -> str:
     return expression
 
 
+def submit(client, package: str, root: str, experiment: str, name: str, cron: str | None = None) -> str:
+    """Creates the run (or, with ``cron``, the recurring run) through a ``kfp.Client``; returns its id."""
+    if cron is not None:
+        check_cron(cron)
+    experiment_id = client.create_experiment(experiment).experiment_id
+    if cron is not None:
+        job = client.create_recurring_run(
+            experiment_id=experiment_id, job_name=name, cron_expression=cron, pipeline_package_path=package,
+            pipeline_root=kfp_pipeline_root(root), max_concurrency=1, no_catchup=True)
+        return job.recurring_run_id
+    return client.create_run_from_pipeline_package(
+        package, arguments={}, run_name=name, experiment_id=experiment_id,
+        pipeline_root=kfp_pipeline_root(root)).run_id
+
+
 def run(args: argparse.Namespace) -> int:
     import kfp
 
-    client = kfp.Client(host=args.host)
-    experiment = client.create_experiment(args.experiment)
-    pipeline_root = f"{args.root.rstrip('/')}/outputs/kfp-root"
-    if args.cron:
-        job = client.create_recurring_run(
-            experiment_id=experiment.experiment_id, job_name=args.name, cron_expression=check_cron(args.cron),
-            pipeline_package_path=args.package, params={}, enable_caching=False,
-            max_concurrency=1, no_catchup=True)
-        print(f"recurring run: {job.recurring_run_id} ({args.cron})")
-    else:
-        run_ = client.create_run_from_pipeline_package(
-            args.package, arguments={}, run_name=args.name, experiment_name=args.experiment,
-            pipeline_root=pipeline_root)
-        print(f"run: {run_.run_id}")
+    if args.cron is not None:
+        try:
+            check_cron(args.cron)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    submitted = submit(kfp.Client(host=args.host), args.package, args.root, args.experiment, args.name, args.cron)
+    print(f"{'recurring run' if args.cron else 'run'}: {submitted}")
     return 0
