@@ -1,45 +1,151 @@
-"""Kubeflow: the pipeline compiles to a PipelineSpec that open-source KFP can run.
+"""Kubeflow: the compiled spec (pipeline spec 2.1, per-task resources, the container entrypoint),
+the parts of the local launcher that mirror open-source KFP (cache key, image staging, the input
+types the entrypoint restores), the image's environment, and submit-kfp through the real kfp.Client.
 
-No Kubeflow cluster can run here, so this checks the compiled spec itself (and submit.py's
-argument checks); running it on a cluster is not tested.
+No KFP cluster and no Docker engine can run here. submit-kfp therefore talks to a local HTTP server
+that stands in for the KFP API server and records what the real client sends; the image is checked
+by what its Dockerfile installs and copies. tests/test_kubeflow_launch.py runs the compiled pipeline.
 """
 import argparse
+import http.server
+import importlib.metadata
+import json
+import os
+import re
+import subprocess
+import threading
 
 import pytest
 import yaml
 
+from components.options import ConfigError
 from kubeflow import compile as kfp_compile
-from kubeflow import submit
+from kubeflow import image, kfp_cache, submit
+from pipeline.config import REPO_ROOT, load_config
+
+ROOT = "gs://bucket/gan"
+TASKS = {"ImageExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "GanTrainer",
+         "ReferenceStatsGen", "GanEvaluator", "Pusher"}
+BEAM_TASKS = {"ImageExampleGen", "StatisticsGen", "ReferenceStatsGen"}
 
 
-def test_compiled_spec_has_no_resolver_and_names_our_executors(tmp_path):
-    out = str(tmp_path / "gan-pipeline.yaml")
-    kfp_compile.compile_pipeline(kfp_compile.DEFAULT_CONFIG, "gs://bucket/gan", "registry/tfx-gan:1", out)
+def compile_to_dict(tmp_path, overrides=None, spec_version="2.1"):
+    out = str(tmp_path / f"gan-pipeline-{spec_version}.yaml")
+    kfp_compile.compile_pipeline(kfp_compile.DEFAULT_CONFIG, ROOT, "registry/tfx-gan:1", out, overrides, spec_version)
     with open(out) as f:
         text = f.read()
-    spec = yaml.safe_load(text)
+    return text, yaml.safe_load(text)
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    return compile_to_dict(tmp_path_factory.mktemp("kfp"))
+
+
+def containers(spec):
+    executors = spec["deploymentSpec"]["executors"]
+    return {name: executors[spec["components"][task["componentRef"]["name"]]["executorLabel"]]["container"]
+            for name, task in spec["root"]["dag"]["tasks"].items()}
+
+
+def test_compiled_spec_has_no_resolver_and_names_our_executors(compiled):
+    text, spec = compiled
     assert spec["pipelineInfo"]["name"] == "gan-digits"
-    tasks = spec["root"]["dag"]["tasks"]
-    assert set(tasks) >= {"ImageExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
-                          "GanTrainer", "ReferenceStatsGen", "GanEvaluator", "Pusher"}
+    assert set(spec["root"]["dag"]["tasks"]) == TASKS
     # Open-source KFP v2 rejects resolver executors ("resolver not implemented yet").
     assert "resolver" not in text.lower()
-    for executor in ("components.gan_trainer.GanTrainer_Executor",
-                     "components.gan_evaluator.GanEvaluator_Executor",
-                     "components.reference_stats_gen.ReferenceStatsGen_Executor"):
+    for executor in ("components.gan_trainer.GanTrainer_Executor", "components.gan_evaluator.GanEvaluator_Executor",
+                     "components.reference_stats_gen.ReferenceStatsGen_Executor", "components.image_example_gen.Executor"):
         assert executor in text
-    assert "gs://bucket/gan/serving/gan-digits" in text
-    assert "gs://bucket/gan/data/gan-digits" in text
+    assert "gs://bucket/gan/serving/gan-digits" in text and "gs://bucket/gan/data/gan-digits" in text
     assert "/opt/tfx-gan/data/schema/digits/schema.pbtxt" in text
-    images = {c["container"]["image"] for c in spec["deploymentSpec"]["executors"].values()}
-    assert images == {"registry/tfx-gan:1"}
+    assert {c["image"] for c in containers(spec).values()} == {"registry/tfx-gan:1"}
 
 
-def test_local_root_is_refused():
-    with pytest.raises(ValueError, match="gs:// or s3://"):
+def test_spec_2_1_passes_every_parameter_as_a_typed_constant(compiled):
+    text, spec = compiled
+    assert spec["schemaVersion"] == "2.1.0"
+    assert "constantValue" not in text  # what OSS KFP's driver refuses
+    for name, task in spec["root"]["dag"]["tasks"].items():
+        for parameter, value in task["inputs"].get("parameters", {}).items():
+            assert set(value) == {"runtimeValue"} and set(value["runtimeValue"]) == {"constant"}, (name, parameter)
+    for component in spec["components"].values():
+        for parameter in component.get("inputDefinitions", {}).get("parameters", {}).values():
+            assert "parameterType" in parameter
+
+
+def test_every_task_runs_the_container_entrypoint(compiled):
+    _, spec = compiled
+    for name, container in containers(spec).items():
+        assert container["command"] == kfp_compile.CONTAINER_COMMAND, name
+        assert "--json_serialized_inputs_spec_args" in container["args"], name  # what the entrypoint reads types from
+
+
+def test_each_task_requests_its_resources(compiled):
+    _, spec = compiled
+    for name, container in containers(spec).items():
+        resources = container["resources"]
+        if name == "GanTrainer":
+            assert resources == {"cpuRequest": 4.0, "cpuLimit": 8.0, "memoryRequest": 8.0, "memoryLimit": 16.0,
+                                 "accelerator": {"type": "nvidia.com/gpu", "count": "1"}}
+        else:
+            assert resources == {"cpuRequest": 1.0, "cpuLimit": 2.0, "memoryRequest": 2.0, "memoryLimit": 4.0}, name
+        beam = [a for a in container["args"] if a.startswith("--direct_")]
+        # One requested CPU: Beam runs in the task's process.
+        assert beam == (["--direct_running_mode=in_memory", "--direct_num_workers=1"] if name in BEAM_TASKS else []), name
+
+
+def test_only_image_example_gen_is_kept_from_kfp_caching(compiled):
+    _, spec = compiled
+    caching = {name: task.get("cachingOptions", {}).get("enableCache", False)
+               for name, task in spec["root"]["dag"]["tasks"].items()}
+    assert caching == {name: name != "ImageExampleGen" for name in TASKS}
+
+
+def test_resources_follow_the_config(tmp_path):
+    _, spec = compile_to_dict(tmp_path, {"kubeflow": {
+        "trainer_gpu": False,
+        "resources": {"default": {"memory_request_gb": 3, "memory_limit_gb": 6},
+                      "StatisticsGen": {"cpu_request": 3.5, "cpu_limit": 4}}}})
+    by_task = containers(spec)
+    assert "accelerator" not in by_task["GanTrainer"]["resources"]
+    assert by_task["GanTrainer"]["resources"]["cpuRequest"] == 4.0  # the built-in trainer entry stays
+    assert by_task["StatisticsGen"]["resources"] == {"cpuRequest": 3.5, "cpuLimit": 4.0, "memoryRequest": 3.0,
+                                                     "memoryLimit": 6.0}
+    assert by_task["Pusher"]["resources"]["memoryLimit"] == 6.0
+    assert "--direct_running_mode=multi_processing" in by_task["StatisticsGen"]["args"]
+    assert "--direct_num_workers=3" in by_task["StatisticsGen"]["args"]
+
+
+def test_unknown_task_in_resources_is_named(tmp_path):
+    with pytest.raises(ConfigError, match=r"kubeflow.resources: unknown task\(s\) Trainer; tasks: ImageExampleGen"):
+        compile_to_dict(tmp_path, {"kubeflow": {"resources": {"Trainer": {"cpu_request": 2}}}})
+
+
+@pytest.mark.parametrize("kubeflow, message", [
+    ({"gpu": True}, r"kubeflow: unknown key\(s\) 'gpu'; valid keys: trainer_gpu"),
+    ({"trainer_gpu": "yes"}, "kubeflow.trainer_gpu: expected true or false"),
+    ({"trainer_gpu_count": 0}, "kubeflow.trainer_gpu_count: must be >= 1"),
+    ({"resources": {"GanTrainer": {"cpu_request": 4, "cpu_limit": 2}}},
+     "kubeflow.resources.GanTrainer.cpu_limit: 2 is below cpu_request 4"),
+    ({"resources": {"default": {"memory_gb": 2}}}, r"kubeflow.resources.default: unknown key\(s\) 'memory_gb'"),
+    ({"resources": ["GanTrainer"]}, "kubeflow.resources: expected a mapping of task name"),
+    ({"resources": {"Pusher": {"cpu_request": 0}}}, "kubeflow.resources.Pusher.cpu_request: must be > 0"),
+    ("big", "kubeflow: expected a mapping"),
+])
+def test_bad_kubeflow_values_are_named(kubeflow, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(overrides={"kubeflow": kubeflow})
+
+
+def test_local_root_and_bad_out_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="gs:// or s3://"):
         kfp_compile.cluster_config(kfp_compile.DEFAULT_CONFIG, "/tmp/somewhere")
+    with pytest.raises(ConfigError, match=r"--out must end in .yaml"):
+        kfp_compile.compile_pipeline(kfp_compile.DEFAULT_CONFIG, ROOT, "i:1", str(tmp_path / "p.json"))
 
 
+# --------------------------------------------------------------------------- submit-kfp
 @pytest.mark.parametrize("expression", ["0 2 * * *", "every day", ""])
 def test_cron_needs_six_fields(expression):
     with pytest.raises(ValueError, match="six fields"):
@@ -52,3 +158,220 @@ def test_submit_arguments():
     submit.add_arguments(parser)
     args = parser.parse_args(["--host", "http://kfp", "--package", "p.yaml", "--root", "gs://b/g", "--cron", "0 0 2 * * *"])
     assert args.cron == "0 0 2 * * *" and args.experiment == "tfx-gan"
+
+
+class RecordingKfpServer(http.server.ThreadingHTTPServer):
+    """Stands in for the KFP API server (none can run here): records each request and answers with
+    the smallest body the client accepts."""
+
+    ANSWERS = {("GET", "/apis/v2beta1/healthz"): {"multi_user": False},
+               ("GET", "/apis/v2beta1/experiments"): {},
+               ("POST", "/apis/v2beta1/experiments"): {"experiment_id": "exp-1", "display_name": "tfx-gan"},
+               ("POST", "/apis/v2beta1/runs"): {"run_id": "run-1"},
+               ("POST", "/apis/v2beta1/recurringruns"): {"recurring_run_id": "recurring-1"}}
+
+    def __init__(self):
+        self.requests = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length)) if length else None
+                path = self.path.split("?")[0]
+                server.requests.append((self.command, path, body))
+                answer = server.ANSWERS.get((self.command, path))
+                self.send_response(200 if answer is not None else 404)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(json.dumps(answer if answer is not None else {"error": "not found"}).encode())
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+
+@pytest.fixture
+def kfp_server(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))  # no kfp context file from this machine
+    server = RecordingKfpServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+
+
+def test_one_off_and_recurring_runs_get_the_pipeline_root(kfp_server, compiled, tmp_path):
+    import kfp
+
+    package = tmp_path / "gan-pipeline.yaml"
+    package.write_text(compiled[0])
+    client = kfp.Client(host=f"http://127.0.0.1:{kfp_server.server_port}")
+    assert submit.submit(client, str(package), ROOT, "tfx-gan", "gan-pipeline") == "run-1"
+    assert submit.submit(client, str(package), ROOT, "tfx-gan", "gan-nightly", cron="0 0 2 * * *") == "recurring-1"
+
+    bodies = {path: body for method, path, body in kfp_server.requests if method == "POST"}
+    run, recurring = bodies["/apis/v2beta1/runs"], bodies["/apis/v2beta1/recurringruns"]
+    for body in (run, recurring):
+        assert body["runtime_config"]["pipeline_root"] == "gs://bucket/gan/outputs/kfp-root"
+        assert body["experiment_id"] == "exp-1"
+        assert body["pipeline_spec"]["schemaVersion"] == "2.1.0"
+        tasks = body["pipeline_spec"]["root"]["dag"]["tasks"]
+        assert not tasks["ImageExampleGen"]["cachingOptions"].get("enableCache")  # the client drops false values
+        assert tasks["GanTrainer"]["cachingOptions"] == {"enableCache": True}
+    assert recurring["trigger"]["cron_schedule"]["cron"] == "0 0 2 * * *"
+    assert recurring["display_name"] == "gan-nightly" and int(recurring["max_concurrency"]) == 1
+    assert recurring["no_catchup"] is True and recurring["mode"] == "ENABLE"
+    assert run["display_name"] == "gan-pipeline"
+
+
+# --------------------------------------------------------------------------- what the launcher mirrors
+def test_cache_fingerprints_match_the_kfp_backend(tmp_path):
+    """The two fingerprints of KFP 2.5.0's backend/src/v2/cacheutils/cache_test.go."""
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2 as pb
+
+    model_schema = "title: kfp.Model\ntype: object\nproperties:\n  framework:\n    type: string\n  framework_version:\n    type: string\n"
+    inputs = json_format.ParseDict({
+        "parameterValues": {"message": "Some string value", "num_steps": 5},
+        "artifacts": {"dataset_one": {"artifacts": [{"name": "1", "uri": "gs://some-bucket/dataset-one", "metadata": {},
+                                                     "type": {"instanceSchema": "title: kfp.Dataset\n"}}]},
+                      "dataset_two": {"artifacts": [{"name": "2", "uri": "gs://some-bucket/dataset-two",
+                                                     "type": {"schemaTitle": "kfp.Model"}}]}}}, pb.ExecutorInput.Inputs())
+    outputs = json_format.ParseDict({
+        "parameters": {"output_parameter_one": {"outputFile": "/tmp/1"}, "output_parameter_two": {"outputFile": "/tmp/2"}},
+        "artifacts": {"model": {"artifacts": [{"name": "model", "uri": "gs://my-bucket/model",
+                                               "type": {"instanceSchema": model_schema}, "metadata": {"name": "model"}}]},
+                      "metrics": {"artifacts": [{"name": "metrics", "uri": "gs://my-bucket/metrics",
+                                                 "type": {"schemaTitle": "kfp.Metrics"}, "metadata": {"name": "metrics"}}]}},
+        "outputFile": "/tmp/kfp_outputs/output_metadata.json"}, pb.ExecutorInput.Outputs())
+    key = kfp_cache.cache_key(inputs, outputs, {"output_parameter_one": "STRING", "output_parameter_two": "INT"},
+                              ["sh", "ec", "test"], "python:3.9")
+    assert kfp_cache.fingerprint(key) == "4e8a5d7d70997b0a35429fcd481af8fcd5b9f58ef4391bdb6ad900fd1c63622b"
+
+    inputs = json_format.ParseDict({"artifacts": {"dataset": {"artifacts": [{"name": "10"}]}}}, pb.ExecutorInput.Inputs())
+    outputs = json_format.ParseDict({"parameters": {"output_parameter": {"outputFile": "/tmp/o"}}}, pb.ExecutorInput.Outputs())
+    key = kfp_cache.cache_key(inputs, outputs, {"output_parameter": "DOUBLE"}, ["sh", "ec", "run"], "python:3.9")
+    assert kfp_cache.fingerprint(key) == "0a4cc1f15cdfad5170e1358518f7128c5278500a670db1b9a3f3d83b93db396e"
+
+
+@pytest.mark.parametrize("value, encoded", [
+    (5.0, "5"), (0.0004, "0.0004"), (1e21, "1e+21"), (1e-7, "1e-7"), (123456789.0, "123456789"), (-2.5, "-2.5"),
+    ("a<b>&c", '"a\\u003cb\\u003e\\u0026c"'), ({"b": [1, True, None], "a": "é"}, '{"a":"é","b":[1,true,null]}'),
+])
+def test_go_json_encoding(value, encoded):
+    assert kfp_cache.go_json(value) == encoded
+
+
+def test_entrypoint_restores_the_input_types_oss_kfp_drops():
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2 as pb
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils
+    from tfx.types import standard_artifacts
+
+    from kubeflow.container_entrypoint import with_input_types
+
+    schema = "title: tfx.Examples\ntype: object\n"
+    oss_input = json.dumps({"inputs": {"artifacts": {"examples": {"artifacts": [
+        {"name": "7", "uri": "gs://b/examples", "type": {"instanceSchema": ""}, "metadata": {"span": 2}}]}}}})
+    inputs_spec = json.dumps({"artifacts": {"examples": {"artifactType": {"instanceSchema": schema}}}})
+
+    def parse(executor_input_json):
+        executor_input = json_format.Parse(executor_input_json, pb.ExecutorInput())
+        return kubeflow_v2_entrypoint_utils.parse_raw_artifact_dict(executor_input.inputs.artifacts)
+
+    with pytest.raises(AttributeError):  # TFX's own entrypoint on what OSS KFP sends (tensorflow/tfx#7768)
+        parse(oss_input)
+    examples = parse(with_input_types(oss_input, inputs_spec))["examples"][0]
+    assert isinstance(examples, standard_artifacts.Examples) and examples.uri == "gs://b/examples"
+    assert examples.span == 2
+
+
+def test_example_gen_resolves_the_newest_span_itself(tmp_path):
+    from tfx.types import standard_artifacts
+
+    from components.image_example_gen import resolve_span
+
+    for span in (1, 3, 2):
+        (tmp_path / f"span-{span}").mkdir()
+        (tmp_path / f"span-{span}" / "a.png").write_bytes(b"x" * span)
+    exec_properties = {"input_base": str(tmp_path), "output_data_format": 6,
+                       "input_config": json.dumps({"splits": [{"name": "images", "pattern": "span-{SPAN}/*"}]})}
+    examples = standard_artifacts.Examples()
+    resolved = resolve_span(exec_properties, examples)
+    assert json.loads(resolved["input_config"])["splits"][0]["pattern"] == "span-3/*"
+    assert resolved["span"] == 3 and "num_files:1,total_bytes:3" in resolved["input_fingerprint"]
+    assert examples.get_int_custom_property("span") == 3
+    assert resolve_span(resolved, standard_artifacts.Examples()) is resolved  # a driver already did it
+
+
+# --------------------------------------------------------------------------- the image
+def test_image_staging_takes_only_what_the_dockerfile_copies(tmp_path):
+    staged = image.stage(os.path.join(REPO_ROOT, "kubeflow", "Dockerfile"), REPO_ROOT, str(tmp_path / "image"))
+    app = staged.local(staged.workdir)
+    assert staged.workdir == kfp_compile.IMAGE_ROOT
+    assert os.path.isfile(os.path.join(app, "kubeflow", "container_entrypoint.py"))
+    assert os.path.isfile(os.path.join(app, "components", "gan_trainer.py"))
+    assert os.path.isfile(os.path.join(app, "data", "schema", "digits", "schema.pbtxt"))
+    for absent in ("pipeline", "tests", ".venv", "kubeflow/launcher.py", "components/__pycache__"):
+        assert not os.path.exists(os.path.join(app, absent)), absent
+    assert staged.env["PYTHONPATH"] == kfp_compile.IMAGE_ROOT and staged.env["TF_USE_LEGACY_KERAS"] == "0"
+
+
+@pytest.mark.parametrize("line, message", [
+    ("COPY pipeline ./pipeline", "COPY pipeline: not in the build context"),  # .dockerignore leaves it out
+    ("COPY nowhere.py ./", "COPY nowhere.py: not in the build context"),
+    ("ADD components ./components", "ADD is not reproduced"),
+    ("COPY --from=builder /x /x", "only plain COPY"),
+])
+def test_image_staging_refuses_what_it_cannot_reproduce(tmp_path, line, message):
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(f"FROM gcr.io/tfx-oss-public/tfx:1.16.0\nWORKDIR /opt/tfx-gan\n{line}\n")
+    with pytest.raises(image.DockerfileError, match=message):
+        image.stage(str(dockerfile), REPO_ROOT, str(tmp_path / "image"))
+
+
+def test_dockerfile_installs_what_uv_lock_says():
+    with open(os.path.join(REPO_ROOT, "kubeflow", "Dockerfile")) as f:
+        dockerfile = "\n".join(line for line in f.read().replace("\\\n", " ").splitlines()
+                               if not line.startswith("#"))
+    with open(os.path.join(REPO_ROOT, "gan")) as f:
+        uv_pin = re.search(r'"uv==([\d.]+)"', f.read()).group(1)
+    assert re.search(r"^FROM gcr\.io/tfx-oss-public/tfx:1\.16\.0$", dockerfile, re.M)
+    installs = re.findall(r"^RUN (.*)$", dockerfile, re.M)
+    # Nothing floats: pip installs only uv (the pin ./gan uses), uv installs uv.lock as it is.
+    assert [re.findall(r"pip install .*", line) for line in installs if "pip" in line] == [
+        [f'pip install --no-cache-dir "uv=={uv_pin}"']]
+    assert any(re.search(r"\buv sync --frozen --no-dev\b", line) for line in installs)
+    assert re.search(r"^COPY pyproject\.toml uv\.lock \./$", dockerfile, re.M)
+    assert dockerfile.index("COPY pyproject.toml uv.lock") < dockerfile.index("uv sync --frozen")
+    assert re.search(r"^ENV PATH=/opt/venv/bin:\$PATH$", dockerfile, re.M)
+
+    # What `uv sync --frozen --no-dev` installs is what the tests ran with: every pin is in .venv.
+    uv = os.path.join(REPO_ROOT, ".cache", "uv-bootstrap", "bin", "uv")
+    if not os.path.exists(uv):
+        pytest.skip("no bootstrapped uv (./gan installs it into .cache/uv-bootstrap/)")
+    exported = subprocess.run([uv, "export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes",
+                               "--format", "requirements-txt"], cwd=REPO_ROOT, capture_output=True, text=True,
+                              check=True).stdout
+    pins = dict(re.findall(r"^([A-Za-z0-9_.\-]+)==([^\s;]+)", exported, re.M))
+    assert {"tfx": "1.16.0", "tensorflow": "2.16.2", "keras": "3.6.0", "apache-beam": "2.59.0"}.items() <= pins.items()
+    mismatched = {name: (version, _installed(name)) for name, version in pins.items() if _installed(name) != version}
+    assert not mismatched, f"uv.lock pins that .venv does not have (pin, installed): {mismatched}"
+
+
+def _installed(name: str):
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+@pytest.mark.parametrize("path", [".venv/bin/python", "outputs/gan-digits/metadata.sqlite", "serving/gan-digits/1/x",
+                                  ".cache/uv", "data/digits/span-1/0/0.png", ".git/HEAD", "pipeline/cli.py",
+                                  "components/__pycache__/x.pyc"])
+def test_dockerignore_keeps_the_build_context_small(path):
+    assert image._ignored(path, image._ignore_patterns(REPO_ROOT))
