@@ -118,11 +118,12 @@ def make_reference(train_images, policy: str = "float32"):
         for _ in range(steps):
             train_step(next(iterator))
 
+    run.generator = generator  # benchmarks/time_to_quality.py scores it
     return run
 
 
 # ------------------------------------------------------------------ ours
-def make_ours(files, config, layer_options: dict | None = None):
+def make_ours(files, config, layer_options: dict | None = None, image_shape=(28, 28, 1), num_classes: int | None = 10):
     """Our step; ``layer_options`` changes some of the shipped LayerOptions (an ablation)."""
     import dataclasses
 
@@ -132,10 +133,10 @@ def make_ours(files, config, layer_options: dict | None = None):
     from components.gan.step import GanTraining
 
     strategy = tf.distribute.get_strategy()
-    trainer = GanTraining(config, (28, 28, 1), 10, resolve_precision(config.mixed_precision),
+    trainer = GanTraining(config, image_shape, num_classes, resolve_precision(config.mixed_precision),
                           layer_options=dataclasses.replace(SHIPPED_LAYERS, **(layer_options or {})))
     step_fn = trainer.make_step_fn(strategy)
-    dataset = training_dataset(files, (28, 28, 1), config.batch_size * config.d_steps_per_g_step, seed=0)
+    dataset = training_dataset(files, image_shape, config.batch_size * config.d_steps_per_g_step, seed=config.seed)
     iterator = iter(dataset)
 
     def run(steps):
@@ -144,6 +145,7 @@ def make_ours(files, config, layer_options: dict | None = None):
             metrics = step_fn(next(iterator))
         float(metrics["d_loss"])  # wait for the last step
 
+    run.generator = trainer.export_generator  # the EMA generator when there is one: what ships
     return run
 
 

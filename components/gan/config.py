@@ -21,6 +21,7 @@ __all__ = ["ConfigError", "TrainConfig"]
 MIXED_PRECISION = ("auto", "off", "mixed_float16", "mixed_bfloat16")
 DISTRIBUTIONS = ("auto", "none", "mirrored", "multi_worker")
 DIFFAUGMENT_POLICIES = ("translation", "cutout", "color")
+UPSAMPLING = ("transposed", "resize")
 
 PREFIX = "training"
 
@@ -44,6 +45,11 @@ class TrainConfig:
     architecture: str = option("dcgan_28", choices=ARCHITECTURES.names)
     loss: str = option("bce", choices=LOSSES.names)
     latent_dim: int = option(100, minimum=0, exclusive=True)
+    # How the DCGAN generators upsample x2: "transposed" (the tutorial's 5x5 stride-2 transposed
+    # convolutions) or "resize" (nearest-neighbour, then a 3x3 convolution: no checkerboard).
+    g_upsampling: str = option("transposed", choices=UPSAMPLING)
+    # A minibatch standard-deviation channel before the DCGAN discriminator's last layer.
+    d_minibatch_std: bool = option(False)
     # Optimisation (Adam; TTUR = different g/d learning rates). Defaults tuned on the bundled
     # digits with benchmarks/train_quality.py for a < 10 minute run on 2 CPU cores: D learning 2x
     # faster than G measured best; 4000 steps of 64 take 7-8 min at ~560 images/s.

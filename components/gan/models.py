@@ -207,6 +207,23 @@ class FusedBatchNorm(layers.Layer):
         return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MinibatchStd(layers.Layer):
+    """Appends one channel holding the batch's mean standard deviation of the features (Karras et
+    al. 2018, over the whole batch): a discriminator that sees it can tell a batch of near-identical
+    fakes from a batch of varied real images, which pushes the generator towards variety. The
+    trainer scores real and fake images in separate calls, so each batch is all real or all fake."""
+
+    def call(self, inputs):
+        x = tf.cast(inputs, tf.float32)
+        std = tf.sqrt(tf.math.reduce_variance(x, axis=0) + 1e-8)  # [H, W, C]
+        stat = tf.fill(tf.concat([tf.shape(x)[:-1], [1]], 0), tf.reduce_mean(std))
+        return tf.concat([inputs, tf.cast(stat, inputs.dtype)], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (input_shape[-1] + 1,)
+
+
 @dataclass(frozen=True)
 class LayerOptions:
     """Layer choices made for speed on CPUs with bf16 (each measured by
@@ -226,8 +243,10 @@ SHIPPED_LAYERS = LayerOptions()
 class _Layers:
     """Makes the layers of one network: one dtype policy, spectral norm or not, LayerOptions."""
 
-    def __init__(self, dtype: str, spectral_norm: bool = False, options: LayerOptions = SHIPPED_LAYERS):
+    def __init__(self, dtype: str, spectral_norm: bool = False, options: LayerOptions = SHIPPED_LAYERS,
+                 upsampling: str = "transposed", minibatch_std: bool = False):
         self.dtype, self.spectral_norm, self.options = dtype, spectral_norm, options
+        self.upsampling, self.minibatch_std = upsampling, minibatch_std
 
     def leaky_relu(self, dtype=None, **kwargs):
         return layers.LeakyReLU(dtype=self.options.activation_dtype or dtype or self.dtype, **kwargs)
@@ -245,6 +264,17 @@ class _Layers:
             return SpectralNormDense(units, dtype=dtype, **kwargs)
         return layers.Dense(units, dtype=dtype, **kwargs)
 
+    def upsample(self, filters, name=None):
+        """x2 upsampling to ``filters`` channels. "transposed": the tutorial's 5x5 stride-2
+        transposed convolution, whose kernel overlaps unevenly and draws checkerboards (Odena et al.
+        2016); "resize": nearest-neighbour x2 then a 3x3 convolution, which cannot."""
+        if self.upsampling == "resize":
+            up = layers.UpSampling2D(2, interpolation="nearest", dtype=self.dtype)
+            conv = layers.Conv2D(filters, 3, padding="same", use_bias=False, dtype=self.dtype, name=name)
+            return lambda x: conv(up(x))
+        return layers.Conv2DTranspose(filters, 5, strides=2, padding="same", use_bias=False, dtype=self.dtype,
+                                      name=name)
+
     def conv(self, filters, kernel_size, strides, dtype=None):
         dtype = dtype or self.dtype
         if self.spectral_norm:
@@ -260,7 +290,7 @@ def _dcgan_plan(size: int):
 
 def _dcgan_generator_body(x, image_shape, nets: _Layers):
     """TF DCGAN tutorial generator, generalised: Dense -> BN -> LReLU -> reshape -> ConvT (s1) ->
-    ConvT (s2) ... -> ConvT(channels, s2, tanh)."""
+    x2 upsampling ... -> x2 upsampling to ``channels`` -> tanh (``nets.upsample``)."""
     height, _, channels = image_shape
     base, width, n_up = _dcgan_plan(height)
     dtype = nets.dtype
@@ -274,16 +304,16 @@ def _dcgan_generator_body(x, image_shape, nets: _Layers):
     x = nets.leaky_relu()(x)
     for _ in range(n_up - 1):
         width //= 2
-        x = layers.Conv2DTranspose(width, 5, strides=2, padding="same", use_bias=False, dtype=dtype)(x)
+        x = nets.upsample(width)(x)
         x = nets.batch_norm()(x)
         x = nets.leaky_relu()(x)
-    x = layers.Conv2DTranspose(channels, 5, strides=2, padding="same", use_bias=False, dtype=dtype)(x)
+    x = nets.upsample(channels)(x)
     return layers.Activation("tanh", dtype="float32", name="images")(x)
 
 
 def _dcgan_discriminator_features(x, image_shape, nets: _Layers):
     """TF DCGAN tutorial discriminator: Conv 64, 128 (5x5, s2) each LReLU + Dropout 0.3 (+ Conv 256
-    at 64 px), Flatten."""
+    at 64 px), (MinibatchStd,) Flatten."""
     n_conv = 3 if image_shape[0] == 64 else 2
     for i, filters in enumerate((64, 128, 256)[:n_conv]):
         # The first conv sees 1 or 3 input channels: oneDNN's bfloat16 path is slower than float32
@@ -292,6 +322,8 @@ def _dcgan_discriminator_features(x, image_shape, nets: _Layers):
         x = nets.conv(filters, 5, 2, dtype=layer_dtype)(x)
         x = nets.leaky_relu(layer_dtype)(x)
         x = nets.dropout(0.3)(x)
+    if nets.minibatch_std:
+        x = MinibatchStd(dtype=nets.dtype)(x)
     return layers.Flatten(dtype=nets.dtype)(x)
 
 
@@ -369,24 +401,26 @@ def _entry_and_labels(architecture: str):
 
 
 def build_generator(architecture: str, image_shape, latent_dim: int, num_classes: int | None = None,
-                    dtype: str = "float32", layer_options: LayerOptions = SHIPPED_LAYERS) -> keras.Model:
+                    dtype: str = "float32", layer_options: LayerOptions = SHIPPED_LAYERS,
+                    upsampling: str = "transposed") -> keras.Model:
     """The generator: ``latent`` (+ ``labels``) -> float32 images in [-1, 1]. Inputs are trusted:
     TrainConfig.validate_for_data checks the shape and labels before anything is built."""
     entry, labels = _entry_and_labels(architecture)
     latent = keras.Input((latent_dim,), name="latent")
     images = entry.build(latent, labels, tuple(int(d) for d in image_shape), num_classes,
-                         _Layers(dtype, options=layer_options))
+                         _Layers(dtype, options=layer_options, upsampling=upsampling))
     return keras.Model(latent if labels is None else [latent, labels], images, name="generator")
 
 
 def build_discriminator(architecture: str, image_shape, num_classes: int | None = None, spectral_norm: bool = False,
-                        dtype: str = "float32", layer_options: LayerOptions = SHIPPED_LAYERS) -> keras.Model:
+                        dtype: str = "float32", layer_options: LayerOptions = SHIPPED_LAYERS,
+                        minibatch_std: bool = False) -> keras.Model:
     """The discriminator: ``images`` (+ ``labels``) -> one float32 logit per image."""
     entry, labels = _entry_and_labels(architecture)
     image_shape = tuple(int(d) for d in image_shape)
     images = keras.Input(image_shape, name="images")
     logits = entry.info["discriminator"](images, labels, image_shape, num_classes,
-                                         _Layers(dtype, spectral_norm, layer_options))
+                                         _Layers(dtype, spectral_norm, layer_options, minibatch_std=minibatch_std))
     return keras.Model(images if labels is None else [images, labels], logits, name="discriminator")
 
 
@@ -394,7 +428,8 @@ def build_models(config, image_shape, num_classes: int | None, dtype: str = "flo
                  layer_options: LayerOptions = SHIPPED_LAYERS):
     """(generator, discriminator) for a TrainConfig."""
     classes = num_classes if config.conditional else None
-    generator = build_generator(config.architecture, image_shape, config.latent_dim, classes, dtype, layer_options)
+    generator = build_generator(config.architecture, image_shape, config.latent_dim, classes, dtype, layer_options,
+                                config.g_upsampling)
     discriminator = build_discriminator(config.architecture, image_shape, classes, config.spectral_norm, dtype,
-                                        layer_options)
+                                        layer_options, config.d_minibatch_std)
     return generator, discriminator

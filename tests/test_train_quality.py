@@ -1,0 +1,58 @@
+"""benchmarks/train_quality.py reads its data from the config, through the pipeline's ingestion, and
+checks the issue's goals for the kind of run."""
+import types
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmarks.train_quality import GOALS, check_goals, goals_for, load_dataset, split
+from components.gan.config import TrainConfig
+
+
+def _config(input_base):
+    return types.SimpleNamespace(data=types.SimpleNamespace(input_base=str(input_base)))
+
+
+def _write_span(root, images, class_names):
+    for index, (image, name) in enumerate(zip(images, class_names)):
+        folder = root / "span-1" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"{index:04d}.png")
+
+
+def test_a_span_is_read_in_the_datasets_order_whatever_its_class_folders(tmp_path):
+    rs = np.random.RandomState(0)
+    images = rs.randint(0, 256, size=(12, 8, 8, 3), dtype=np.uint8)
+    names = ["flower" if i % 3 else "china" for i in range(12)]
+    _write_span(tmp_path, images, names)
+    loaded, labels = load_dataset(_config(tmp_path))
+    np.testing.assert_array_equal(loaded, images)  # decoded exactly, in index order
+    np.testing.assert_array_equal(labels, [names[i] == "flower" for i in range(12)])  # sorted names: china=0
+
+
+def test_unlabelled_grayscale_span_and_the_split(tmp_path):
+    rs = np.random.RandomState(1)
+    images = rs.randint(0, 256, size=(20, 6, 6), dtype=np.uint8)
+    for index, image in enumerate(images):
+        (tmp_path / "span-1").mkdir(exist_ok=True)
+        Image.fromarray(image).save(tmp_path / "span-1" / f"{index:04d}.png")
+    loaded, labels = load_dataset(_config(tmp_path))
+    assert labels is None and loaded.shape == (20, 6, 6, 1)
+    (train, train_labels), (held, held_labels) = split(loaded, labels)
+    assert len(held) == 4 and len(train) == 16 and train_labels is None and held_labels is None
+    assert {img.tobytes() for img in train} | {img.tobytes() for img in held} == {img.tobytes() for img in loaded}
+
+
+def test_goals_follow_the_kind_of_run():
+    assert goals_for(TrainConfig(architecture="conditional_dcgan"), (28, 28, 1)) == "conditional"
+    assert goals_for(TrainConfig(architecture="dcgan_28"), (28, 28, 1)) == "unconditional"
+    assert goals_for(TrainConfig(architecture="dcgan_rgb"), (32, 32, 3)) == "colour"
+    report = {"fid_ratio": 1.4, "confident_fraction": 0.95, "min_class_share": 0.08, "precision": 0.9,
+              "recall": 0.79, "train_seconds": 500.0}
+    met = check_goals(report, "conditional")
+    assert len(met) == len(GOALS["conditional"])
+    assert [goal for goal, ok in met.items() if not ok] == ["recall >= 0.8"]
+    assert all(check_goals({"fid_ratio": 2.9, "train_seconds": 899.0}, "colour").values())
+    with pytest.raises(KeyError):  # a goal's figure must be in the report
+        check_goals({"fid_ratio": 1.0}, "unconditional")
