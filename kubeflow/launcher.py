@@ -393,8 +393,11 @@ def _run(command: list[str], workspace: Workspace, log_path: str, what: str) -> 
     with open(log_path, "a") as log:
         log.write(f"$ {' '.join(command[:3])} ... ({what})\n")
         log.flush()
-        exit_code = subprocess.run(command, cwd=workspace.image.local(workspace.image.workdir), env=workspace.env(),
-                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode
+        try:
+            exit_code = subprocess.run(command, cwd=workspace.image.local(workspace.image.workdir), env=workspace.env(),
+                                       stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode
+        except OSError as e:  # the command itself is missing: the pod would not start either
+            raise LaunchError(f"{what}: cannot run {command[0]!r}: {e.strerror}") from None
     if exit_code != 0:
         with open(log_path, errors="replace") as log:
             lines = [line.strip() for line in log if line.strip()]
