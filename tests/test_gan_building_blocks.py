@@ -243,3 +243,28 @@ def test_resize_upsampling_and_minibatch_std_models(architecture, shape, classes
     reloaded = keras.saving.load_model(tmp_path / "d.keras", compile=False)
     np.testing.assert_allclose(reloaded([images, labels] if classes else images, training=False).numpy(),
                                logits.numpy(), rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------ mode seeking
+def test_mode_seeking_penalty_punishes_pairs_of_equal_images():
+    from components.gan.losses import mode_seeking_penalty
+    latent = tf.random.normal([8, 4], seed=2)
+    images = tf.random.uniform([8, 5, 5, 1], -1.0, 1.0, seed=3)
+    collapsed = tf.concat([images[:4], images[:4]], 0)
+    expected = 1.0 / (np.mean(np.abs(images.numpy()[:4] - images.numpy()[4:])) /
+                      np.mean(np.abs(latent.numpy()[:4] - latent.numpy()[4:])) + 1e-5)
+    assert float(mode_seeking_penalty(images, latent)) == pytest.approx(expected, rel=1e-4)
+    assert float(mode_seeking_penalty(collapsed, latent)) == pytest.approx(1e5, rel=1e-3)
+
+
+def test_mode_seeking_step_pairs_fakes_of_the_same_class():
+    config = TrainConfig(architecture="conditional_dcgan", mode_seeking=1.0, mixed_precision="off", batch_size=6,
+                         latent_dim=8, ema_decay=0.0)
+    trainer = GanTraining(config, (28, 28, 1), 3, "float32")
+    seen = []
+    generate = trainer._generate
+    trainer._generate = lambda latent, labels, training: seen.append(labels) or generate(latent, labels, training)
+    images = tf.random.uniform([6, 28, 28, 1], -1.0, 1.0)
+    metrics = trainer.train_step(images, tf.constant([0, 1, 2, 2, 1, 0]))
+    assert np.isfinite(float(metrics["g_loss"]))
+    np.testing.assert_array_equal(seen[-1].numpy(), [0, 1, 2, 0, 1, 2])

@@ -69,6 +69,9 @@ class TrainConfig:
     r1_gamma: float = option(0.0, minimum=0)
     gp_weight: float = option(10.0, minimum=0)
     diffaugment: str = option("", help="comma-separated: translation, cutout, color; '' disables")
+    # Weight of the mode-seeking term in G's loss (losses.mode_seeking_penalty): against the same
+    # few images per class from different latents.
+    mode_seeking: float = option(0.0, minimum=0, help="0 disables")
     # Speed.
     mixed_precision: str = option("auto", choices=MIXED_PRECISION)
     jit_compile: bool = option(False)

@@ -106,6 +106,17 @@ def r1_penalty(real_input_gradients):
     return tf.reduce_mean(tf.reduce_sum(tf.square(tf.reshape(g, [tf.shape(g)[0], -1])), axis=1))
 
 
+def mode_seeking_penalty(images, latent, epsilon: float = 1e-5):
+    """Mode seeking (Mao et al. 2019, MSGAN): the first and second halves of the batch are pairs
+    of images of the same class from different latents; 1 / (mean |G(z1) - G(z2)| / mean |z1 - z2| +
+    epsilon) grows when G maps different latents to the same image (within-class collapse)."""
+    half = tf.shape(images)[0] // 2
+    images, latent = _f32(images), _f32(latent)
+    image_distance = tf.reduce_mean(tf.abs(images[:half] - images[half:2 * half]))
+    latent_distance = tf.reduce_mean(tf.abs(latent[:half] - latent[half:2 * half]))
+    return 1.0 / (image_distance / latent_distance + epsilon)
+
+
 # ---------------------------------------------------------------- metrics
 def accuracies(real_logits, fake_logits, loss: str = "bce"):
     """(fraction of real images D calls real, fraction of fakes D calls fake)."""

@@ -6,7 +6,8 @@ tutorial and keras-io's DCGAN example:
 
 1. (``d_steps_per_g_step`` > 1 only) extra discriminator updates on fresh fakes;
 2. the generator draws a batch of fakes; the discriminator scores (DiffAugment-ed) real and fake
-   images; D's loss (plus the R1 or WGAN-GP penalty) and G's loss come from those logits;
+   images; D's loss (plus the R1 or WGAN-GP penalty) and G's loss (plus the mode-seeking term)
+   come from those logits;
 3. both nets are updated from that one forward pass (two GradientTapes);
 4. the EMA generator moves towards the generator.
 
@@ -87,11 +88,13 @@ class GanTraining:
             loss = optimizer.scale_loss(loss)
         return loss
 
-    def discriminator_loss(self, real, fake, labels):
+    def discriminator_loss(self, real, fake, labels, fake_labels=None):
         """D's loss (with the R1 / WGAN-GP penalty) and its logits on real and fake images.
         Runs inside the caller's GradientTape(s); real and fake go through D in separate calls
-        (measured faster here than one call on the concatenated batch)."""
+        (measured faster here than one call on the concatenated batch). ``fake_labels``: the fakes'
+        classes when they are not ``labels``."""
         cfg = self.config
+        fake_labels = labels if fake_labels is None else fake_labels
         if cfg.r1_gamma > 0:  # R1: gradient of D at the real images
             with tf.GradientTape(watch_accessed_variables=False) as r1_tape:
                 r1_tape.watch(real)
@@ -99,7 +102,7 @@ class GanTraining:
                 real_sum = tf.reduce_sum(real_logits)
         else:
             real_logits = self._discriminate(self._augment(real), labels)
-        fake_logits = self._discriminate(self._augment(fake), labels)
+        fake_logits = self._discriminate(self._augment(fake), fake_labels)
         d_loss = self.d_loss_fn(real_logits, fake_logits)
         if cfg.r1_gamma > 0:
             d_loss += 0.5 * cfg.r1_gamma * losses_lib.r1_penalty(r1_tape.gradient(real_sum, real))
@@ -149,10 +152,16 @@ class GanTraining:
         # One forward pass, then both updates.
         real, real_labels = chunks[-1]
         latent = self.rng.normal([batch, cfg.latent_dim])
+        fake_labels = real_labels
+        if cfg.mode_seeking > 0:  # the second half of the fakes: the first half's classes, other latents
+            half = batch // 2
+            fake_labels = tf.concat([real_labels[:half], real_labels[:half], real_labels[2 * half:]], 0)
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            fake = self._generate(latent, real_labels, training=True)
-            d_loss, real_logits, fake_logits = self.discriminator_loss(real, fake, real_labels)
+            fake = self._generate(latent, fake_labels, training=True)
+            d_loss, real_logits, fake_logits = self.discriminator_loss(real, fake, real_labels, fake_labels)
             g_loss = self.g_loss_fn(fake_logits)
+            if cfg.mode_seeking > 0:
+                g_loss += cfg.mode_seeking * losses_lib.mode_seeking_penalty(fake, latent)
             d_scaled = self._scaled(self.d_optimizer, d_loss)
             g_scaled = self._scaled(self.g_optimizer, g_loss)
         g_vars = self.generator.trainable_variables
