@@ -224,7 +224,7 @@ def resolve_inputs(task_name: str, task: pb.PipelineTaskSpec, component: pb.Comp
         producer, key = spec.task_output_artifact.producer_task, spec.task_output_artifact.output_artifact_key
         recorded = produced.get(producer, {}).get(key)
         if recorded is None:
-            raise fail(f"artifact {name}: cannot find output artifact key {key!r} in producer task {producer!r}")
+            raise fail(f'artifact {name}: cannot find output artifact key "{key}" in producer task "{producer}"')
         artifact = inputs.artifacts[name].artifacts.add()
         json_format.ParseDict(recorded, artifact)
         if not vertex:
@@ -247,7 +247,7 @@ def _check_parameter_types(inputs: pb.ExecutorInput.Inputs, component: pb.Compon
         spec = component.input_definitions.parameters[name]
         if name not in inputs.parameter_values:
             if not spec.is_optional and not spec.HasField("default_value"):
-                raise fail(f"neither value nor default value provided for non-optional parameter {name!r}")
+                raise fail(f'neither value nor default value provided for non-optional parameter "{name}"')
             continue
         value = inputs.parameter_values[name]
         if spec.parameter_type == types.STRING:
@@ -256,10 +256,10 @@ def _check_parameter_types(inputs: pb.ExecutorInput.Inputs, component: pb.Compon
             continue
         kind = value.WhichOneof("kind")
         if kind == "null_value":
-            raise fail(f"got null for input parameter {name!r}")
+            raise fail(f'got null for input parameter "{name}"')
         label, allowed = kinds[kind]
         if spec.parameter_type not in allowed:
-            raise fail(f"input parameter {name!r} type mismatch: expect "
+            raise fail(f'input parameter "{name}" type mismatch: expect '
                        f"{types.Name(spec.parameter_type)}, got {label}")
 
 
@@ -287,7 +287,7 @@ def _through_ml_metadata(metadata: dict, output_name: str, task_name: str) -> di
     stored = {}
     for key, value in metadata.items():
         if value is None:
-            raise LaunchError(f"task {task_name}: unable to produce MLMD artifact for output {output_name!r}: "
+            raise LaunchError(f'task {task_name}: unable to produce MLMD artifact for output "{output_name}": '
                               f"unknown/unsupported value type *structpb.Value_NullValue (metadata {key!r})")
         if isinstance(value, bool):
             value = 1 if value else 0

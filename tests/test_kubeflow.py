@@ -12,6 +12,7 @@ import importlib.metadata
 import json
 import os
 import re
+import shlex
 import subprocess
 import threading
 
@@ -334,33 +335,38 @@ def test_image_staging_refuses_what_it_cannot_reproduce(tmp_path, line, message)
         image.stage(str(dockerfile), REPO_ROOT, str(tmp_path / "image"))
 
 
-def test_dockerfile_installs_what_uv_lock_says():
+def test_dockerfile_installs_what_uv_lock_says(tmp_path):
     with open(os.path.join(REPO_ROOT, "kubeflow", "Dockerfile")) as f:
         dockerfile = "\n".join(line for line in f.read().replace("\\\n", " ").splitlines()
                                if not line.startswith("#"))
     with open(os.path.join(REPO_ROOT, "gan")) as f:
         uv_pin = re.search(r'"uv==([\d.]+)"', f.read()).group(1)
     assert re.search(r"^FROM gcr\.io/tfx-oss-public/tfx:1\.16\.0$", dockerfile, re.M)
-    installs = re.findall(r"^RUN (.*)$", dockerfile, re.M)
-    # Nothing floats: pip installs only uv (the pin ./gan uses), uv installs uv.lock as it is.
-    assert [re.findall(r"pip install .*", line) for line in installs if "pip" in line] == [
-        [f'pip install --no-cache-dir "uv=={uv_pin}"']]
-    assert any(re.search(r"\buv sync --frozen --no-dev\b", line) for line in installs)
+    runs = re.findall(r"^RUN (.*)$", dockerfile, re.M)
+    # Nothing floats: pip installs uv alone (the pin ./gan uses), then uv installs uv.lock as it is.
+    assert [line for line in runs if "pip" in line] == [f'python -m pip install --no-cache-dir "uv=={uv_pin}"']
+    (sync,) = [shlex.split(line) for line in runs if "uv sync" in line]
     assert re.search(r"^COPY pyproject\.toml uv\.lock \./$", dockerfile, re.M)
-    assert dockerfile.index("COPY pyproject.toml uv.lock") < dockerfile.index("uv sync --frozen")
+    assert dockerfile.index("COPY pyproject.toml uv.lock") < dockerfile.index("RUN UV_PROJECT_ENVIRONMENT")
     assert re.search(r"^ENV PATH=/opt/venv/bin:\$PATH$", dockerfile, re.M)
 
-    # What `uv sync --frozen --no-dev` installs is what the tests ran with: every pin is in .venv.
+    # The Dockerfile's own `uv sync` line, as a dry run (offline: uv.lock alone says what it installs),
+    # must install exactly what the tests ran with: every package at the version .venv has.
     uv = os.path.join(REPO_ROOT, ".cache", "uv-bootstrap", "bin", "uv")
     if not os.path.exists(uv):
         pytest.skip("no bootstrapped uv (./gan installs it into .cache/uv-bootstrap/)")
-    exported = subprocess.run([uv, "export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes",
-                               "--format", "requirements-txt"], cwd=REPO_ROOT, capture_output=True, text=True,
-                              check=True).stdout
-    pins = dict(re.findall(r"^([A-Za-z0-9_.\-]+)==([^\s;]+)", exported, re.M))
-    assert {"tfx": "1.16.0", "tensorflow": "2.16.2", "keras": "3.6.0", "apache-beam": "2.59.0"}.items() <= pins.items()
-    mismatched = {name: (version, _installed(name)) for name, version in pins.items() if _installed(name) != version}
-    assert not mismatched, f"uv.lock pins that .venv does not have (pin, installed): {mismatched}"
+    env_items = [item for item in sync if re.match(r"^[A-Z_]+=", item)]
+    command = sync[len(env_items):]
+    assert command[:4] == ["uv", "sync", "--frozen", "--no-dev"], command
+    env = {**os.environ, **dict(item.split("=", 1) for item in env_items),
+           "UV_PROJECT_ENVIRONMENT": str(tmp_path / "venv"), "UV_OFFLINE": "1"}
+    dry_run = subprocess.run([uv, *command[1:], "--dry-run"], cwd=REPO_ROOT, env=env, capture_output=True,
+                             text=True, check=True)
+    installs = dict(re.findall(r"^ \+ ([A-Za-z0-9_.\-]+)==(\S+)$", dry_run.stdout + dry_run.stderr, re.M))
+    assert {"tfx": "1.16.0", "tensorflow": "2.16.2", "keras": "3.6.0", "apache-beam": "2.59.0"}.items() <= installs.items()
+    assert not {"pytest", "hypothesis"} & set(installs)  # the dev group stays out of the image
+    mismatched = {name: (version, _installed(name)) for name, version in installs.items() if _installed(name) != version}
+    assert not mismatched, f"the image would install (version, .venv has): {mismatched}"
 
 
 def _installed(name: str):
@@ -375,3 +381,60 @@ def _installed(name: str):
                                   "components/__pycache__/x.pyc"])
 def test_dockerignore_keeps_the_build_context_small(path):
     assert image._ignored(path, image._ignore_patterns(REPO_ROOT))
+
+
+# --------------------------------------------------------------------------- the launcher's driver
+def test_driver_refuses_constant_value_unless_vertex(tmp_path):
+    from kubeflow import launcher
+
+    _, spec_dict = compile_to_dict(tmp_path, spec_version="2.0")
+    package = tmp_path / "spec.yaml"
+    package.write_text(yaml.safe_dump(spec_dict))
+    spec = launcher.load_spec(str(package))
+    task, component = spec.root.dag.tasks["ImageExampleGen"], spec.components["ImageExampleGen"]
+    run = {"id": "r", "name": "run-r", "display_name": "gan-digits", "dag_execution_id": 1}
+    with pytest.raises(launcher.LaunchError, match=re.escape(
+            "task ImageExampleGen: failed to resolve inputs: resolving input parameter input_base: param runtime "
+            "value spec of type *pipelinespec.ValueOrRuntimeParameter_ConstantValue not implemented")):
+        launcher.resolve_inputs("ImageExampleGen", task, component, {}, run, vertex=False)
+    inputs = launcher.resolve_inputs("ImageExampleGen", task, component, {}, run, vertex=True)
+    assert inputs.parameters["input_base"].string_value == "gs://bucket/gan/data/gan-digits"  # Vertex's 2.0 form
+
+
+def test_driver_checks_parameter_types_and_passes_inputs_as_oss_kfp(compiled, tmp_path):
+    from kfp.pipeline_spec import pipeline_spec_pb2 as pb
+
+    from kubeflow import launcher
+
+    package = tmp_path / "spec.yaml"
+    package.write_text(compiled[0])
+    spec = launcher.load_spec(str(package))
+    run = {"id": "r", "name": "run-r", "display_name": "gan-digits", "dag_execution_id": 1}
+    produced = {"ImageExampleGen": {"examples": {"name": "7", "uri": "gs://b/e", "metadata": {"span": 2},
+                                                 "type": {"instanceSchema": "title: tfx.Examples\n"}}}}
+    inputs = launcher.resolve_inputs("StatisticsGen", spec.root.dag.tasks["StatisticsGen"],
+                                     spec.components["StatisticsGen"], produced, run, vertex=False)
+    (examples,) = inputs.artifacts["examples"].artifacts
+    assert examples.name == "7" and examples.uri == "gs://b/e"
+    assert examples.type.WhichOneof("kind") == "instance_schema" and examples.type.instance_schema == ""
+    component = pb.ComponentSpec()
+    component.CopyFrom(spec.components["ImageExampleGen"])
+    component.input_definitions.parameters["input_base"].parameter_type = pb.ParameterType.NUMBER_INTEGER
+    with pytest.raises(launcher.LaunchError, match='input parameter "input_base" type mismatch: expect NUMBER_INTEGER, got string'):
+        launcher.resolve_inputs("ImageExampleGen", spec.root.dag.tasks["ImageExampleGen"], component, {}, run, vertex=False)
+    with pytest.raises(launcher.LaunchError, match='cannot find output artifact key "examples" in producer task "ImageExampleGen"'):
+        launcher.resolve_inputs("StatisticsGen", spec.root.dag.tasks["StatisticsGen"],
+                                spec.components["StatisticsGen"], {}, run, vertex=False)
+
+
+def test_launcher_refuses_what_is_not_a_runnable_spec(tmp_path):
+    from kubeflow import launcher
+
+    for text, message in (("a: [", "is not YAML"), ("pipelineInfo: {name: x}", "not a PipelineSpec"),
+                          ("root: {dag: {tasks: {a: {dependentTasks: [b]}, b: {dependentTasks: [a]}}}}", "cycle")):
+        package = tmp_path / "spec.yaml"
+        package.write_text(text)
+        with pytest.raises(launcher.LaunchError, match=message):
+            launcher.dependency_order(launcher.load_spec(str(package)))
+    with pytest.raises(launcher.LaunchError, match="file not found"):
+        launcher.load_spec(str(tmp_path / "missing.yaml"))
