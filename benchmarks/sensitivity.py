@@ -3,6 +3,9 @@
     python -m benchmarks.sensitivity [--datasets digits,photo_patches] [--extractors domain_cnn,random_cnn]
                                      [--seeds 0] [--out outputs/benchmarks/sensitivity]
 
+Writes sensitivity.json, sensitivity.md (the table) and <dataset>_seed<N>.png (10 images of every
+candidate set, one row each, in the table's order) under --out.
+
 Known degradations of held-out real images are scored like a generator's samples, with the
 evaluator's own code (components/reference.py: extractors built on the training part, the
 floor from real images no extractor saw, the same N on both sides), on the bundled digits and
@@ -102,8 +105,10 @@ def candidate_sets(train: np.ndarray, floor: np.ndarray, unseen: np.ndarray, poo
 
 
 def run_suite(dataset: str, extractors: tuple[str, ...] = ("domain_cnn", "random_cnn"), seed: int = 0,
-              classifier_epochs: int = 20, cache_dir: str | None = None, log=print) -> dict:
-    """Scores every candidate set of ``dataset`` with every extractor; returns the table as a dict."""
+              classifier_epochs: int = 20, cache_dir: str | None = None, grid_png: str | None = None,
+              log=print) -> dict:
+    """Scores every candidate set of ``dataset`` with every extractor; returns the table as a dict.
+    ``grid_png``: also writes the first 10 images of every candidate set, one row each."""
     import tempfile
 
     from components.evaluation import EvaluationConfig, decide_blessing
@@ -124,6 +129,10 @@ def run_suite(dataset: str, extractors: tuple[str, ...] = ("domain_cnn", "random
     sets = candidate_sets(images[train_idx], images[floor_idx], images[unseen_idx], images[pool_idx],
                           labels[pool_idx], n, num_classes, rng)
 
+    if grid_png:
+        from components.gan.samples import image_grid, save_png
+
+        save_png(image_grid(np.concatenate([images[:10] for images in sets.values()]), columns=10), grid_png)
     table = {"dataset": dataset, "seed": seed, "n": n, "num_train": len(train_idx), "num_reference": len(ref_idx),
              "extractors": {}, "rows": {name: {} for name in sets}}
     config = EvaluationConfig.from_dict({"extractors": list(extractors)})
@@ -186,9 +195,10 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", default="0", help="comma-separated: the split, extractor and noise seeds")
     parser.add_argument("--out", default="outputs/benchmarks/sensitivity")
     args = parser.parse_args(argv)
-    tables = [run_suite(dataset, tuple(args.extractors.split(",")), seed=int(seed))
-              for dataset in args.datasets.split(",") for seed in args.seeds.split(",")]
     os.makedirs(args.out, exist_ok=True)
+    tables = [run_suite(dataset, tuple(args.extractors.split(",")), seed=int(seed),
+                        grid_png=os.path.join(args.out, f"{dataset}_seed{seed}.png"))
+              for dataset in args.datasets.split(",") for seed in args.seeds.split(",")]
     with open(os.path.join(args.out, "sensitivity.json"), "w") as f:
         json.dump(tables, f, indent=2)
     text = markdown(tables)

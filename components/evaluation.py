@@ -170,6 +170,19 @@ def decide_blessing(candidate: dict, baseline: dict | None, floor: dict, config:
                   f"({config.regression_z:g} s.e. + tolerance {config.regression_tolerance:g})")
 
 
+def headline_metrics(report: dict) -> dict:
+    """The figures a run record and a pushed version's lineage keep: per feature space the FID
+    (mean over draws) and its ratio to the floor; the primary space's precision, recall and
+    novelty."""
+    scores = report["candidate"]["scores"]
+    primary = next(iter(scores))
+    figures = {f"{name}_fid": s["fid"]["mean"] for name, s in scores.items()}
+    figures.update({f"{name}_fid_over_floor": s["fid"]["mean"] / report["extractors"][name]["floor"]["fid"]
+                    for name, s in scores.items()})
+    figures.update({key: scores[primary][key]["mean"] for key in ("precision", "recall", "novelty")})
+    return figures
+
+
 def evaluate_and_bless(*, reference_dir: str, candidate_dir: str, baseline: tuple[int, str] | None,
                        eval_files: list[str], image_shape: tuple[int, int, int], num_classes: int | None,
                        config: EvaluationConfig, out_dir: str, log=print) -> dict:

@@ -5,16 +5,21 @@ using a Resolver node, because open-source Kubeflow Pipelines cannot run Resolve
 the evaluation library plain paths. The blessing follows
 TFX's contract (int ``blessed``, ``current_model``, ``current_model_id``, a BLESSED or
 NOT_BLESSED file: what tfx.components.Evaluator writes), so the standard Pusher pushes only blessed generators.
+
+Every run leaves a record in the push directory (``<push_destination>/.runs/``: what it trained
+on, parent version, metrics, decision; Pusher adds the version it pushed), and a trainer that
+found nothing new (SKIPPED.json) is passed on as not blessed with its reason, unscored.
 """
 
 import json
 import os
+import time
 
 import tensorflow as tf
 
 from tfx import v1 as tfx
 
-from components import layout, schema_utils
+from components import layout, lineage, schema_utils
 from components.reference_stats_gen import ReferenceStats
 
 
@@ -29,19 +34,28 @@ def GanEvaluator(
     evaluation_config: tfx.dsl.components.Parameter[str],
     push_destination: tfx.dsl.components.Parameter[str],
 ):
-    from components.evaluation import EvaluationConfig, evaluate_and_bless
+    from components.evaluation import EvaluationConfig, evaluate_and_bless, headline_metrics
 
-    data_schema = schema_utils.load_schema(schema.uri)
-    report = evaluate_and_bless(
-        reference_dir=reference.uri,
-        candidate_dir=layout.serving_dir(model.uri),
-        baseline=layout.find_latest_usable(push_destination) if push_destination else None,
-        eval_files=layout.split_files(examples.uri, "eval"),
-        image_shape=schema_utils.image_shape(data_schema),
-        num_classes=schema_utils.num_classes(data_schema),
-        config=EvaluationConfig.from_dict(json.loads(evaluation_config)),
-        out_dir=evaluation.uri,
-    )
+    skipped = layout.skipped_reason(model.uri)
+    if skipped:
+        report = {"skipped": True, "blessed": False, "reason": f"not trained: {skipped}", "candidate": None,
+                  "baseline": None}
+        print(f"[evaluator] {report['reason']}")
+        tf.io.gfile.makedirs(evaluation.uri)
+        with tf.io.gfile.GFile(os.path.join(evaluation.uri, "metrics.json"), "w") as f:
+            json.dump(report, f, indent=2)
+    else:
+        data_schema = schema_utils.load_schema(schema.uri)
+        report = evaluate_and_bless(
+            reference_dir=reference.uri,
+            candidate_dir=layout.serving_dir(model.uri),
+            baseline=layout.find_latest_usable(push_destination) if push_destination else None,
+            eval_files=layout.split_files(examples.uri, "eval"),
+            image_shape=schema_utils.image_shape(data_schema),
+            num_classes=schema_utils.num_classes(data_schema),
+            config=EvaluationConfig.from_dict(json.loads(evaluation_config)),
+            out_dir=evaluation.uri,
+        )
 
     # TFX's blessing contract: int `blessed`, the current model's uri and id, a marker file.
     blessed = 1 if report["blessed"] else 0
@@ -49,11 +63,27 @@ def GanEvaluator(
     blessing.set_string_custom_property("current_model", model.uri)
     blessing.set_int_custom_property("current_model_id", model.id)
     blessing.set_string_custom_property("reason", report["reason"])
-    blessing.set_float_custom_property("fid", report["candidate"]["fid"])
+    if report["candidate"] is not None:
+        blessing.set_float_custom_property("fid", report["candidate"]["fid"])
+        evaluation.set_float_custom_property("fid", report["candidate"]["fid"])
+        evaluation.set_float_custom_property("fid_floor", report["candidate"]["fid_floor"])
     if report["baseline"] is not None:
         blessing.set_string_custom_property("baseline_model", report["baseline"]["path"])
         blessing.set_int_custom_property("baseline_version", report["baseline"]["version"])
+
+    warm_started_from = model.get_string_custom_property("warm_started_from")
+    parent = os.path.basename(warm_started_from.rstrip("/")) if warm_started_from else ""
+    run_lineage = {key: json.loads(model.get_string_custom_property(key) or "null")
+                   for key in ("spans", "data_fingerprint", "config_hash")}
+    run_lineage.update(code_version=lineage.code_version(), parent_version=int(parent) if parent.isdigit() else None,
+                       metrics=headline_metrics(report) if report["candidate"] else None, reason=report["reason"])
+    blessing.set_string_custom_property("lineage", json.dumps(run_lineage))
+    if push_destination:
+        started = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        record = {"time": started, "model": model.uri, **run_lineage, "blessed": bool(blessed),
+                  "baseline_version": report["baseline"]["version"] if report["baseline"] else None,
+                  "pushed_version": None}
+        blessing.set_string_custom_property(
+            "run_record", layout.write_run_record(push_destination, f"{started}-{model.id}", record))
     with tf.io.gfile.GFile(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w"):
         pass
-    evaluation.set_float_custom_property("fid", report["candidate"]["fid"])
-    evaluation.set_float_custom_property("fid_floor", report["candidate"]["fid_floor"])

@@ -9,6 +9,10 @@ sample grids, losses).
 Warm start (``training.warm_start``): the component itself looks up the generator serving now
 (the newest complete version under ``push_destination``), as GanEvaluator does for its baseline,
 instead of a Resolver node, which open-source Kubeflow Pipelines cannot run.
+
+Nothing new, nothing done: when that serving generator was trained on the same spans, files and
+options (components/lineage.py), the trainer writes SKIPPED.json with the reason instead of a
+model, and the evaluator and Pusher pass it on: no training, no push, the reason recorded.
 """
 
 import json
@@ -16,8 +20,15 @@ import os
 
 from tfx import v1 as tfx
 
-from components import layout, schema_utils, validation_gate
+from components import layout, lineage, schema_utils, validation_gate
 from components.hashing import stable_hash
+
+
+def examples_spans(examples) -> list[int]:
+    """The spans an Examples artifact holds: ImageExampleGen records them as a JSON list, TFX's
+    ExampleGen driver the newest one as the custom property ``span``."""
+    recorded = examples.get_string_custom_property("spans")
+    return json.loads(recorded) if recorded else [examples.get_int_custom_property("span")]
 
 
 def checkpoint_dir_for(checkpoint_root: str, examples_uri: str, training_json: str) -> str:
@@ -49,10 +60,22 @@ def GanTrainer(
     num_classes = schema_utils.num_classes(data_schema)
     config.validate_for_data(image_shape, num_classes)
 
+    identity = lineage.training_identity(examples_spans(examples),
+                                         examples.get_string_custom_property("input_fingerprint") or examples.uri,
+                                         training_config)
+    for key, value in identity.items():
+        model.set_string_custom_property(key, json.dumps(value))
+    serving = layout.find_latest_usable(push_destination) if push_destination else None
+    if serving and lineage.nothing_new(identity, layout.read_metadata(serving[1])):
+        reason = f"no new data since version {serving[0]} ({lineage.describe(identity)})"
+        print(f"[trainer] {reason}: not training")
+        layout.write_skipped(model.uri, reason)
+        model.set_string_custom_property("skipped", reason)
+        return
+
     train_files = layout.split_files(examples.uri, "train")
     warm_start_dir = None
     if config.warm_start and push_destination:
-        serving = layout.find_latest_usable(push_destination)
         warm_start_dir = serving[1] if serving else None
         if serving is None:
             print(f"warm start: no generator is serving under {push_destination} yet; training from scratch")

@@ -17,7 +17,15 @@ A push directory (TFX Pusher's and TensorFlow Serving's layout)::
                                  /assets.extra/keras/generator.keras    float32 Keras copies of G and D,
                                  /assets.extra/keras/discriminator.keras    for warm starts and evaluation
 
-TF Serving ignores ``assets.extra/``. A version is *complete* when saved_model.pb,
+    <base_path>/.runs/<time>-<model id>.json     one record per pipeline run that reached the
+                                                 evaluator: what it trained on, its metrics, the
+                                                 decision, the version it pushed (``./gan runs``)
+
+A pushed version's gan_metadata.json carries the run's ``lineage`` (components/lineage.py).
+A GanTrainer that found nothing new to train on writes ``<Model uri>/SKIPPED.json`` (the reason)
+instead of Format-Serving/.
+
+TF Serving ignores ``assets.extra/`` and names that are not integers. A version is *complete* when saved_model.pb,
 variables/variables.index and every variables.data shard exist and nothing in it changed during
 the last ``settle_s`` seconds (Pusher copies file by file). Locally "changed" is the later of
 mtime and ctime, so copies that preserve mtimes and renames count as changes.
@@ -36,6 +44,8 @@ import time
 SPLIT_PREFIX = "Split-"
 SERVING_DIR = "Format-Serving"
 TRAIN_CONFIG_FILENAME = "train_config.json"
+SKIPPED_FILENAME = "SKIPPED.json"
+RUNS_DIR = ".runs"
 METADATA_FILENAME = "gan_metadata.json"
 _VERSION_RE = re.compile(r"^[0-9]{1,19}$")
 _SHARD_RE = re.compile(r"^variables\.data-(\d{5})-of-(\d{5})$")
@@ -67,6 +77,37 @@ def train_config_path(model_uri: str) -> str:
     return os.path.join(model_uri, TRAIN_CONFIG_FILENAME)
 
 
+def _write_json(path: str, value) -> None:
+    text = json.dumps(value, indent=2)
+    if is_remote(path):
+        with _gfile().GFile(path, "w") as f:
+            f.write(text)
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)  # readers see the old or the new record, never half
+
+
+def _read_json(path: str):
+    if is_remote(path):
+        with _gfile().GFile(path, "r") as f:
+            return json.load(f)
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def write_skipped(model_uri: str, reason: str) -> None:
+    """Marks a Model artifact as not trained, with the reason (no Format-Serving/ inside)."""
+    _write_json(os.path.join(model_uri, SKIPPED_FILENAME), {"reason": reason})
+
+
+def skipped_reason(model_uri: str) -> str | None:
+    path = os.path.join(model_uri, SKIPPED_FILENAME)
+    return _read_json(path)["reason"] if exists(path) else None
+
+
 # --------------------------------------------------------------------------- inside a SavedModel dir
 def metadata_path(saved_model_dir: str) -> str:
     """gan_metadata.json of a serving SavedModel (a Format-Serving dir or a pushed version)."""
@@ -88,13 +129,34 @@ def keras_model_path(saved_model_dir: str, which: str) -> str:
 def read_metadata(saved_model_dir: str) -> dict | None:
     """The model's gan_metadata.json, or None when it has none."""
     path = metadata_path(saved_model_dir)
-    if not exists(path):
-        return None
-    if is_remote(path):
-        with _gfile().GFile(path, "r") as f:
-            return json.load(f)
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return _read_json(path) if exists(path) else None
+
+
+def add_metadata(saved_model_dir: str, **fields) -> None:
+    """Adds top-level fields to a model's gan_metadata.json (before it is published)."""
+    _write_json(metadata_path(saved_model_dir), {**(read_metadata(saved_model_dir) or {}), **fields})
+
+
+# --------------------------------------------------------------------------- run records
+def write_run_record(base_path: str, name: str, record: dict) -> str:
+    """Writes ``<base_path>/.runs/<name>.json``; returns its path."""
+    path = os.path.join(base_path, RUNS_DIR, f"{name}.json")
+    _write_json(path, record)
+    return path
+
+
+def update_run_record(path: str, **fields) -> None:
+    _write_json(path, {**_read_json(path), **fields})
+
+
+def read_run_records(base_path: str) -> list[dict]:
+    """Every run record under ``base_path``, newest first (by name: it starts with the time)."""
+    directory = os.path.join(base_path, RUNS_DIR)
+    if not exists(directory):
+        return []
+    names = _gfile().listdir(directory) if is_remote(directory) else os.listdir(directory)
+    return [_read_json(os.path.join(directory, name))
+            for name in sorted((n for n in names if n.endswith(".json")), reverse=True)]
 
 
 # --------------------------------------------------------------------------- push directory
@@ -224,8 +286,9 @@ def find_latest_usable(base_path: str, settle_s: float = 0.0, log=print) -> tupl
 PARTIAL_SUFFIX = ".partial"
 
 
-def publish_version(source_dir: str, base_path: str, clock=time.time) -> tuple[str, str]:
+def publish_version(source_dir: str, base_path: str, clock=time.time, metadata: dict | None = None) -> tuple[str, str]:
     """Copies a serving SavedModel into ``base_path`` as a new version; returns (version, path).
+    ``metadata``: fields added to the copy's gan_metadata.json (the run's lineage).
 
     Locally the copy goes to a hidden ``.<version>.<pid>.partial`` folder beside the versions and is
     renamed into place when complete, so a version appears whole or not at all (a rename within one
@@ -239,12 +302,16 @@ def publish_version(source_dir: str, base_path: str, clock=time.time) -> tuple[s
     final = os.path.join(base_path, version)
     if is_remote(base_path):
         _copy_tree(source_dir, final, saved_model_last=True)
+        if metadata:
+            add_metadata(final, **metadata)
         return version, final
     os.makedirs(base_path, exist_ok=True)
     remove_stale_partials(base_path)
     partial = os.path.join(base_path, f".{version}.{os.getpid()}{PARTIAL_SUFFIX}")
     try:
         _copy_tree(source_dir, partial, saved_model_last=True)
+        if metadata:
+            add_metadata(partial, **metadata)
         _fsync_tree(partial)
         os.rename(partial, final)
     except BaseException:
@@ -253,6 +320,21 @@ def publish_version(source_dir: str, base_path: str, clock=time.time) -> tuple[s
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return version, final
+
+
+def prune_versions(base_path: str, keep: int, protect: tuple[int, ...] = ()) -> list[str]:
+    """Removes all but the newest ``keep`` versions, never those in ``protect`` (the serving one);
+    returns the removed paths. Local push directories only."""
+    import shutil
+
+    if keep < 1:
+        raise ValueError(f"keep must be >= 1, got {keep}")
+    removed = []
+    for version, path in list_versions(base_path)[keep:]:
+        if version not in protect:
+            shutil.rmtree(path)
+            removed.append(path)
+    return removed
 
 
 def remove_stale_partials(base_path: str) -> list[str]:

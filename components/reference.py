@@ -218,6 +218,7 @@ def build_reference(*, train_files: list[str], eval_files: list[str], image_shap
             f"FID {ref.floor['fid']:.4f}, precision {ref.floor['precision']:.3f}, recall {ref.floor['recall']:.3f}")
     with tf.io.gfile.GFile(os.path.join(out_dir, "reference.json"), "w") as f:
         json.dump(info, f, indent=2)
+    log(f"[reference] done: {len(built)} feature space(s), N={n}, {num_draws} draws per generator")
     return info
 
 

@@ -16,6 +16,9 @@ COMMANDS = {
     "make-schema": ("data.schema", "write a curated TFDV schema (image size, channels, labels) for a span"),
     "compile-kfp": ("kubeflow.compile", "compile the pipeline for Kubeflow Pipelines (PipelineSpec YAML)"),
     "submit-kfp": ("kubeflow.submit", "submit the compiled pipeline to KFP, once or on a cron schedule"),
+    "watch": ("pipeline.watch", "run the pipeline whenever a new span arrives (polls data.input_base)"),
+    "runs": ("pipeline.history", "the pipeline's runs, newest first: data, parent, metrics, decision, version pushed"),
+    "rollback": ("pipeline.rollback", "serve an earlier version again (published as the newest version)"),
     "serve": ("components.serving.server", "serve a push directory over TF Serving's REST API"),
     "generate": ("components.serving.generate", "write generated images from a push directory or a server"),
 }
@@ -70,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  warm start:   from {summary['warm_started_from']}")
     if "fid" in summary:
         print(f"  FID {summary['fid']:.3f} (real-vs-real floor {summary['fid_floor']:.3f}); {summary['reason']}")
+    elif "reason" in summary:
+        print(f"  {summary['reason']}")
     print(f"  metrics:      {summary.get('metrics_json')}")
     print(f"  sample grid:  {summary.get('samples_png')}")
     print(f"  serving now:  {summary.get('serving_version')}")

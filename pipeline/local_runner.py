@@ -64,9 +64,18 @@ def check_writable_dirs(config: PipelineConfig) -> None:
 @contextmanager
 def pipeline_lock(output_dir: str):
     """Holds an exclusive lock on ``<output_dir>/.pipeline.lock`` for the whole run; a second run
-    fails at once, naming the process that holds it. The kernel drops the lock when the holder
-    dies, so a killed run never leaves a stale lock."""
-    path = os.path.join(output_dir, LOCK_FILENAME)
+    fails at once, naming the process that holds it."""
+    with exclusive_lock(os.path.join(output_dir, LOCK_FILENAME),
+                        "another run of this pipeline is in progress (pid {holder}, lock {path}); "
+                        "wait for it to finish, or give this run another output_dir"):
+        yield
+
+
+@contextmanager
+def exclusive_lock(path: str, busy_message: str):
+    """An exclusive ``flock`` on ``path`` holding the holder's pid; PipelineBusyError(busy_message,
+    formatted with ``holder`` and ``path``) when another process holds it. The kernel drops the
+    lock when the holder dies, so a killed process never leaves a stale lock."""
     with open(path, "a+") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -74,10 +83,7 @@ def pipeline_lock(output_dir: str):
             if e.errno not in (errno.EAGAIN, errno.EACCES):
                 raise
             f.seek(0)
-            holder = f.read().strip() or "unknown"
-            raise PipelineBusyError(
-                f"another run of this pipeline is in progress (pid {holder}, lock {path}); "
-                "wait for it to finish, or give this run another output_dir") from None
+            raise PipelineBusyError(busy_message.format(holder=f.read().strip() or "unknown", path=path)) from None
         f.seek(0)
         f.truncate()
         f.write(str(os.getpid()))
@@ -123,8 +129,9 @@ def summarize(config: PipelineConfig, since: float = 0.0) -> dict:
         if os.path.exists(summary["metrics_json"]):
             with open(summary["metrics_json"]) as f:
                 metrics = json.load(f)
-            summary.update(blessed=metrics["blessed"], reason=metrics["reason"], fid=metrics["candidate"]["fid"],
-                           fid_floor=metrics["candidate"]["fid_floor"])
+            summary.update(blessed=metrics["blessed"], reason=metrics["reason"])
+            if metrics.get("candidate"):  # absent when the trainer found nothing new to train on
+                summary.update(fid=metrics["candidate"]["fid"], fid_floor=metrics["candidate"]["fid_floor"])
     pushed = outputs.get("PushedModel")
     if pushed is not None:
         summary["pushed_model_artifact"] = pushed.uri

@@ -52,8 +52,8 @@ STARTS = {
     "GanTrainer": "training ",                    # train_gan's first line
     "GanTrainer after a checkpoint": f"step {3 * CHECKPOINT_EVERY}/{STEPS}",  # logged, then saved
     "ReferenceStatsGen": "trained ",              # train_gan's last line; ReferenceStatsGen is next
-    "GanEvaluator": "[reference] extractor",      # ReferenceStatsGen's last line
-    "Pusher": "blessed: FID",                     # the evaluator's decision (blessed or not)
+    "GanEvaluator": "[reference] done",           # ReferenceStatsGen's last line
+    "Pusher": "blessed: ",                        # the evaluator's decision ("blessed: ", "not blessed: ")
 }
 KILL_POINTS = [
     ("GanTrainer", 5.0), ("GanTrainer", 15.0), ("GanTrainer", 30.0), ("GanTrainer", 45.0),
@@ -95,11 +95,11 @@ def write_config(root, name: str = "gan-faults") -> str:
 
 
 class GanRun:
-    """`./gan run` in its own process group, its output collected line by line."""
+    """`./gan run` (or another ``command``) in its own process group, its output collected line by line."""
 
-    def __init__(self, config_path: str, *extra: str):
+    def __init__(self, config_path: str, *extra: str, command: str = "run"):
         self.lines: list[str] = []
-        self.proc = subprocess.Popen([GAN, "run", "--config", config_path, *extra], cwd=REPO,
+        self.proc = subprocess.Popen([GAN, command, "--config", config_path, *extra], cwd=REPO,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -141,7 +141,7 @@ def assert_push_dir_sound(push_dir: str) -> list[int]:
     """Only complete, loadable versions; no temporary or partial folders; returns the versions."""
     import tensorflow as tf
 
-    entries = sorted(os.listdir(push_dir)) if os.path.isdir(push_dir) else []
+    entries = sorted(e for e in os.listdir(push_dir) if e != layout.RUNS_DIR) if os.path.isdir(push_dir) else []
     versions = [v for v, _ in layout.list_versions(push_dir)]
     assert sorted(str(v) for v in versions) == [e for e in entries], f"unexpected entries in {push_dir}: {entries}"
     for version, path in layout.list_versions(push_dir):
@@ -164,7 +164,7 @@ def assert_every_push_was_blessed(output_dir: str, push_dir: str) -> None:
         props = artifact.custom_properties
         if props.get("pushed") and props["pushed"].int_value == 1:
             pushed[str(props["pushed_version"].string_value)] = artifact.id
-    for version in os.listdir(push_dir):
+    for version in (e for e in os.listdir(push_dir) if e != layout.RUNS_DIR):
         assert version in pushed, f"version {version} in {push_dir} has no Pusher record: {sorted(pushed)}"
         events = store.get_events_by_artifact_ids([pushed[version]])
         execution_ids = [e.execution_id for e in events]

@@ -84,3 +84,45 @@ def test_a_full_disk_fails_the_publish_cleanly(tiny_serving_model, tmp_path):
         assert os.listdir(base) == []  # no version, no partial folder
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+# --------------------------------------------------------------------------- history, pruning, rollback
+def test_run_records_are_listed_newest_first_and_updated_in_place(tmp_path):
+    base = str(tmp_path / "push")
+    first = layout.write_run_record(base, "20261123T100000Z-1", {"time": "20261123T100000Z", "pushed_version": None})
+    layout.write_run_record(base, "20261123T110000Z-2", {"time": "20261123T110000Z", "pushed_version": None})
+    layout.update_run_record(first, pushed_version=5)
+    records = layout.read_run_records(base)
+    assert [r["time"] for r in records] == ["20261123T110000Z", "20261123T100000Z"]
+    assert records[1]["pushed_version"] == 5
+    assert layout.list_versions(base) == []  # records are not versions (TF Serving ignores ".runs" too)
+    assert layout.read_run_records(str(tmp_path / "missing")) == []
+
+
+def test_published_versions_carry_the_lineage_and_old_ones_are_pruned(tiny_serving_model, tmp_path):
+    base = str(tmp_path / "push")
+    for second in (100, 200, 300, 400):
+        layout.publish_version(tiny_serving_model, base, clock=lambda s=second: s,
+                               metadata={"lineage": {"spans": [second // 100]}})
+    assert layout.read_metadata(os.path.join(base, "300"))["lineage"] == {"spans": [3]}
+    assert layout.read_metadata(os.path.join(base, "300"))["latent_dim"]  # the model's own fields stay
+    removed = layout.prune_versions(base, keep=2, protect=(100,))
+    assert sorted(removed) == [os.path.join(base, "200")]
+    assert [v for v, _ in layout.list_versions(base)] == [400, 300, 100]
+    with pytest.raises(ValueError, match="keep must be >= 1"):
+        layout.prune_versions(base, keep=0)
+
+
+def test_rollback_serves_an_earlier_version_as_the_newest(tiny_serving_model, tmp_path):
+    from pipeline.rollback import rollback
+
+    base = str(tmp_path / "push")
+    layout.publish_version(tiny_serving_model, base, clock=lambda: 100, metadata={"lineage": {"spans": [1]}})
+    layout.publish_version(tiny_serving_model, base, clock=lambda: 200, metadata={"lineage": {"spans": [2]}})
+    new_version, path = rollback(base, 100)
+    assert layout.find_latest_usable(base) == (int(new_version), path)
+    lineage = layout.read_metadata(path)["lineage"]
+    assert lineage["spans"] == [1] and lineage["rolled_back_from"] == 100
+    assert layout.read_run_records(base)[0]["pushed_version"] == int(new_version)
+    with pytest.raises(ValueError, match="no version 999 under .*; versions: "):
+        rollback(base, 999)

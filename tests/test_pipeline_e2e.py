@@ -20,6 +20,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from components import layout
 from components.layout import list_versions as serving_versions
 from components.validation_gate import DataValidationError
 from data.digits import digits_28x28
@@ -101,6 +102,22 @@ def test_second_run_with_same_inputs_is_all_cache_hits(setup):
     assert len(serving_versions(config.push_destination)) == 1
 
 
+def test_rerun_without_caching_and_nothing_new_does_not_train(setup):
+    # What a scheduled run on Kubeflow (caching off) does when no new data arrived: the trainer
+    # finds the serving version was trained on the same spans, files and options, and stops.
+    config, _ = setup
+    served_before = serving_versions(config.push_destination)
+    summary = run_pipeline(dataclasses.replace(config, enable_cache=False))
+    states = {c["component"]: c["state"] for c in summary["components"]}
+    assert all(state == "COMPLETE" for state in states.values()), states
+    assert summary["blessed"] is False
+    assert summary["reason"].startswith(f"not trained: no new data since version {served_before[0][0]} (spans 1, ")
+    assert serving_versions(config.push_destination) == served_before
+    newest_record = layout.read_run_records(config.push_destination)[0]
+    assert newest_record["reason"] == summary["reason"] and newest_record["pushed_version"] is None
+    assert newest_record["metrics"] is None and newest_record["spans"] == [1]
+
+
 def test_worse_generator_is_not_pushed(setup):
     config, _ = setup
     served_before = serving_versions(config.push_destination)
@@ -118,6 +135,11 @@ def test_worse_generator_is_not_pushed(setup):
         for record in (metrics["baseline"], metrics["candidate"]):
             assert np.isfinite(record["scores"]["domain_cnn"][name]["mean"])
     assert serving_versions(config.push_destination) == served_before
+    # The history: the first run pushed its version with its lineage; this one was recorded too.
+    first_run = layout.read_run_records(config.push_destination)[-1]
+    assert first_run["pushed_version"] == served_before[0][0] and first_run["blessed"] is True
+    lineage = layout.read_metadata(served_before[0][1])["lineage"]
+    assert lineage["spans"] == [1] and lineage["parent_version"] is None and lineage["metrics"]["domain_cnn_fid"] > 0
 
 
 def test_new_span_warm_starts_from_the_serving_generator(setup):
@@ -134,6 +156,8 @@ def test_new_span_warm_starts_from_the_serving_generator(setup):
     states = {c["component"]: c["state"] for c in summary["components"]}
     assert states["ImageExampleGen"] == "COMPLETE" and states["GanTrainer"] == "COMPLETE"
     assert summary["warm_started_from"] == served[1]  # the weights of the version serving now
+    record = layout.read_run_records(config.push_destination)[0]
+    assert record["spans"] == [5] and record["parent_version"] == served[0] and record["metrics"]
 
 
 def test_anomalies_stop_the_run_before_training(setup):
