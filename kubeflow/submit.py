@@ -8,9 +8,10 @@ outputs (without one, KFP would use the cluster's default root).
 
 Each run ingests the newest span-<N>/ under <root>/data/<pipeline>/: ImageExampleGen resolves the
 span when it runs, and the compiled spec never lets KFP's cache answer for it (its cache key is its
-parameters and command, the same whatever spans exist). Since that task runs every time, the tasks
-after it get new input artifacts, so on KFP a scheduled run retrains even when no span was added:
-warm-started from the serving generator, and pushed only when GanEvaluator blesses the result.
+parameters and command, the same whatever spans exist). Since that task runs every time, every task
+after it gets new input artifacts, hence a new cache key: KFP's cache skips only ImportSchemaGen,
+the one task without input artifacts. TFX's own cache, which skips unchanged components under
+./gan run, does not apply: it lives in the ML Metadata of TFX's runners, which KFP v2 does not use.
 """
 from __future__ import annotations
 
