@@ -460,6 +460,8 @@ def launch(package: str, root: str, local_dir: str, *, vertex: bool = False, run
     """Runs every task of the spec; returns the launch record (also written to <run folder>/launch.json).
     Raises LaunchError for a spec that cannot run; a failed task is recorded, and the record's
     ``state`` is FAILED."""
+    if not root.startswith(tuple(REMOTE_SCHEMES)):
+        raise LaunchError(f"--root must be a gs:// or s3:// URI (the one the spec was compiled with), got {root!r}")
     spec = load_spec(package)
     order = dependency_order(spec)
     containers = containers_of(spec)

@@ -438,3 +438,5 @@ def test_launcher_refuses_what_is_not_a_runnable_spec(tmp_path):
             launcher.dependency_order(launcher.load_spec(str(package)))
     with pytest.raises(launcher.LaunchError, match="file not found"):
         launcher.load_spec(str(tmp_path / "missing.yaml"))
+    with pytest.raises(launcher.LaunchError, match="--root must be a gs:// or s3:// URI"):
+        launcher.launch(str(package), "/tmp/gan", str(tmp_path / "local"))
