@@ -55,13 +55,16 @@ def image_key(encoded_image: bytes) -> str:
 
 
 def stratified_halves(keys: list[str], labels: np.ndarray) -> np.ndarray:
-    """Boolean mask of the second half: within each label, items ordered by key alternate
-    between the halves (first half gets the first, third, ... of each label)."""
+    """Boolean mask of the second half: within each label, items ordered by key alternate between
+    the halves, and a label with an odd count gives its extra item to the half that is behind, so
+    the halves differ by at most one item overall and per label."""
     labels = np.asarray(labels)
     second = np.zeros(len(keys), dtype=bool)
+    offset = 0
     for label in np.unique(labels):
         members = sorted(np.flatnonzero(labels == label), key=lambda i: keys[i])
-        second[members[1::2]] = True
+        second[members[1 - offset::2]] = True
+        offset = (offset + len(members)) % 2
     return second
 
 
@@ -185,8 +188,9 @@ def build_reference(*, train_files: list[str], eval_files: list[str], image_shap
     floor_mask = stratified_halves(keys, held_out_labels)
     floor_images, reference_images = held_out[floor_mask], held_out[~floor_mask]
     if min(len(floor_images), len(reference_images)) < MIN_FLOOR_IMAGES:
-        raise ValueError(f"the held-out split has {len(held_out)} images; the evaluation needs at least "
-                         f"{2 * MIN_FLOOR_IMAGES} (two halves of {MIN_FLOOR_IMAGES}): hold out more data")
+        raise ValueError(f"the held-out split has {len(held_out)} images, cut by class into halves of "
+                         f"{len(reference_images)} and {len(floor_images)}; the evaluation needs at least "
+                         f"{MIN_FLOOR_IMAGES} in each: add images or raise data.eval_buckets")
     n = min(num_samples, len(floor_images))
     if n < num_samples:
         log(f"[reference] N = {n}: the floor half of the held-out split has {len(floor_images)} images "

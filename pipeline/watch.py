@@ -5,7 +5,8 @@ handled is there and its files have not changed for ``--settle_s`` seconds (a co
 is not ingested half-written), it runs the pipeline once (which ingests the newest span, or the
 window ``data.spans`` selects) and records the span as handled in ``<output_dir>/watch_state.json``,
 whatever the run decided: pushed, not blessed, or stopped by validation (a bad span is reported
-once, not retried every poll; fix it by adding a new span). Spans that arrive during a run are
+once, not retried every poll; fix it by adding a new span). Any other failure is retried at the
+next polls, MAX_ATTEMPTS times in all, then recorded as failed. Spans that arrive during a run are
 picked up by the next poll; several spans that arrive together are handled by one run.
 
 One watcher per pipeline: it holds ``<output_dir>/.watch.lock``, so a second watcher on the same
@@ -24,6 +25,7 @@ import sys
 import time
 
 STATE_FILENAME = "watch_state.json"
+MAX_ATTEMPTS = 3
 WATCH_LOCK_FILENAME = ".watch.lock"
 _SPAN_RE = re.compile(r"^span-(\d+)$")
 
@@ -97,6 +99,14 @@ class Watcher:
             return False
         except (IngestionError, DataValidationError) as e:
             outcome = f"stopped: {type(e).__name__}: {e}"
+        except Exception as e:  # a failure of the run itself: retried, then recorded
+            attempts = state.setdefault("attempts", {}).get(str(span), 0) + 1
+            state["attempts"][str(span)] = attempts
+            outcome = f"failed ({attempts} of {MAX_ATTEMPTS} attempts): {type(e).__name__}: {e}"
+            if attempts < MAX_ATTEMPTS:
+                write_state(self.config.output_dir, state)
+                self.log(f"[watch] span-{span}: {outcome}; retrying at the next poll")
+                return True
         finally:
             self.running = False
         state["handled_span"] = span
