@@ -9,3 +9,14 @@ import os
 
 os.environ["TF_USE_LEGACY_KERAS"] = "0"
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+def __getattr__(name):
+    # KFP v2's container entrypoint imports a custom artifact class from its schema title, which TFX
+    # sets to TYPE_NAME and requires in the form <namespace>.<Type>: "components.ReferenceStats".
+    # Resolved lazily, so importing this package stays light.
+    if name == "ReferenceStats":
+        from components.reference_stats_gen import ReferenceStats
+
+        return ReferenceStats
+    raise AttributeError(f"module 'components' has no attribute {name!r}")

@@ -1,19 +1,27 @@
 """ImageExampleGen: TFX's FileBasedExampleGen with an executor that ingests image folders,
 Keras-MNIST-style .npz files and TFRecords (see data/ingest.py for the layouts and checks).
 
-Span selection (``span-{SPAN}/*``), fingerprints and hash splitting are TFX's own. TFX resolves the
-span in ExampleGen's driver, which LocalDagRunner runs but a compiled Kubeflow spec runs only as
-``lifecycle.preCacheCheck``, a hook Vertex AI runs and open-source KFP never does: there the
-executor receives the pattern itself. So the executor resolves the span when nobody has, with TFX's
-own input processor, and then turns that span's files into tf.train.Examples.
+The newest span (``span-{SPAN}/*``) and hash splitting are TFX's own. Which spans a run trains on
+is ``data.spans`` (``latest``, ``last:K``, ``all``: data/ingest.py ``select_spans``), passed as
+the component's ``custom_config``; the ``input_fingerprint`` covers every file of those spans
+(path, size, content), where TFX's covers only the entries directly under the span folder (the
+class folders), so an image added to or replaced in a span is seen. The Examples artifact records
+the spans as the custom property ``spans`` (a JSON list).
+
+TFX resolves the span in ExampleGen's driver, which LocalDagRunner runs but a compiled Kubeflow
+spec runs only as ``lifecycle.preCacheCheck``, a hook Vertex AI runs and open-source KFP never
+does: there the executor receives the pattern itself. So both our driver and our executor call
+``resolve_spans``; the executor's call is a no-op when the driver has run.
 """
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
 import apache_beam as beam
 import tensorflow as tf
+from google.protobuf import struct_pb2
 from tfx.components.example_gen import base_example_gen_executor, input_processor, utils
 from tfx.components.example_gen import driver as example_gen_driver
 from tfx.components.example_gen.component import FileBasedExampleGen
@@ -29,20 +37,48 @@ from data import ingest
 @beam.typehints.with_input_types(beam.Pipeline)
 @beam.typehints.with_output_types(tf.train.Example)
 def _ImagesToExample(pipeline: beam.Pipeline, exec_properties: dict[str, Any], split_pattern: str):
-    # The split pattern is "span-<N>/*" (the span already resolved): its folder is the span.
-    span_dir = os.path.dirname(os.path.join(exec_properties["input_base"], split_pattern))
+    # The split pattern is "span-<N>/*" (the span already resolved): N is the newest span.
+    input_base = exec_properties["input_base"]
+    spans = selected_spans(exec_properties, newest_span_in(split_pattern))
     # The scan reads and checks every image up front so that a bad file fails the run by name
     # before anything is written; the Beam stages then read and serialise in parallel.
-    records = ingest.scan(span_dir)
+    records = ingest.scan_spans(input_base, spans) if len(spans) > 1 else \
+        ingest.scan(os.path.join(input_base, f"span-{spans[0]}"))
     return (pipeline
             | "ListImages" >> beam.Create(records, reshuffle=False)
             | "ToExample" >> beam.Map(ingest.to_example))
 
 
-def resolve_span(exec_properties: dict[str, Any], examples_artifact) -> dict[str, Any]:
-    """What TFX's ExampleGen driver does before the executor runs: the newest span (and version), its
-    fingerprint, the split patterns with the span filled in, and the span on the output artifact.
-    Returns the updated exec_properties; a no-op when a driver has already resolved the span."""
+def newest_span_in(split_pattern: str) -> int:
+    """N of a resolved pattern ``span-<N>/*``."""
+    return int(os.path.dirname(split_pattern).rsplit("span-", 1)[-1])
+
+
+def spans_config(policy: str) -> example_gen_pb2.CustomConfig:
+    """ExampleGen's custom_config (a proto Any) carrying ``data.spans``."""
+    options = struct_pb2.Struct()
+    options.update({"spans": policy})
+    config = example_gen_pb2.CustomConfig()
+    config.custom_config.Pack(options)
+    return config
+
+
+def selected_spans(exec_properties: dict[str, Any], newest: int) -> list[int]:
+    """The spans ``data.spans`` (in custom_config) selects, ending at the resolved newest span."""
+    policy = "latest"
+    if exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY):
+        config, options = example_gen_pb2.CustomConfig(), struct_pb2.Struct()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.CUSTOM_CONFIG_KEY], config)
+        if config.custom_config.Unpack(options) and "spans" in options:
+            policy = options["spans"]
+    return ingest.select_spans(exec_properties[standard_component_specs.INPUT_BASE_KEY], policy, newest)
+
+
+def resolve_spans(exec_properties: dict[str, Any], examples_artifact=None) -> dict[str, Any]:
+    """What TFX's ExampleGen driver does before the executor runs: the newest span (and version),
+    the split patterns with the span filled in, the span on the output artifact; then our
+    fingerprint of every file of the selected spans. Returns the updated exec_properties; a no-op
+    when a driver has already resolved the span."""
     input_config = example_gen_pb2.Input()
     proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
     if not any(utils.SPAN_SPEC in split.pattern for split in input_config.splits):
@@ -61,25 +97,49 @@ def resolve_span(exec_properties: dict[str, Any], examples_artifact) -> dict[str
         standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(input_config),
         utils.SPAN_PROPERTY_NAME: span,
         utils.VERSION_PROPERTY_NAME: version,
-        utils.FINGERPRINT_PROPERTY_NAME: processor.get_input_fingerprint(span, version),
+        utils.FINGERPRINT_PROPERTY_NAME: ingest.fingerprint_spans(
+            exec_properties[standard_component_specs.INPUT_BASE_KEY], selected_spans(exec_properties, span)),
     }
-    example_gen_driver.update_output_artifact(resolved, examples_artifact.mlmd_artifact)
+    if examples_artifact is not None:
+        example_gen_driver.update_output_artifact(resolved, examples_artifact.mlmd_artifact)
     return resolved
+
+
+class Driver(example_gen_driver.FileBasedDriver):
+    """TFX's driver (LocalDagRunner, Vertex's preCacheCheck) with our span selection and
+    fingerprint, which TFX's cache key then includes."""
+
+    def resolve_exec_properties(self, exec_properties, pipeline_info, component_info):
+        return resolve_spans(exec_properties)
 
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
     def Do(self, input_dict, output_dict, exec_properties: dict[str, Any]) -> None:
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
-        super().Do(input_dict, output_dict, resolve_span(exec_properties, examples))
+        resolved = resolve_spans(exec_properties, examples)
+        input_config = example_gen_pb2.Input()
+        proto_utils.json_to_proto(resolved[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+        spans = selected_spans(resolved, newest_span_in(input_config.splits[0].pattern))
+        examples.set_string_custom_property("spans", json.dumps(spans))
+        super().Do(input_dict, output_dict, resolved)
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
         return _ImagesToExample
 
 
-def ImageExampleGen(input_base: str, eval_buckets: int = 1, train_buckets: int = 4, span_pattern: str = "span-{SPAN}/*"):
-    """An ExampleGen over ``<input_base>/span-<N>/``, the newest span, split train:eval by hash."""
-    return FileBasedExampleGen(
+class ImageExampleGenComponent(FileBasedExampleGen):
+    """FileBasedExampleGen with our driver (span selection, fingerprint) and executor."""
+
+    DRIVER_CLASS = Driver
+
+
+def ImageExampleGen(input_base: str, eval_buckets: int = 1, train_buckets: int = 4, span_pattern: str = "span-{SPAN}/*",
+                    spans: str = "latest"):
+    """An ExampleGen over ``<input_base>/span-<N>/``: the spans ``spans`` selects (ending at the
+    newest), split train:eval by hash."""
+    return ImageExampleGenComponent(
         input_base=input_base,
+        custom_config=spans_config(spans),
         input_config=example_gen_pb2.Input(splits=[
             example_gen_pb2.Input.Split(name="images", pattern=span_pattern)]),
         output_config=example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[

@@ -16,7 +16,9 @@ import os
 
 from components.hashing import stable_hash
 
-_SOURCE_DIRS = ("components", "pipeline", "data")
+# What the components run: the same files in a clone and in the Kubeflow image (which has no
+# pipeline/ and only data/ingest.py of data/).
+_SOURCES = ("components", os.path.join("data", "ingest.py"))
 
 
 def config_hash(training_json: str) -> str:
@@ -26,18 +28,22 @@ def config_hash(training_json: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """A hash of the project's Python sources: the same in a clone, a container image or a wheel,
-    where no git metadata may exist."""
+    """A hash of the Python sources the components run: the same in a clone and in the container
+    image, where no git metadata exists."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    paths = []
+    for source in _SOURCES:
+        if source.endswith(".py"):
+            paths.append(os.path.join(root, source))
+            continue
+        for directory, subdirs, files in os.walk(os.path.join(root, source)):
+            subdirs[:] = [d for d in subdirs if d != "__pycache__"]
+            paths += [os.path.join(directory, f) for f in files if f.endswith(".py")]
     digest = hashlib.sha256()
-    for folder in _SOURCE_DIRS:
-        for directory, subdirs, files in sorted(os.walk(os.path.join(root, folder))):
-            subdirs.sort()
-            for name in sorted(f for f in files if f.endswith(".py")):
-                path = os.path.join(directory, name)
-                digest.update(os.path.relpath(path, root).encode())
-                with open(path, "rb") as f:
-                    digest.update(f.read())
+    for path in sorted(paths):
+        digest.update(os.path.relpath(path, root).encode())
+        with open(path, "rb") as f:
+            digest.update(f.read())
     return digest.hexdigest()[:12]
 
 

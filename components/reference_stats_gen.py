@@ -17,8 +17,8 @@ class ReferenceStats(tfx.dsl.Artifact):
     """Feature extractor + feature statistics of the held-out real images (components/reference.py)."""
 
     # KFP v2's container entrypoint imports a custom artifact class from its schema title, which
-    # TFX sets to TYPE_NAME: it must be this class's importable module path inside the image.
-    TYPE_NAME = "components.reference_stats_gen.ReferenceStats"
+    # TFX sets to TYPE_NAME in the form <namespace>.<Type>: components/__init__.py re-exports it.
+    TYPE_NAME = "components.ReferenceStats"
 
 
 @tfx.dsl.components.component(use_beam=True)

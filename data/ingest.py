@@ -27,6 +27,10 @@ Layouts of one span folder (``<input_base>/span-<N>/``):
   tfrecord  ``*.tfrecord``/``*.tfrecords``/``*.gz`` files of tf.train.Example in the project's
             format (``components/gan/example_format.py``); plain or gzip-compressed.
 
+Which spans a run trains on is ``data.spans`` (``select_spans``): the newest (``latest``), the
+newest K (``last:K``) or ``all``; ``fingerprint_spans`` hashes every file of them (path, size,
+content), so any change to a span is seen.
+
 Hidden files and folders (names starting with ".") are ignored. Every other problem is an
 ``IngestionError`` whose one-line message names the files or folders.
 """
@@ -34,6 +38,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import hashlib
 import io
 import os
 import re
@@ -113,6 +118,66 @@ def detect_format(files: list[str]) -> str:
         raise IngestionError("a span must hold one kind of input, found: "
                              + ", ".join(f"{k} ({len(v)} files)" for k, v in sorted(kinds.items())))
     return next(iter(kinds))
+
+
+_SPAN_DIR = re.compile(r"^span-(\d+)/?$")
+
+
+def parse_span_policy(policy: str) -> int | None:
+    """``latest`` -> 1, ``last:K`` -> K, ``all`` -> None (every span); anything else: ValueError."""
+    policy = str(policy).strip()
+    if policy == "latest":
+        return 1
+    if policy == "all":
+        return None
+    match = re.fullmatch(r"last:\s*([0-9]+)", policy)
+    if match and int(match.group(1)) >= 1:
+        return int(match.group(1))
+    raise ValueError(f"expected latest, last:K (K >= 1) or all, got {policy!r}")
+
+
+def available_spans(input_base: str) -> list[int]:
+    """The span numbers of ``<input_base>/span-<N>/`` folders, ascending."""
+    if not tf.io.gfile.isdir(input_base):
+        return []
+    return sorted(int(m.group(1)) for m in map(_SPAN_DIR.match, tf.io.gfile.listdir(input_base)) if m)
+
+
+def select_spans(input_base: str, policy: str, newest: int | None = None) -> list[int]:
+    """The spans ``policy`` selects, ascending, ending at ``newest`` (default: the newest there)."""
+    window = parse_span_policy(policy)
+    spans = [s for s in available_spans(input_base) if newest is None or s <= newest]
+    if not spans:
+        raise IngestionError(f"no span-<N> folders in {input_base}")
+    return spans if window is None else spans[-window:]
+
+
+def fingerprint_spans(input_base: str, spans: list[int]) -> str:
+    """A hash of every file of the spans: relative path, size and content (a replaced image of the
+    same size changes it too; hidden files are ignored, as ingestion ignores them)."""
+    digest = hashlib.sha256()
+    for span in spans:
+        span_dir = os.path.join(input_base, f"span-{span}")
+        for path in list_input_files([span_dir]):
+            with tf.io.gfile.GFile(path, "rb") as f:
+                content = f.read()
+            digest.update(f"{os.path.relpath(path, input_base)}\0{len(content)}\0".encode())
+            digest.update(hashlib.sha256(content).digest())
+    return f"spans:{','.join(map(str, spans))},sha256:{digest.hexdigest()}"
+
+
+def scan_spans(input_base: str, spans: list[int]) -> list[ImageRecord]:
+    """``scan`` of several spans, which must agree on image shape and labelling."""
+    records = [r for span in spans for r in scan(os.path.join(input_base, f"span-{span}"))]
+    _check_consistent_shapes(records)
+    if len({r.label is None for r in records}) > 1:
+        raise IngestionError(f"spans {spans} mix labelled and unlabelled images")
+    label_of = {}
+    for r in records:
+        if r.class_name is not None and label_of.setdefault(r.class_name, r.label) != r.label:
+            raise IngestionError(f"class folder '{r.class_name}' is label {label_of[r.class_name]} in one span and "
+                                 f"{r.label} in another: spans {spans} hold different class folders")
+    return records
 
 
 def scan(span: str) -> list[ImageRecord]:

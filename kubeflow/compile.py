@@ -21,7 +21,6 @@ not implemented yet"), so GanTrainer and GanEvaluator find the serving generator
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import math
 import os
@@ -62,22 +61,6 @@ def beam_args(resources: TaskResources) -> list[str]:
     return [f"--direct_running_mode={mode}", f"--direct_num_workers={workers}"]
 
 
-@contextlib.contextmanager
-def _module_path_artifact_titles():
-    # TFX 1.16's compiler accepts custom artifact titles of the form <namespace>.<Type> only
-    # (compiler_utils._SCHEMA_TITLE_RE), while its container entrypoint imports the class by that
-    # title. ReferenceStats' title is its module path, which the entrypoint imports but the check
-    # refuses: let dotted module paths through for this compile.
-    from tfx.orchestration.kubeflow.v2 import compiler_utils
-
-    original = compiler_utils._SCHEMA_TITLE_RE
-    compiler_utils._SCHEMA_TITLE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*\.[A-Z][A-Za-z0-9_]*$")
-    try:
-        yield
-    finally:
-        compiler_utils._SCHEMA_TITLE_RE = original
-
-
 def compile_pipeline(config_path: str, root: str, image: str, out_path: str, overrides: dict | None = None,
                      spec_version: str = "2.1") -> str:
     if spec_version not in SPEC_VERSIONS:
@@ -106,8 +89,7 @@ def compile_pipeline(config_path: str, root: str, image: str, out_path: str, ove
     runner_config = tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
         default_image=image, default_commands=CONTAINER_COMMAND, use_pipeline_spec_2_1=spec_version == "2.1")
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(config=runner_config)
-    with _module_path_artifact_titles():
-        spec = runner.run(pipeline, write_out=False)["pipelineSpec"]
+    spec = runner.run(pipeline, write_out=False)["pipelineSpec"]
 
     ResourceSpec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
     for task_id, component in tasks.items():

@@ -15,6 +15,7 @@ COMMANDS = {
     "make-data": ("data.bundled", "write a bundled dataset (digits, photo_patches) as PNG spans under data/"),
     "make-schema": ("data.schema", "write a curated TFDV schema (image size, channels, labels) for a span"),
     "compile-kfp": ("kubeflow.compile", "compile the pipeline for Kubeflow Pipelines (PipelineSpec YAML)"),
+    "launch-kfp": ("kubeflow.launcher", "run a compiled spec here as open-source KFP would (before submit-kfp)"),
     "submit-kfp": ("kubeflow.submit", "submit the compiled pipeline to KFP, once or on a cron schedule"),
     "watch": ("pipeline.watch", "run the pipeline whenever a new span arrives (polls data.input_base)"),
     "runs": ("pipeline.history", "the pipeline's runs, newest first: data, parent, metrics, decision, version pushed"),

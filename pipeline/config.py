@@ -23,15 +23,33 @@ DEFAULT_CONFIG = os.path.join(REPO_ROOT, "pipeline", "configs", "digits.yaml")
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    input_base: str = option(help="holds span-1/, span-2/, ...; the newest span is ingested")
+    input_base: str = option(help="holds span-1/, span-2/, ...")
     schema_file: str = option(help="curated TFDV schema: image size, channels, label domain")
     train_buckets: int = option(4, minimum=1, help="train:eval split by hash buckets")
     eval_buckets: int = option(1, minimum=1)
+    spans: str = option("latest", help="what a run trains on: latest (the newest span), last:K or all")
+    # 0.3: two draws of the same balanced digits differ by < 0.05; one class only is ~0.9.
+    label_drift: float | None = option(0.3, minimum=0, exclusive=True, help="largest Jensen-Shannon divergence of "
+                                       "the label distribution from the previous span; null: no check")
+    beam_args: tuple[str, ...] | None = option(None, help="Beam pipeline args for every Beam-based component "
+                                               "(local runs; null: one in-process worker)")
 
     def check(self, prefix: str) -> None:
+        from data.ingest import parse_span_policy
+
         for name in ("input_base", "schema_file"):
             if not getattr(self, name):
                 raise ConfigError(f"{prefix}.{name} is required")
+        try:
+            parse_span_policy(self.spans)
+        except ValueError as e:
+            raise ConfigError(f"{prefix}.spans: {e}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class PushConfig:
+    keep_versions: int | None = option(None, minimum=1, help="versions kept after a push (never the serving "
+                                       "one); null: all")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +125,7 @@ class PipelineConfig:
     output_dir: str                   # pipeline root, metadata DB, checkpoints and caches
     enable_cache: bool = True
     kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
+    push: PushConfig = dataclasses.field(default_factory=PushConfig)
 
     @property
     def pipeline_root(self) -> str:
@@ -119,6 +138,11 @@ class PipelineConfig:
     @property
     def cache_dir(self) -> str:
         return os.path.join(self.output_dir, "cache")
+
+    @property
+    def statistics_store(self) -> str:
+        """Every accepted span's statistics, for the drift check (components/drift.py)."""
+        return os.path.join(self.pipeline_root, "span_statistics")
 
     def training_json(self) -> str:
         return json.dumps(self.training.to_dict(), sort_keys=True)
@@ -175,7 +199,7 @@ def load_config(path: str = DEFAULT_CONFIG, overrides: dict | None = None) -> Pi
 
 def parse_config(raw: dict) -> PipelineConfig:
     top = {"pipeline_name", "data", "training", "evaluation", "push_destination", "output_dir", "enable_cache",
-           "kubeflow"}
+           "kubeflow", "push"}
     unknown = sorted(set(raw) - top)
     if unknown:
         raise ConfigError(f"unknown top-level key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(top))}")
@@ -207,6 +231,7 @@ def parse_config(raw: dict) -> PipelineConfig:
         output_dir=_resolve(raw["output_dir"]),
         enable_cache=enable_cache,
         kubeflow=KubeflowConfig.from_dict(raw.get("kubeflow")),
+        push=parse_options(PushConfig, raw.get("push"), "push"),
     )
 
 

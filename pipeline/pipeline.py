@@ -1,17 +1,20 @@
 """The TFX pipeline: wiring only. Components live in components/, settings in the config file.
 
-ImageExampleGen -> StatisticsGen -> ImportSchemaGen (curated schema) -> ExampleValidator
--> GanTrainer (refuses to start on anomalies)
+ImageExampleGen (the spans data.spans selects) -> StatisticsGen -> ImportSchemaGen (curated schema)
+-> ExampleValidator -> DriftValidator (vs the previous span)
+-> GanTrainer (refuses to start on anomalies; stops early when nothing is new)
 -> ReferenceStatsGen (real-data feature statistics, once per span) -> GanEvaluator (blessing)
 -> Pusher (with an executor that publishes each version atomically)
 """
 from __future__ import annotations
 
+import json
 import os
 
 from tfx import v1 as tfx
 
 from components.atomic_pusher import AtomicPusher
+from components.drift_validator import DriftValidator
 from components.gan_evaluator import GanEvaluator
 from components.gan_trainer import GanTrainer
 from components.image_example_gen import ImageExampleGen
@@ -25,13 +28,22 @@ LOCAL_BEAM_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
 def create_pipeline(config: PipelineConfig, metadata_connection_config=None,
                     beam_pipeline_args: list[str] | None = None) -> tfx.dsl.Pipeline:
-    """The pipeline; ``beam_pipeline_args`` None means LOCAL_BEAM_ARGS, [] none at the pipeline level."""
+    """The pipeline; ``beam_pipeline_args`` None means ``data.beam_args`` or else LOCAL_BEAM_ARGS, [] none
+    at the pipeline level."""
     example_gen = ImageExampleGen(config.data.input_base, eval_buckets=config.data.eval_buckets,
-                                  train_buckets=config.data.train_buckets)
+                                  train_buckets=config.data.train_buckets, spans=config.data.spans)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=config.data.schema_file)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+    drift_validator = DriftValidator(
+        examples=example_gen.outputs["examples"],
+        statistics=statistics_gen.outputs["statistics"],
+        schema=schema_gen.outputs["schema"],
+        anomalies=example_validator.outputs["anomalies"],
+        thresholds=json.dumps({"label": config.data.label_drift}),
+        statistics_store=config.statistics_store,
+    )
 
     trainer = GanTrainer(
         examples=example_gen.outputs["examples"],
@@ -41,6 +53,7 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None,
         checkpoint_root=os.path.join(config.output_dir, "checkpoints"),
         push_destination=config.push_destination,  # where a warm start finds the serving generator
     )
+    trainer.add_upstream_node(drift_validator)  # a drifted span stops the run before training
     reference_stats_gen = ReferenceStatsGen(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
@@ -61,14 +74,16 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None,
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.push_destination)),
+        custom_config={"keep_versions": config.push.keep_versions},
     ).with_id("Pusher")
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, trainer, reference_stats_gen,
-                    evaluator, pusher],
+        components=[example_gen, statistics_gen, schema_gen, example_validator, drift_validator, trainer,
+                    reference_stats_gen, evaluator, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=LOCAL_BEAM_ARGS if beam_pipeline_args is None else beam_pipeline_args,
+        beam_pipeline_args=(list(config.data.beam_args or LOCAL_BEAM_ARGS) if beam_pipeline_args is None
+                            else beam_pipeline_args),
     )

@@ -25,7 +25,7 @@ from kubeflow import image, kfp_cache, submit
 from pipeline.config import REPO_ROOT, load_config
 
 ROOT = "gs://bucket/gan"
-TASKS = {"ImageExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "GanTrainer",
+TASKS = {"ImageExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "DriftValidator", "GanTrainer",
          "ReferenceStatsGen", "GanEvaluator", "Pusher"}
 BEAM_TASKS = {"ImageExampleGen", "StatisticsGen", "ReferenceStatsGen"}
 
@@ -294,7 +294,7 @@ def test_entrypoint_restores_the_input_types_oss_kfp_drops():
 def test_example_gen_resolves_the_newest_span_itself(tmp_path):
     from tfx.types import standard_artifacts
 
-    from components.image_example_gen import resolve_span
+    from components.image_example_gen import resolve_spans
 
     for span in (1, 3, 2):
         (tmp_path / f"span-{span}").mkdir()
@@ -302,11 +302,11 @@ def test_example_gen_resolves_the_newest_span_itself(tmp_path):
     exec_properties = {"input_base": str(tmp_path), "output_data_format": 6,
                        "input_config": json.dumps({"splits": [{"name": "images", "pattern": "span-{SPAN}/*"}]})}
     examples = standard_artifacts.Examples()
-    resolved = resolve_span(exec_properties, examples)
+    resolved = resolve_spans(exec_properties, examples)
     assert json.loads(resolved["input_config"])["splits"][0]["pattern"] == "span-3/*"
-    assert resolved["span"] == 3 and "num_files:1,total_bytes:3" in resolved["input_fingerprint"]
+    assert resolved["span"] == 3 and resolved["input_fingerprint"].startswith("spans:3,sha256:")
     assert examples.get_int_custom_property("span") == 3
-    assert resolve_span(resolved, standard_artifacts.Examples()) is resolved  # a driver already did it
+    assert resolve_spans(resolved, standard_artifacts.Examples()) is resolved  # a driver already did it
 
 
 # --------------------------------------------------------------------------- the image
@@ -394,7 +394,7 @@ def test_driver_refuses_constant_value_unless_vertex(tmp_path):
     task, component = spec.root.dag.tasks["ImageExampleGen"], spec.components["ImageExampleGen"]
     run = {"id": "r", "name": "run-r", "display_name": "gan-digits", "dag_execution_id": 1}
     with pytest.raises(launcher.LaunchError, match=re.escape(
-            "task ImageExampleGen: failed to resolve inputs: resolving input parameter input_base: param runtime "
+            "task ImageExampleGen: failed to resolve inputs: resolving input parameter custom_config: param runtime "
             "value spec of type *pipelinespec.ValueOrRuntimeParameter_ConstantValue not implemented")):
         launcher.resolve_inputs("ImageExampleGen", task, component, {}, run, vertex=False)
     inputs = launcher.resolve_inputs("ImageExampleGen", task, component, {}, run, vertex=True)

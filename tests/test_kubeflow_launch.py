@@ -66,7 +66,7 @@ def test_spec_2_0_fails_in_the_oss_driver(setup, tmp_path):
     launched = subprocess.run([sys.executable, "-m", "kubeflow.launcher", "--package", specs["2.0"], "--root", ROOT,
                                "--local_dir", str(tmp_path)], cwd=REPO_ROOT, capture_output=True, text=True)
     assert launched.returncode == 1, launched.stdout + launched.stderr
-    assert ("task ImageExampleGen: failed to resolve inputs: resolving input parameter input_base: "
+    assert ("task ImageExampleGen: failed to resolve inputs: resolving input parameter custom_config: "
             + DRIVER_MESSAGE) in launched.stdout
     (run_dir,) = os.listdir(os.path.join(tmp_path, "runs"))
     with open(os.path.join(tmp_path, "runs", run_dir, "launch.json")) as f:

@@ -30,7 +30,7 @@ from pipeline.local_runner import run_pipeline
 
 pytestmark = pytest.mark.slow
 
-ALL_COMPONENTS = {"ImageExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
+ALL_COMPONENTS = {"ImageExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "DriftValidator",
                   "GanTrainer", "ReferenceStatsGen", "GanEvaluator", "Pusher"}
 
 
@@ -149,7 +149,8 @@ def test_new_span_warm_starts_from_the_serving_generator(setup):
     fresh = np.concatenate([np.flatnonzero(labels == c)[30:60] for c in range(10)])  # 300 new digits
     write_span(data_dir, 5, images[fresh], labels[fresh])
     try:
-        retrain = dataclasses.replace(config, training=config.training.replace(train_steps=10, warm_start=True))
+        retrain = dataclasses.replace(config, training=config.training.replace(train_steps=10, warm_start=True),
+                                      data=dataclasses.replace(config.data, spans="last:2"))
         summary = run_pipeline(retrain)
     finally:
         shutil.rmtree(os.path.join(data_dir, "span-5"))
@@ -157,7 +158,24 @@ def test_new_span_warm_starts_from_the_serving_generator(setup):
     assert states["ImageExampleGen"] == "COMPLETE" and states["GanTrainer"] == "COMPLETE"
     assert summary["warm_started_from"] == served[1]  # the weights of the version serving now
     record = layout.read_run_records(config.push_destination)[0]
-    assert record["spans"] == [5] and record["parent_version"] == served[0] and record["metrics"]
+    assert record["spans"] == [1, 5] and record["parent_version"] == served[0] and record["metrics"]
+
+
+def test_a_drifted_span_stops_before_training(setup):
+    config, data_dir = setup
+    served_before = serving_versions(config.push_destination)
+    images, labels = digits_28x28()
+    # 100 new images, 90 zeros and 10 ones: fits the schema (labels 0-9), not the label mix.
+    skewed = np.concatenate([np.flatnonzero(labels == 0)[60:150], np.flatnonzero(labels == 1)[60:70]])
+    write_span(data_dir, 6, images[skewed], labels[skewed])
+    try:
+        with pytest.raises(DataValidationError) as error:
+            run_pipeline(config)
+    finally:
+        shutil.rmtree(os.path.join(data_dir, "span-6"))
+    message = str(error.value)
+    assert "span(s) 6 drifted from span 5" in message and "feature 'label': Jensen-Shannon divergence" in message
+    assert serving_versions(config.push_destination) == served_before
 
 
 def test_anomalies_stop_the_run_before_training(setup):

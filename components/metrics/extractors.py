@@ -1,6 +1,6 @@
 """Feature extractors by name: the space FID, KID and the k-NN metrics compare images in.
 
-``evaluation.extractor`` names one. ReferenceStatsGen builds it once per data version and saves
+``evaluation.extractors`` names them. ReferenceStatsGen builds each once per data version and saves
 it into the reference artifact; the evaluator loads that saved copy, so both sides of every FID
 see the same features (as clean-fid's ``build_feature_extractor`` picks one by name).
 

@@ -1,0 +1,118 @@
+"""Ingestion throughput: ImageExampleGen + StatisticsGen on many PNGs, Beam in-process vs 2 workers.
+
+    python -m benchmarks.ingest_throughput [--images 50000] [--out outputs/benchmarks/ingest_throughput.json]
+
+Writes ``--images`` 28x28 grayscale PNGs (the bundled digits, each shifted by a random offset so
+the files differ) as one labelled span, then runs the pipeline's own ImageExampleGen and TFX's
+StatisticsGen with LocalDagRunner twice, once per Beam setting, each in a fresh pipeline root:
+
+    in_memory          --direct_running_mode=in_memory --direct_num_workers=1 (the local default)
+    multi_processing   --direct_running_mode=multi_processing --direct_num_workers=2
+
+The same Beam arguments reach every Beam-based component through ``data.beam_args`` in the
+config. Reported: seconds and images/s per component and setting.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+
+import components  # noqa: F401  sets the Keras environment before TensorFlow is imported
+
+import numpy as np  # noqa: E402
+
+SETTINGS = {
+    "in_memory": ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
+    "multi_processing": ["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+}
+
+
+def write_shifted_digits(span_dir: str, count: int, seed: int = 0) -> None:
+    from PIL import Image
+
+    from data.digits import digits_28x28
+
+    images, labels = digits_28x28()
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        k = i % len(images)
+        shifted = np.roll(images[k], shift=(int(rng.integers(-2, 3)), int(rng.integers(-2, 3))), axis=(0, 1))
+        folder = os.path.join(span_dir, str(labels[k]))
+        os.makedirs(folder, exist_ok=True)
+        Image.fromarray(shifted).save(os.path.join(folder, f"{i:06d}.png"))
+        if (i + 1) % 10_000 == 0:
+            print(f"[ingest_throughput] wrote {i + 1} / {count} PNGs", flush=True)
+
+
+def run_ingestion(input_base: str, root: str, beam_args: list[str]) -> dict:
+    """ImageExampleGen + StatisticsGen under LocalDagRunner; returns seconds per component."""
+    from tfx import v1 as tfx
+
+    from components.image_example_gen import ImageExampleGen
+
+    example_gen = ImageExampleGen(input_base)
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    seconds = {}
+    pipeline = tfx.dsl.Pipeline(
+        pipeline_name="ingest-throughput", pipeline_root=os.path.join(root, "pipeline_root"),
+        components=[example_gen, statistics_gen], enable_cache=False, beam_pipeline_args=beam_args,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            os.path.join(root, "metadata.sqlite")))
+    started = time.perf_counter()
+    tfx.orchestration.LocalDagRunner().run(pipeline)
+    seconds["total"] = time.perf_counter() - started
+    seconds.update(component_seconds(os.path.join(root, "metadata.sqlite")))
+    return seconds
+
+
+def component_seconds(metadata_path: str) -> dict:
+    from ml_metadata.metadata_store import metadata_store
+    from tfx.orchestration import metadata
+
+    store = metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(metadata_path))
+    result = {}
+    for execution in store.get_executions():
+        node = next(c.name for c in store.get_contexts_by_execution(execution.id) if c.type == "node")
+        result[node.split(".", 1)[-1]] = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=50_000)
+    parser.add_argument("--out", default="outputs/benchmarks/ingest_throughput.json")
+    args = parser.parse_args(argv)
+    work = tempfile.mkdtemp(prefix="ingest_throughput_")
+    try:
+        input_base = os.path.join(work, "data")
+        started = time.perf_counter()
+        write_shifted_digits(os.path.join(input_base, "span-1"), args.images)
+        print(f"[ingest_throughput] {args.images} PNGs written in {time.perf_counter() - started:.0f} s", flush=True)
+        results = {}
+        for name, beam_args in SETTINGS.items():
+            seconds = run_ingestion(input_base, os.path.join(work, name), beam_args)
+            results[name] = {"beam_args": beam_args, "seconds": seconds,
+                             "images_per_second": {k: args.images / v for k, v in seconds.items() if v > 0}}
+            print(f"[ingest_throughput] {name}: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()),
+                  flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump({"benchmark": "ingest_throughput", "images": args.images, "cpu_count": os.cpu_count(),
+                   "results": results}, f, indent=2)
+    print(f"\n| setting | ImageExampleGen s (images/s) | StatisticsGen s (images/s) |\n|---|---|---|")
+    for name, result in results.items():
+        s, r = result["seconds"], result["images_per_second"]
+        print(f"| {name} | {s['ImageExampleGen']:.0f} ({r['ImageExampleGen']:.0f}) | "
+              f"{s['StatisticsGen']:.0f} ({r['StatisticsGen']:.0f}) |")
+    print(f"written {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
