@@ -261,7 +261,7 @@ def main(argv=None) -> int:
         print(f"{'conditional label accuracy':<36}{report['conditional_label_accuracy']:>12.1%}")
     print(f"{'precision / recall / novelty':<36}{report['precision']:>6.2f} / {report['recall']:.2f} / "
           f"{report['novelty']:.2f}  (real: {floor['precision']:.2f} / {floor['recall']:.2f} / {floor['novelty']:.2f})"
-          f"  {bounds.get('precision', '')} / {bounds.get('recall', '')}")
+          + (f"  {bounds.get('precision', '-')} / {bounds['recall']}" if "recall" in bounds else ""))
     if "live_generator" in report:
         live = report["live_generator"]
         print(f"{'without EMA: ratio / P / R':<36}{live['fid_ratio']:>6.2f} / {live['precision']:.2f} / "
