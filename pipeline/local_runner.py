@@ -125,7 +125,8 @@ def summarize(config: PipelineConfig, since: float = 0.0) -> dict:
     evaluation = outputs.get("ModelEvaluation")
     if evaluation is not None:
         summary["metrics_json"] = os.path.join(evaluation.uri, "metrics.json")
-        summary["samples_png"] = os.path.join(evaluation.uri, "samples.png")
+        samples_png = os.path.join(evaluation.uri, "samples.png")
+        summary["samples_png"] = samples_png if os.path.exists(samples_png) else None  # none when not trained
         if os.path.exists(summary["metrics_json"]):
             with open(summary["metrics_json"]) as f:
                 metrics = json.load(f)
