@@ -126,3 +126,28 @@ def test_rollback_serves_an_earlier_version_as_the_newest(tiny_serving_model, tm
     assert layout.read_run_records(base)[0]["pushed_version"] == int(new_version)
     with pytest.raises(ValueError, match="no version 999 under .*; versions: "):
         rollback(base, 999)
+
+
+def test_gan_runs_lists_the_history_from_the_push_directory_alone(tiny_serving_model, tmp_path, capsys):
+    import argparse
+
+    from pipeline import history
+
+    base = str(tmp_path / "push")
+    version, _ = layout.publish_version(tiny_serving_model, base, clock=lambda: 100)
+    layout.write_run_record(base, "20261123T100000Z-1", {
+        "time": "20261123T100000Z", "spans": [1], "data_fingerprint": "abcdef0123", "config_hash": "c0ffee",
+        "code_version": "d00d", "parent_version": None, "metrics": {"domain_cnn_fid_over_floor": 1.3},
+        "reason": "blessed: ...", "pushed_version": int(version)})
+    layout.write_run_record(base, "20261123T110000Z-2", {
+        "time": "20261123T110000Z", "spans": [1], "data_fingerprint": "abcdef0123", "config_hash": "c0ffee",
+        "code_version": "d00d", "parent_version": None, "metrics": None,
+        "reason": "not trained: no new data since version 100", "pushed_version": None})
+    args = argparse.Namespace(push_destination=base, config=None, limit=20)
+    assert history.run(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"{base}: 1 version(s); serving 100"
+    assert lines[1].startswith("20261123T110000Z  spans 1") and "not pushed" in lines[1]
+    assert lines[2].strip() == "not trained: no new data since version 100"
+    assert lines[3].startswith("20261123T100000Z") and "pushed 100" in lines[3] and "domain_cnn 1.30x" in lines[3]
+    assert history.run(argparse.Namespace(push_destination=str(tmp_path / "none"), config=None, limit=5)) == 2
