@@ -79,9 +79,10 @@ def test_dcgan_28_learns(digits, tmp_path):
 
 # The domain CNN's features also learn which quarter turn an image has (structure, not only the
 # class), so 200-300 steps close less of the gap to real images than with class-only features:
-# measured 0.67-0.68 of the untrained FID for these two (0.60 required before that change).
+# measured 0.67-0.87 of the untrained FID at 200 steps for the conditional model (run to run), so it
+# trains 300; 0.68 for the RGB one at 300 (0.60 was required before that change).
 def test_conditional_dcgan_learns(digits, tmp_path):
-    before, after = _fid_before_and_after(digits, tmp_path, 200, architecture="conditional_dcgan")
+    before, after = _fid_before_and_after(digits, tmp_path, 300, architecture="conditional_dcgan")
     assert after < 0.75 * before, (before, after)
 
 
