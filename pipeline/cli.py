@@ -34,14 +34,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a config value, e.g. --set training.train_steps=200 (YAML value)")
 
 
-def run(args: argparse.Namespace) -> int:
+def config_from_args(args: argparse.Namespace):
+    """The config of ``--config`` and ``--set``, or None after printing the one-line error."""
     from components.options import ConfigError
     from pipeline.config import load_config, parse_overrides
 
     try:
-        config = load_config(args.config, parse_overrides(args.set))
+        return load_config(args.config, parse_overrides(args.set))
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
+        return None
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    if config is None:
         return 2
     from data.bundled import bundled_dataset_at, write_span
 
@@ -50,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"[run] bundled {bundled}: {write_span(bundled, config.data.input_base)}")
 
     from components.gan.train import CheckpointWriteError, TrainingDivergedError
+    from components.options import ConfigError
     from components.validation_gate import DataValidationError
     from data.ingest import IngestionError
     from pipeline.local_runner import PipelineBusyError, run_pipeline

@@ -21,7 +21,6 @@ import json
 import os
 import re
 import signal
-import sys
 import time
 
 STATE_FILENAME = "watch_state.json"
@@ -150,13 +149,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from components.options import ConfigError
-    from pipeline.config import load_config, parse_overrides
+    from pipeline.cli import config_from_args
 
-    try:
-        config = load_config(args.config, parse_overrides(args.set))
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
+    config = config_from_args(args)
+    if config is None:
         return 2
     watcher = Watcher(config, args.interval_s, args.settle_s, args.once, log=lambda line: print(line, flush=True))
     signal.signal(signal.SIGTERM, watcher.request_stop)

@@ -190,7 +190,7 @@ class RecordingKfpServer(http.server.ThreadingHTTPServer):
             do_GET = do_POST = _answer
 
             def log_message(self, *args):
-                pass
+                """Quiet: the test reads the recorded requests, not the server's log."""
 
         super().__init__(("127.0.0.1", 0), Handler)
 

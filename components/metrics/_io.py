@@ -58,3 +58,26 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def write_through_local_file(path: str, write) -> None:
+    """``write(local_path)`` writes a file (Keras saves only to local paths); it is then copied to
+    ``path`` (local or remote) atomically."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = os.path.join(tmp, os.path.basename(path))
+        write(local)
+        with open(local, "rb") as f:
+            write_bytes_atomic(path, f.read())
+
+
+def read_through_local_file(path: str, read):
+    """``read(local_path)`` of a local copy of ``path`` (local or remote); returns what it returns."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = os.path.join(tmp, os.path.basename(path))
+        with open(local, "wb") as f:
+            f.write(read_bytes(path))
+        return read(local)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import uuid
 
 import numpy as np
@@ -122,11 +121,7 @@ class DomainClassifier:
     def save(self, directory: str) -> str:
         """Writes ``model.keras`` and then the metadata file (whose presence marks a complete save)."""
         _io.makedirs(directory)
-        with tempfile.TemporaryDirectory() as tmp:
-            local = os.path.join(tmp, MODEL_FILENAME)
-            self.model.save(local)
-            with open(local, "rb") as f:
-                _io.write_bytes_atomic(os.path.join(directory, MODEL_FILENAME), f.read())
+        _io.write_through_local_file(os.path.join(directory, MODEL_FILENAME), self.model.save)
         metadata = dict(self.metadata, mode=self.mode, num_classes=self.num_classes, fingerprint=self.fingerprint,
                         name=self.name, feature_dim=self.feature_dim, image_shape=list(self.image_shape))
         _io.write_bytes_atomic(os.path.join(directory, METADATA_FILENAME), json.dumps(metadata, indent=2).encode())
@@ -138,11 +133,7 @@ class DomainClassifier:
         if not _io.exists(metadata_path):
             raise ValueError(f"no saved DomainClassifier in {directory} (missing {METADATA_FILENAME})")
         metadata = json.loads(_io.read_bytes(metadata_path))
-        with tempfile.TemporaryDirectory() as tmp:
-            local = os.path.join(tmp, MODEL_FILENAME)
-            with open(local, "wb") as f:
-                f.write(_io.read_bytes(os.path.join(directory, MODEL_FILENAME)))
-            model = _keras().saving.load_model(local)
+        model = _io.read_through_local_file(os.path.join(directory, MODEL_FILENAME), _keras().saving.load_model)
         return cls(model, mode=metadata["mode"], num_classes=metadata["num_classes"],
                    fingerprint=metadata.get("fingerprint"), metadata=metadata)
 

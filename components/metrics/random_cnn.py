@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 import numpy as np
 
@@ -65,11 +64,7 @@ class RandomCNN:
     def save(self, directory: str) -> str:
         """Writes the weights, then the metadata file (whose presence marks a complete save)."""
         _io.makedirs(directory)
-        with tempfile.TemporaryDirectory() as tmp:
-            local = os.path.join(tmp, WEIGHTS_FILENAME)
-            self.model.save_weights(local)
-            with open(local, "rb") as f:
-                _io.write_bytes_atomic(os.path.join(directory, WEIGHTS_FILENAME), f.read())
+        _io.write_through_local_file(os.path.join(directory, WEIGHTS_FILENAME), self.model.save_weights)
         record = {"name": self.name, "image_shape": list(self.image_shape), "seed": self.seed}
         _io.write_bytes_atomic(os.path.join(directory, METADATA_FILENAME), json.dumps(record).encode())
         return directory
@@ -81,9 +76,5 @@ class RandomCNN:
             raise ValueError(f"no saved RandomCNN in {directory} (missing {METADATA_FILENAME})")
         record = json.loads(_io.read_bytes(metadata_path))
         extractor = cls(record["image_shape"], record["seed"])
-        with tempfile.TemporaryDirectory() as tmp:
-            local = os.path.join(tmp, WEIGHTS_FILENAME)
-            with open(local, "wb") as f:
-                f.write(_io.read_bytes(os.path.join(directory, WEIGHTS_FILENAME)))
-            extractor.model.load_weights(local)
+        _io.read_through_local_file(os.path.join(directory, WEIGHTS_FILENAME), extractor.model.load_weights)
         return extractor
