@@ -13,7 +13,7 @@ import os
 from tfx import v1 as tfx
 
 from components import drift, layout, schema_utils, validation_gate
-from components.gan_trainer import examples_spans
+from components.lineage import examples_spans
 from components.validation_gate import DataValidationError
 
 

@@ -24,12 +24,6 @@ from components import layout, lineage, schema_utils, validation_gate
 from components.hashing import stable_hash
 
 
-def examples_spans(examples) -> list[int]:
-    """The spans an Examples artifact holds: ImageExampleGen records them as a JSON list, TFX's
-    ExampleGen driver the newest one as the custom property ``span``."""
-    recorded = examples.get_string_custom_property("spans")
-    return json.loads(recorded) if recorded else [examples.get_int_custom_property("span")]
-
 
 def checkpoint_dir_for(checkpoint_root: str, examples_uri: str, training_json: str) -> str:
     """A directory that stays the same when the same training is run again, so that a killed run
@@ -60,7 +54,7 @@ def GanTrainer(
     num_classes = schema_utils.num_classes(data_schema)
     config.validate_for_data(image_shape, num_classes)
 
-    identity = lineage.training_identity(examples_spans(examples),
+    identity = lineage.training_identity(lineage.examples_spans(examples),
                                          examples.get_string_custom_property("input_fingerprint") or examples.uri,
                                          training_config)
     for key, value in identity.items():

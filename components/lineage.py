@@ -47,6 +47,13 @@ def code_version() -> str:
     return digest.hexdigest()[:12]
 
 
+def examples_spans(examples) -> list[int]:
+    """The spans an Examples artifact holds: ImageExampleGen records them as a JSON list, TFX's
+    ExampleGen driver the newest one as the custom property ``span``."""
+    recorded = examples.get_string_custom_property("spans")
+    return json.loads(recorded) if recorded else [examples.get_int_custom_property("span")]
+
+
 def training_identity(spans: list[int], data_fingerprint: str, training_json: str) -> dict:
     return {"spans": [int(s) for s in spans], "data_fingerprint": stable_hash(data_fingerprint),
             "config_hash": config_hash(training_json)}
