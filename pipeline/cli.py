@@ -18,6 +18,8 @@ COMMANDS = {
     "launch-kfp": ("kubeflow.launcher", "run a compiled spec here as open-source KFP would (before submit-kfp)"),
     "submit-kfp": ("kubeflow.submit", "submit the compiled pipeline to KFP, once or on a cron schedule"),
     "watch": ("pipeline.watch", "run the pipeline whenever a new span arrives (polls data.input_base)"),
+    "report": ("pipeline.report", "one self-contained HTML page per pipeline run: data, training, evaluation, lineage"),
+    "tensorboard": ("pipeline.tensorboard", "start TensorBoard on a pipeline's training logs"),
     "runs": ("pipeline.history", "the pipeline's runs, newest first: data, parent, metrics, decision, version pushed"),
     "rollback": ("pipeline.rollback", "serve an earlier version again (published as the newest version)"),
     "serve": ("components.serving.server", "serve a push directory over TF Serving's REST API"),

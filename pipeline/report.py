@@ -1,0 +1,1 @@
+"""``./gan report [RUN]``: one self-contained HTML page per pipeline run (being written)."""

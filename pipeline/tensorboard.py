@@ -1,0 +1,1 @@
+"""``./gan tensorboard``: TensorBoard on a pipeline's training logs (being written)."""
