@@ -268,3 +268,23 @@ def test_mode_seeking_step_pairs_fakes_of_the_same_class():
     metrics = trainer.train_step(images, tf.constant([0, 1, 2, 2, 1, 0]))
     assert np.isfinite(float(metrics["g_loss"]))
     np.testing.assert_array_equal(seen[-1].numpy(), [0, 1, 2, 0, 1, 2])
+
+
+# ------------------------------------------------------------------------------ late learning-rate decay
+def _rates_at(optimizer, iterations):
+    rates = []
+    for i in iterations:
+        optimizer.iterations.assign(i)
+        rates.append(float(optimizer.learning_rate))
+    return rates
+
+
+def test_late_lr_decay_holds_then_falls_linearly_to_zero_for_both_optimizers():
+    config = TrainConfig(architecture="mlp", mixed_precision="off", train_steps=100, lr_decay_from=0.6,
+                         g_learning_rate=1e-3, d_learning_rate=2e-3, d_steps_per_g_step=2, ema_decay=0.0)
+    trainer = GanTraining(config, (28, 28, 1), None, "float32")
+    # G makes one update per step, D two: both hold until step 60, then fall to 0 at step 100.
+    assert _rates_at(trainer.g_optimizer, (0, 60, 80, 100, 120)) == pytest.approx([1e-3, 1e-3, 5e-4, 0.0, 0.0])
+    assert _rates_at(trainer.d_optimizer, (0, 120, 160, 200)) == pytest.approx([2e-3, 2e-3, 1e-3, 0.0])
+    constant = GanTraining(config.replace(lr_decay_from=1.0), (28, 28, 1), None, "float32")
+    assert _rates_at(constant.g_optimizer, (0, 100)) == pytest.approx([1e-3, 1e-3])

@@ -25,6 +25,20 @@ from components.gan.config import TrainConfig
 from components.gan.models import SHIPPED_LAYERS, LayerOptions, build_models
 
 
+class LateLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """``initial`` until update ``start``, then linearly down to 0 at update ``end``."""
+
+    def __init__(self, initial: float, start: int, end: int):
+        self.initial, self.start, self.end = float(initial), int(start), int(end)
+
+    def __call__(self, step):
+        progress = (tf.cast(step, tf.float32) - self.start) / max(1, self.end - self.start)
+        return self.initial * (1.0 - tf.clip_by_value(progress, 0.0, 1.0))
+
+    def get_config(self):
+        return {"initial": self.initial, "start": self.start, "end": self.end}
+
+
 class GanTraining:
     """Models, optimizers, EMA and the compiled train step. Create inside ``strategy.scope()``."""
 
@@ -41,7 +55,7 @@ class GanTraining:
             self.ema_generator, _ = build_models(config, image_shape, self.num_classes, precision, layer_options)
             self.ema_generator.set_weights(self.generator.get_weights())
         self.g_optimizer = self._optimizer(config.g_learning_rate, "g_optimizer")
-        self.d_optimizer = self._optimizer(config.d_learning_rate, "d_optimizer")
+        self.d_optimizer = self._optimizer(config.d_learning_rate, "d_optimizer", config.d_steps_per_g_step)
         self.g_optimizer.build(self.generator.trainable_variables)
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
@@ -50,9 +64,12 @@ class GanTraining:
         self.d_loss_fn, self.g_loss_fn = losses_lib.get(config.loss)
         self.augment_policy = config.diffaugment_policies
 
-    def _optimizer(self, learning_rate, name):
-        optimizer = keras.optimizers.Adam(learning_rate, beta_1=self.config.beta_1, beta_2=self.config.beta_2,
-                                          name=name)
+    def _optimizer(self, learning_rate, name, updates_per_step: int = 1):
+        cfg = self.config
+        if cfg.lr_decay_from < 1:
+            learning_rate = LateLinearDecay(learning_rate, int(cfg.lr_decay_from * cfg.train_steps) * updates_per_step,
+                                            cfg.train_steps * updates_per_step)
+        optimizer = keras.optimizers.Adam(learning_rate, beta_1=cfg.beta_1, beta_2=cfg.beta_2, name=name)
         if self.precision == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer, name=f"{name}_loss_scale")
         return optimizer
