@@ -57,16 +57,17 @@ def write_span(name: str, out_dir: str | None = None, span: int = 1, overwrite: 
 
 
 def bundled_dataset_at(input_base: str) -> str | None:
-    """The name of the bundled dataset whose default folder is ``input_base``, else None."""
+    """The name of the bundled dataset whose default folder is ``input_base`` (any spelling of it:
+    relative to the working directory, ``..`` or a symlink), else None."""
     for name in _datasets():
-        if os.path.abspath(input_base) == default_dir(name):
+        if os.path.realpath(input_base) == os.path.realpath(default_dir(name)):
             return name
     return None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="digits", choices=sorted(_datasets()), help="default: %(default)s")
-    parser.add_argument("--out_dir", default=None, help="where span-<N>/ is written (default: data/<dataset>)")
+    parser.add_argument("--out_dir", default=None, help="where span-<N>/ is written (default: the repository's data/<dataset>)")
     parser.add_argument("--span", type=int, default=1)
     parser.add_argument("--overwrite", action="store_true")
 

@@ -27,6 +27,9 @@ Layouts of one span folder (``<input_base>/span-<N>/``):
   tfrecord  ``*.tfrecord``/``*.tfrecords``/``*.gz`` files of tf.train.Example in the project's
             format (``components/gan/example_format.py``); plain or gzip-compressed.
 
+``label_names`` gives the class name of each label (the folder names), which ImageExampleGen
+records on its output so that the names reach the trained model.
+
 Which spans a run trains on is ``data.spans`` (``select_spans``): the newest (``latest``), the
 newest K (``last:K``) or ``all``; ``fingerprint_spans`` hashes every file of them (path, size,
 content), so any change to a span is seen.
@@ -63,6 +66,8 @@ _MAX_NAMES_IN_ERROR = 20
 MAX_PIXELS = 4096 * 4096
 # Largest label: training reads labels as int32.
 MAX_LABEL = 2**31 - 1
+# Integer labels up to this many get names ("0", "1", ...): a wider label range is no list of classes.
+MAX_NAMED_LABELS = 10_000
 # Modes whose pixels are 8 bits per channel, with the channel count TF decodes them to.
 _CHANNELS_BY_MODE = {"1": 1, "L": 1, "P": 3, "RGB": 3, "RGBA": 4}  # what tf.io.decode_image can output
 _CANONICAL_INT = re.compile(r"0|[1-9][0-9]*")
@@ -113,7 +118,8 @@ def detect_format(files: list[str]) -> str:
     if "unknown" in kinds:
         raise IngestionError(
             "files of unknown type (expected images " + "/".join(IMAGE_EXTENSIONS)
-            + ", .npz or TFRecord files): " + _names(kinds["unknown"]))
+            + ", .npz or TFRecord files): " + _names(kinds["unknown"])
+            + "; move them out of the span folder (names starting with '.' are ignored)")
     if len(kinds) > 1:
         raise IngestionError("a span must hold one kind of input, found: "
                              + ", ".join(f"{k} ({len(v)} files)" for k, v in sorted(kinds.items())))
@@ -166,6 +172,21 @@ def fingerprint_spans(input_base: str, spans: list[int]) -> str:
     return f"spans:{','.join(map(str, spans))},sha256:{digest.hexdigest()}"
 
 
+def label_names(records: list[ImageRecord]) -> list[str] | None:
+    """The name of each class, index = label: the class folders' names when labels follow them,
+    else the labels as text ("0", "1", ... up to the largest); None for unlabelled data (and for
+    integer labels of MAX_NAMED_LABELS or more)."""
+    labels = {r.label for r in records if r.label is not None}
+    if not labels:
+        return None
+    named = {r.label: r.class_name for r in records if r.class_name is not None}
+    if named:  # labels 0..K-1 in the names' sorted order (_class_labels)
+        return [named[label] for label in range(len(named))]
+    if max(labels) >= MAX_NAMED_LABELS:
+        return None
+    return [str(label) for label in range(max(labels) + 1)]
+
+
 def scan_spans(input_base: str, spans: list[int]) -> list[ImageRecord]:
     """``scan`` of several spans, which must agree on image shape and labelling."""
     records = [r for span in spans for r in scan(os.path.join(input_base, f"span-{span}"))]
@@ -184,7 +205,11 @@ def scan(span: str) -> list[ImageRecord]:
     """Reads and checks every image of one span folder (or of one .npz/TFRecord file); returns one
     record per image."""
     if not tf.io.gfile.exists(span):
-        raise IngestionError(f"span folder not found: {span}")
+        raise IngestionError(f"span folder not found: {span} (a folder of images, e.g. my_data/span-1)")
+    inner_spans = available_spans(span)
+    if inner_spans:
+        raise IngestionError(f"{span} holds span folders, not images: give one of them, e.g. "
+                             f"{os.path.join(span, f'span-{inner_spans[-1]}')}")
     if tf.io.gfile.isdir(span):
         paths = [os.path.join(span, n.rstrip("/")) for n in sorted(tf.io.gfile.listdir(span)) if not n.startswith(".")]
         span_dirs = {span.rstrip("/")}

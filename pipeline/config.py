@@ -1,8 +1,14 @@
 """The pipeline's configuration: one YAML file a user edits (pipeline/configs/digits.yaml).
 
 Loading validates every value and fails with a message that names the key, the bad value and
-what is allowed. Relative paths are resolved against the repository root, so the pipeline runs
-the same from any working directory.
+what is allowed.
+
+Relative paths: a path written in a config file is relative to the folder of that file (as in
+docker-compose or tsconfig), so a config means the same from any working directory; a path given
+on the command line (``--config``, ``--set data.input_base=...``) is relative to the working
+directory. ``output_dir`` and ``push_destination`` follow ``pipeline_name`` unless set:
+``outputs/<pipeline_name>`` and ``serving/<pipeline_name>`` under the working directory, so a
+copied config never writes into another pipeline's folders.
 """
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ from components.evaluation import EvaluationConfig
 from components.gan.config import TrainConfig
 from components.options import ConfigError, option, parse_options
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where the code is, not user data
 DEFAULT_CONFIG = os.path.join(REPO_ROOT, "pipeline", "configs", "digits.yaml")
 
 
@@ -123,6 +129,7 @@ class PipelineConfig:
     evaluation: EvaluationConfig
     push_destination: str             # versioned serving directory: <dir>/<unix time>/saved_model.pb
     output_dir: str                   # pipeline root, metadata DB, checkpoints and caches
+    # (both absolute once loaded; unset in the file: serving/<pipeline_name>, outputs/<pipeline_name>)
     enable_cache: bool = True
     kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
     push: PushConfig = dataclasses.field(default_factory=PushConfig)
@@ -154,11 +161,29 @@ class PipelineConfig:
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
-def _resolve(path: str) -> str:
-    """Repo-relative paths become absolute; absolute paths and URIs (gs://, s3://) stay as they are."""
-    if "://" in path or os.path.isabs(path):
+# The config keys that hold paths: (section or None for the top level, key).
+PATH_KEYS = (("data", "input_base"), ("data", "schema_file"), (None, "push_destination"), (None, "output_dir"))
+DEFAULT_OUTPUT_DIRS = {"output_dir": "outputs", "push_destination": "serving"}  # + /<pipeline_name>
+
+
+def _resolve(path, base: str):
+    """A relative path joined to ``base`` (``~`` expanded); absolute paths, URIs (gs://, s3://) and
+    non-strings (refused later, by key) stay as they are."""
+    if not isinstance(path, str) or not path or "://" in path:
         return path
-    return os.path.normpath(os.path.join(REPO_ROOT, path))
+    path = os.path.expanduser(path)
+    return path if os.path.isabs(path) else os.path.normpath(os.path.join(base, path))
+
+
+def resolve_paths(raw: dict, base: str) -> dict:
+    """A copy of ``raw`` (a config mapping, or ``--set`` overrides) whose PATH_KEYS are relative to ``base``."""
+    raw = dict(raw)
+    for section, key in PATH_KEYS:
+        if section is None and key in raw:
+            raw[key] = _resolve(raw[key], base)
+        elif isinstance(raw.get(section), dict) and key in raw[section]:
+            raw[section] = {**raw[section], key: _resolve(raw[section][key], base)}
+    return raw
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -179,7 +204,8 @@ def parse_overrides(pairs: list[str]) -> dict:
 
 
 def load_config(path: str = DEFAULT_CONFIG, overrides: dict | None = None) -> PipelineConfig:
-    """Reads, merges ``overrides`` (nested dict) into, and validates a pipeline config file."""
+    """Reads, merges ``overrides`` (nested dict) into, and validates a pipeline config file. The
+    file's paths are relative to its folder, the overrides' to the working directory."""
     if not os.path.isfile(path):
         raise ConfigError(f"config file not found: {path}")
     with open(path) as f:
@@ -189,7 +215,8 @@ def load_config(path: str = DEFAULT_CONFIG, overrides: dict | None = None) -> Pi
             raise ConfigError(f"{path} is not valid YAML: {e}") from e
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
-    for key, value in (overrides or {}).items():
+    raw = resolve_paths(raw, os.path.dirname(os.path.abspath(path)))
+    for key, value in resolve_paths(overrides or {}, os.getcwd()).items():
         if isinstance(value, dict) and isinstance(raw.get(key), dict):
             raw[key] = {**raw[key], **value}
         else:
@@ -198,6 +225,8 @@ def load_config(path: str = DEFAULT_CONFIG, overrides: dict | None = None) -> Pi
 
 
 def parse_config(raw: dict) -> PipelineConfig:
+    """Validates a config mapping; its relative paths (none, from ``load_config``) are relative to the
+    working directory."""
     top = {"pipeline_name", "data", "training", "evaluation", "push_destination", "output_dir", "enable_cache",
            "kubeflow", "push"}
     unknown = sorted(set(raw) - top)
@@ -210,14 +239,22 @@ def parse_config(raw: dict) -> PipelineConfig:
                           "starting with a letter or digit")
 
     data = parse_options(DataConfig, raw.get("data"), "data")
-    data = dataclasses.replace(data, input_base=_resolve(data.input_base), schema_file=_resolve(data.schema_file))
+    cwd = os.getcwd()
+    data = dataclasses.replace(data, input_base=_resolve(data.input_base, cwd),
+                               schema_file=_resolve(data.schema_file, cwd))
     if not os.path.isfile(data.schema_file):
         raise ConfigError(f"data.schema_file: file not found: {data.schema_file}")
     evaluation = EvaluationConfig.from_dict(raw.get("evaluation"))
 
-    for key in ("push_destination", "output_dir"):
-        if not isinstance(raw.get(key), str) or not raw[key]:
-            raise ConfigError(f"{key} is required (a directory path)")
+    folders = {}
+    for key, parent in DEFAULT_OUTPUT_DIRS.items():
+        value = raw.get(key)
+        if value is None:  # unset: this pipeline's own folder, never another pipeline's
+            value = os.path.join(parent, name)
+        elif not isinstance(value, str) or not value:
+            raise ConfigError(f"{key}: expected a directory path, got {value!r}; leave it out for "
+                              f"{parent}/<pipeline_name> under the working directory")
+        folders[key] = _resolve(value, cwd)
     enable_cache = raw.get("enable_cache", True)
     if not isinstance(enable_cache, bool):
         raise ConfigError(f"enable_cache: expected true or false, got {enable_cache!r}")
@@ -227,8 +264,8 @@ def parse_config(raw: dict) -> PipelineConfig:
         data=data,
         training=TrainConfig.from_dict(raw.get("training")),
         evaluation=evaluation,
-        push_destination=_resolve(raw["push_destination"]),
-        output_dir=_resolve(raw["output_dir"]),
+        push_destination=folders["push_destination"],
+        output_dir=folders["output_dir"],
         enable_cache=enable_cache,
         kubeflow=KubeflowConfig.from_dict(raw.get("kubeflow")),
         push=parse_options(PushConfig, raw.get("push"), "push"),
@@ -236,15 +273,22 @@ def parse_config(raw: dict) -> PipelineConfig:
 
 
 def check_input_data(config: PipelineConfig) -> str:
-    """Fails early, with a clear message, when there is no span to ingest; returns the newest span."""
+    """Fails early, with a one-line message, when a span the run would ingest is missing or empty;
+    returns the newest span's folder."""
+    from data.ingest import parse_span_policy
+
     base = config.data.input_base
     if not os.path.isdir(base):
         raise ConfigError(f"data.input_base: folder not found: {base}")
-    spans = [d for d in os.listdir(base) if re.fullmatch(r"span-\d+", d) and os.path.isdir(os.path.join(base, d))]
+    spans = sorted(int(d.split("-")[1]) for d in os.listdir(base)
+                   if re.fullmatch(r"span-\d+", d) and os.path.isdir(os.path.join(base, d)))
     if not spans:
         raise ConfigError(f"data.input_base: {base} holds no span-<N>/ folder; put the data in {base}/span-1/")
-    newest = max(spans, key=lambda d: int(d.split("-")[1]))
-    newest_dir = os.path.join(base, newest)
-    if not [e for e in os.listdir(newest_dir) if not e.startswith(".")]:
-        raise ConfigError(f"data.input_base: the newest span folder {newest_dir} is empty")
-    return newest_dir
+    window = parse_span_policy(config.data.spans)
+    selected = spans if window is None else spans[-window:]
+    empty = [s for s in selected if not [e for e in os.listdir(os.path.join(base, f"span-{s}")) if not e.startswith(".")]]
+    if empty:
+        which = "the newest span folder" if empty == [spans[-1]] else f"data.spans {config.data.spans}: span folder(s)"
+        raise ConfigError(f"data.input_base: {which} {', '.join(os.path.join(base, f'span-{s}') for s in empty)} "
+                          f"{'is' if len(empty) == 1 else 'are'} empty; add images or remove the folder")
+    return os.path.join(base, f"span-{spans[-1]}")

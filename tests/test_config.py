@@ -1,5 +1,7 @@
 """The pipeline config: the shipped default loads, and every bad value is named in the error."""
+import dataclasses
 import os
+import shutil
 
 import pytest
 import yaml
@@ -24,8 +26,9 @@ def write(tmp_path, raw):
 
 
 def base_raw():
+    """The shipped config as a mapping, its paths made absolute (they are relative to its folder)."""
     with open(pipeline_config.DEFAULT_CONFIG) as f:
-        return yaml.safe_load(f)
+        return pipeline_config.resolve_paths(yaml.safe_load(f), os.path.dirname(pipeline_config.DEFAULT_CONFIG))
 
 
 @pytest.mark.parametrize("change, message", [
@@ -45,7 +48,8 @@ def base_raw():
     ({"evaluation": {"classifier_epochs": 2.5}}, "evaluation.classifier_epochs: expected an integer"),
     ({"training": {"architecture": "dcgan28"}}, "dcgan_28"),
     ({"enable_cache": "yes"}, "enable_cache"),
-    ({"push_destination": ""}, "push_destination"),
+    ({"push_destination": ""}, "push_destination: expected a directory path"),
+    ({"output_dir": 3}, "output_dir: expected a directory path, got 3"),
 ])
 def test_bad_values_are_named(tmp_path, change, message):
     raw = base_raw()
@@ -82,6 +86,12 @@ def test_input_data_checks(tmp_path):
     (tmp_path / "none" / "span-1" / "a.png").write_bytes(b"x")
     with pytest.raises(ConfigError, match="span-2 is empty"):
         pipeline_config.check_input_data(config)
+    (tmp_path / "none" / "span-2" / "b.png").write_bytes(b"x")
+    (tmp_path / "none" / "span-1" / "a.png").unlink()
+    assert pipeline_config.check_input_data(config) == str(tmp_path / "none" / "span-2")  # latest: span-1 unread
+    two = dataclasses.replace(config, data=dataclasses.replace(config.data, spans="last:2"))
+    with pytest.raises(ConfigError, match=r"data.spans last:2: span folder\(s\) .*span-1 is empty"):
+        pipeline_config.check_input_data(two)
 
 
 def test_set_items_parse_into_sections():
@@ -111,3 +121,46 @@ def test_run_and_the_quality_benchmark_share_the_set_syntax(monkeypatch, capsys)
     with pytest.raises(ConfigError, match="evaluation.num_samples: must be >= 2"):
         train_quality.main(["--set", *bad, "--out", "/nonexistent/never-written.json"])
     assert parsed == [bad, bad]
+
+
+SHIPPED_CONFIGS = [pipeline_config.DEFAULT_CONFIG] + sorted(
+    os.path.join(pipeline_config.REPO_ROOT, "pipeline", "configs", "examples", name)
+    for name in os.listdir(os.path.join(pipeline_config.REPO_ROOT, "pipeline", "configs", "examples")))
+
+
+@pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=os.path.basename)
+def test_shipped_configs_work_from_any_directory_and_write_only_under_it(tmp_path, monkeypatch, path):
+    from data.bundled import bundled_dataset_at
+
+    monkeypatch.chdir(tmp_path)  # outside the repository
+    config = pipeline_config.load_config(path)
+    assert bundled_dataset_at(config.data.input_base) in ("digits", "photo_patches")
+    assert os.path.isfile(config.data.schema_file)
+    assert config.output_dir == str(tmp_path / "outputs" / config.pipeline_name)
+    assert config.push_destination == str(tmp_path / "serving" / config.pipeline_name)
+
+
+def test_file_paths_follow_the_file_and_command_line_paths_the_working_directory(tmp_path, monkeypatch):
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    (project / "schemas").mkdir(parents=True)
+    elsewhere.mkdir()
+    schema = str(project / "schemas" / "schema.pbtxt")
+    shutil.copy(base_raw()["data"]["schema_file"], schema)
+    raw = base_raw()
+    raw.update(pipeline_name="shapes", data={**raw["data"], "input_base": "my_data", "schema_file": "schemas/schema.pbtxt"},
+               output_dir="~/shapes-out")
+    (project / "shapes.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+    config = pipeline_config.load_config("../project/shapes.yaml")  # --config: relative to the cwd
+    assert config.data.input_base == str(project / "my_data") and config.data.schema_file == schema
+    assert config.output_dir == str(tmp_path / "home" / "shapes-out")
+    assert config.push_destination == str(elsewhere / "serving" / "shapes")  # unset: under the cwd
+
+    overridden = pipeline_config.load_config(str(project / "shapes.yaml"), pipeline_config.parse_overrides(
+        ["data.input_base=other_data", "push_destination=served", "output_dir=gs://bucket/out"]))
+    assert overridden.data.input_base == str(elsewhere / "other_data")  # --set: relative to the cwd
+    assert overridden.data.schema_file == schema  # the file's own path is unchanged
+    assert overridden.push_destination == str(elsewhere / "served")
+    assert overridden.output_dir == "gs://bucket/out"  # URIs stay as they are

@@ -27,6 +27,7 @@ def test_class_folders_give_integer_labels(tmp_path):
             write_png(str(tmp_path / str(label) / f"{i}.png"), gray(10 * label + i))
     records = ingest.scan(str(tmp_path))
     assert sorted(r.label for r in records) == [0, 0, 3, 3]
+    assert ingest.label_names(records) == ["0", "1", "2", "3"]  # index = label: the model has 4 classes
     assert {r.shape for r in records} == {(28, 28, 1)}
     example = ingest.to_example(records[0])
     feature = example.features.feature
@@ -45,6 +46,7 @@ def test_named_class_folders_are_labelled_in_sorted_order_and_recorded(tmp_path,
     labels = {os.path.basename(os.path.dirname(r.source)): r.label for r in records}
     assert labels == {"cats": 0, "dogs": 1}
     assert "class folders -> labels: cats=0, dogs=1" in capsys.readouterr().out
+    assert ingest.label_names(records) == ["cats", "dogs"]
     label_feature = next(f for f in schema_for_span(str(tmp_path)).feature if f.name == example_format.LABEL_KEY)
     assert list(label_feature.annotation.comment) == ["class 0: cats", "class 1: dogs"]
 
@@ -54,6 +56,7 @@ def test_flat_folder_is_unlabelled(tmp_path):
     write_png(str(tmp_path / "b.png"), gray(2))
     records = ingest.scan(str(tmp_path))
     assert [r.label for r in records] == [None, None]
+    assert ingest.label_names(records) is None
     assert example_format.LABEL_KEY not in ingest.to_example(records[0]).features.feature
 
 
@@ -92,10 +95,10 @@ def test_rgb_among_grayscale_is_reported(tmp_path):
 
 
 def test_empty_folder_and_unknown_files_are_errors(tmp_path):
-    with pytest.raises(ingest.IngestionError, match="empty"):
+    with pytest.raises(ingest.IngestionError, match="no input files in"):
         ingest.scan(str(tmp_path))
     (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(ingest.IngestionError, match="notes.txt"):
+    with pytest.raises(ingest.IngestionError, match="files of unknown type .*notes.txt; move them out of the span"):
         ingest.scan(str(tmp_path))
 
 
@@ -194,8 +197,11 @@ def test_empty_class_folder_is_named(tmp_path):
 
 
 def test_missing_span_folder_is_named(tmp_path):
-    with pytest.raises(ingest.IngestionError, match="span folder not found: .*span-9"):
+    with pytest.raises(ingest.IngestionError, match="span folder not found: .*span-9 \\(a folder of images"):
         ingest.scan(str(tmp_path / "span-9"))
+    write_png(str(tmp_path / "span-2" / "circle" / "a.png"), gray(1))  # the data folder, not one of its spans
+    with pytest.raises(ingest.IngestionError, match="holds span folders, not images: give one of them, e.g. .*/span-2$"):
+        ingest.scan(str(tmp_path))
 
 
 # --------------------------------------------------------------------------- hostile files
