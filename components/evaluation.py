@@ -20,6 +20,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from components.layout import incomparable_reason, read_metadata
 from components.metrics.discriminator_accuracy import discriminator_accuracy
 from components.metrics.extractors import EXTRACTORS
 from components.options import ConfigError, option, parse_options
@@ -77,6 +78,14 @@ def sample_labels(num_images: int, num_classes: int) -> np.ndarray:
     return (np.arange(num_images) % num_classes).astype(np.int32)
 
 
+def samples_grid_size(num_classes: int | None, most: int = 100) -> tuple[int, int]:
+    """(images, columns) of a samples grid. A conditional generator's samples cycle through the
+    classes (``sample_labels``), so one column per class puts each class in its own column."""
+    if not num_classes:
+        return most, 10
+    return num_classes * max(1, min(10, most // num_classes)), num_classes
+
+
 def generate_images(saved_model_dir: str, num_images: int, seed: int, num_classes: int | None) -> np.ndarray:
     """``num_images`` samples in [-1, 1] from the SavedModel's ``serving_default`` signature.
 
@@ -117,12 +126,14 @@ def standard_error(summary: dict) -> float:
     return summary["std"] / math.sqrt(len(summary["values"]))
 
 
-def decide_blessing(candidate: dict, baseline: dict | None, floor: dict, config: EvaluationConfig) -> tuple[bool, str]:
+def decide_blessing(candidate: dict, baseline: dict | None, floor: dict, config: EvaluationConfig,
+                    no_baseline: str = "no model is serving yet") -> tuple[bool, str]:
     """(blessed, one-sentence reason).
 
     ``candidate`` and ``baseline``: {extractor: summarise_draws(...)}; ``floor``: {extractor:
     {metric: value}}, the real-vs-real scores. The first model is judged on thresholds alone;
-    later ones must also be no worse than the serving model beyond the noise.
+    later ones must also be no worse than the serving model beyond the noise. ``no_baseline``:
+    why there is no baseline, for the reason.
     """
     primary = next(iter(candidate))
 
@@ -159,7 +170,7 @@ def decide_blessing(candidate: dict, baseline: dict | None, floor: dict, config:
                            f"{config.min_class_share:g}): the generator (nearly) drops it")
     summary = ", ".join(f"{name} FID {fid(candidate, name):.4g} ({ratio:.2f}x floor)" for name, ratio in ratios.items())
     if baseline is None:
-        return True, f"blessed: {summary}, within the thresholds (no model is serving yet)"
+        return True, f"blessed: {summary}, within the thresholds ({no_baseline})"
     for name in candidate:
         difference = fid(candidate, name) - fid(baseline, name)
         noise = config.regression_z * math.hypot(standard_error(candidate[name]["fid"]),
@@ -233,7 +244,18 @@ def evaluate_and_bless(*, reference_dir: str, candidate_dir: str, baseline: tupl
     candidate.update(d_real_accuracy=d_acc.real_acc, d_fake_accuracy=d_acc.fake_acc, d_accuracy=d_acc.mean)
     log(f"[evaluator] candidate: {headline(scores)} (mean +- s.e. over {draws} draws)")
 
-    baseline_record = None
+    baseline_record, incomparable = None, None
+    candidate_metadata = read_metadata(candidate_dir) or {}
+    if baseline is not None:
+        # A generator of other images or classes (another dataset's push directory) cannot be
+        # scored on this data: evaluate without it and say so.
+        incomparable = incomparable_reason(f"serving version {baseline[0]}", read_metadata(baseline[1]),
+                                           candidate_metadata.get("image_shape") or image_shape,
+                                           candidate_metadata.get("num_classes"), candidate_metadata.get("class_names"))
+        if incomparable:
+            incomparable = f"no comparable baseline: {incomparable}"
+            log(f"[evaluator] {incomparable}: evaluating without a baseline")
+            baseline = None
     if baseline is not None:
         version, path = baseline
         baseline_scores = score_generator(path)[0]
@@ -241,15 +263,21 @@ def evaluate_and_bless(*, reference_dir: str, candidate_dir: str, baseline: tupl
                            "version": version, "path": path}
         log(f"[evaluator] serving baseline version {version}: {headline(baseline_scores)}")
 
-    blessed, reason = decide_blessing(scores, baseline_record and baseline_record["scores"], floor, config)
+    blessed, reason = decide_blessing(scores, baseline_record and baseline_record["scores"], floor, config,
+                                      no_baseline=incomparable or "no model is serving yet")
+    if incomparable and not blessed:
+        reason += f" ({incomparable})"
     log(f"[evaluator] {reason}")
 
     tf.io.gfile.makedirs(out_dir)
-    samples_png = save_image_grid(fake[:100], os.path.join(out_dir, "samples.png"), columns=10,
-                                  title=f"{primary} FID {candidate['fid']:.4g} ({candidate['fid_over_floor']:.2f}x "
-                                        f"floor), N={n}")
+    model_classes = candidate_metadata.get("num_classes")
+    count, columns = samples_grid_size(model_classes)
+    title = f"{primary} FID {candidate['fid']:.4g} ({candidate['fid_over_floor']:.2f}x floor), N={n}"
+    samples_png = save_image_grid(fake[:count], os.path.join(out_dir, "samples.png"), columns=columns,
+                                  title=title + (f"; columns: classes 0-{model_classes - 1}" if model_classes else ""))
     report = {**reference.info, "candidate": candidate, "baseline": baseline_record,
-              "blessed": blessed, "reason": reason, "samples_png": samples_png}
+              "no_comparable_baseline": incomparable, "blessed": blessed, "reason": reason,
+              "samples_png": samples_png}
     with tf.io.gfile.GFile(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump(report, f, indent=2)
     return report

@@ -9,6 +9,9 @@ NOT_BLESSED file: what tfx.components.Evaluator writes), so the standard Pusher 
 Every run leaves a record in the push directory (``<push_destination>/.runs/``: what it trained
 on, parent version, metrics, decision; Pusher adds the version it pushed), and a trainer that
 found nothing new (SKIPPED.json) is passed on as not blessed with its reason, unscored.
+
+A serving generator of other images or classes (gan_metadata.json) is no baseline: the candidate
+is judged on the thresholds alone, and the reason and ``no_comparable_baseline`` say why.
 """
 
 import json
@@ -70,6 +73,8 @@ def GanEvaluator(
     if report["baseline"] is not None:
         blessing.set_string_custom_property("baseline_model", report["baseline"]["path"])
         blessing.set_int_custom_property("baseline_version", report["baseline"]["version"])
+    if report.get("no_comparable_baseline"):
+        blessing.set_string_custom_property("no_comparable_baseline", report["no_comparable_baseline"])
 
     warm_started_from = model.get_string_custom_property("warm_started_from")
     parent = os.path.basename(warm_started_from.rstrip("/")) if warm_started_from else ""
@@ -82,6 +87,7 @@ def GanEvaluator(
         started = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         record = {"time": started, "model": model.uri, **run_lineage, "blessed": bool(blessed),
                   "baseline_version": report["baseline"]["version"] if report["baseline"] else None,
+                  "no_comparable_baseline": report.get("no_comparable_baseline"),
                   "pushed_version": None}
         blessing.set_string_custom_property(
             "run_record", layout.write_run_record(push_destination, f"{started}-{model.id}", record))

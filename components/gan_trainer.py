@@ -13,6 +13,10 @@ instead of a Resolver node, which open-source Kubeflow Pipelines cannot run.
 Nothing new, nothing done: when that serving generator was trained on the same spans, files and
 options (components/lineage.py), the trainer writes SKIPPED.json with the reason instead of a
 model, and the evaluator and Pusher pass it on: no training, no push, the reason recorded.
+A serving generator of other images or classes is never warm-started from.
+
+The data's class names (folder names, recorded by ImageExampleGen) go into gan_metadata.json as
+``class_names`` (index = label) for ``generate --label NAME`` and the server's metadata.
 """
 
 import json
@@ -29,6 +33,16 @@ def checkpoint_dir_for(checkpoint_root: str, examples_uri: str, training_json: s
     """A directory that stays the same when the same training is run again, so that a killed run
     resumes from its last checkpoint (a new TFX execution gets a new ModelRun URI)."""
     return os.path.join(checkpoint_root, stable_hash(examples_uri, training_json))
+
+
+def label_names(examples) -> list[str] | None:
+    """The class names ImageExampleGen recorded on the Examples (index = label), or None."""
+    try:
+        from components.image_example_gen import label_names_of
+    except ImportError:  # until ImageExampleGen's reader lands: the property it writes
+        raw = examples.get_string_custom_property("label_names")
+        return json.loads(raw) if raw else None
+    return label_names_of(examples)
 
 
 @tfx.dsl.components.component
@@ -67,12 +81,20 @@ def GanTrainer(
         model.set_string_custom_property("skipped", reason)
         return
 
+    class_names = label_names(examples)
+    model_classes = num_classes if config.conditional else None
     train_files = layout.split_files(examples.uri, "train")
     warm_start_dir = None
     if config.warm_start and push_destination:
         warm_start_dir = serving[1] if serving else None
         if serving is None:
             print(f"warm start: no generator is serving under {push_destination} yet; training from scratch")
+        else:  # warm_start() checks shape and classes too; only here are the class names known
+            incomparable = layout.incomparable_reason(f"serving version {serving[0]}", layout.read_metadata(serving[1]),
+                                                      image_shape, model_classes, class_names if model_classes else None)
+            if incomparable:
+                print(f"WARNING: warm start skipped: {incomparable}; training from scratch")
+                warm_start_dir = None
     result = train_gan(
         config, train_files, image_shape, num_classes,
         run_dir=model_run.uri,
@@ -81,6 +103,8 @@ def GanTrainer(
     )
     save_trained_models(result, config, layout.serving_dir(model.uri), layout.train_config_path(model.uri),
                         image_shape, num_classes)
+    if model_classes and class_names:  # what `generate --label NAME` and the server's metadata show
+        layout.add_metadata(layout.serving_dir(model.uri), class_names=class_names)
     model.set_int_custom_property("train_steps", int(result.steps))
     model.set_string_custom_property("architecture", config.architecture)
     model.set_string_custom_property("warm_started_from", result.warm_started_from or "")

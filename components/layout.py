@@ -137,6 +137,36 @@ def add_metadata(saved_model_dir: str, **fields) -> None:
     _write_json(metadata_path(saved_model_dir), {**(read_metadata(saved_model_dir) or {}), **fields})
 
 
+def describe_images(image_shape, num_classes: int | None, class_names=None, short: bool = False) -> str:
+    """"28x28x1 images of 10 classes" (``short``: "28x28x1 of 10"), the class names when known;
+    "unconditional" for a model without classes."""
+    shape = "x".join(str(int(d)) for d in image_shape) if image_shape else "?x?x?"
+    text = shape if short else f"{shape} images"
+    if not num_classes:
+        return f"{text}, unconditional"
+    text += f" of {int(num_classes)}" if short else f" of {int(num_classes)} classes"
+    return text + (f" ({', '.join(class_names)})" if class_names else "")
+
+
+def incomparable_reason(serving: str, serving_metadata: dict | None, image_shape, num_classes: int | None,
+                        class_names=None) -> str | None:
+    """Why the generator ``serving`` ("serving version 17"; its gan_metadata.json) is no baseline or
+    warm start for a model of ``image_shape`` and ``num_classes`` (None: unconditional), or None.
+    Its images must have the same shape and the same classes (count, and names when both know
+    them): a model of other data would be scored or fine-tuned against the wrong thing."""
+    metadata = serving_metadata or {}
+    theirs = (tuple(int(d) for d in metadata.get("image_shape") or ()), metadata.get("num_classes") or None,
+              metadata.get("class_names"))
+    ours = (tuple(int(d) for d in image_shape), num_classes or None, class_names)
+    same_names = not (theirs[2] and ours[2]) or list(theirs[2]) == list(ours[2])
+    if theirs[:2] == ours[:2] and same_names:
+        return None
+    show_names = not same_names
+    return (f"{serving} makes "
+            f"{describe_images(theirs[0], theirs[1], theirs[2] if show_names else None)}, this model "
+            f"{describe_images(ours[0], ours[1], ours[2] if show_names else None, short=True)}")
+
+
 # --------------------------------------------------------------------------- run records
 def write_run_record(base_path: str, name: str, record: dict) -> str:
     """Writes ``<base_path>/.runs/<name>.json``; returns its path."""

@@ -13,8 +13,17 @@ from components.gan.step import GanTraining
 
 def warm_start(trainer: GanTraining, warm_start_dir: str, log: Callable[[str], None]) -> bool:
     """Loads both nets' weights (and the EMA generator's, from the generator) from ``warm_start_dir``.
-    Returns False, with a warning, when a model is missing or its weight shapes differ from the
-    models this config builds; the trainer is then left as it was."""
+    Returns False, with a warning, when a model is missing, makes images of another shape or
+    classes (its gan_metadata.json), or its weight shapes differ from the models this config
+    builds; the trainer is then left as it was."""
+    # Checked before the weights, so that the warning names the difference in words.
+    metadata = layout.read_metadata(warm_start_dir)
+    if metadata is not None:
+        incomparable = layout.incomparable_reason(f"the generator in {warm_start_dir}", metadata,
+                                                  trainer.image_shape, trainer.num_classes)
+        if incomparable:
+            log(f"WARNING: warm start skipped: {incomparable}; training from scratch")
+            return False
     pairs = [("generator", trainer.generator), ("discriminator", trainer.discriminator)]
     loaded = {}
     for name, model in pairs:
