@@ -4,7 +4,7 @@ Thin: it finds the statistics files and calls components/drift.py. It runs after
 ExampleValidator and before training (the pipeline makes GanTrainer wait for it). The statistics
 of the run's data (the spans ``data.spans`` selects) are compared with those stored for the
 newest earlier span, and stored under the run's newest span when they pass. A span beyond the thresholds
-raises DataValidationError naming each drifted feature, like any other anomaly, and is not
+raises DataValidationError naming the spans and each drifted feature in one line, like any other anomaly, and is not
 stored as "previous", so the next span is compared with the last good one.
 """
 import json
@@ -26,9 +26,9 @@ def DriftValidator(
     thresholds: tfx.dsl.components.Parameter[str],
     statistics_store: tfx.dsl.components.Parameter[str],
 ):
-    # A span with schema anomalies stops here too, and is never stored as the "previous" span.
-    validation_gate.raise_on_anomalies(anomalies.uri)
     spans = examples_spans(examples)
+    # A span with schema anomalies stops here too, and is never stored as the "previous" span.
+    validation_gate.raise_on_anomalies(anomalies.uri, spans)
     current = os.path.join(statistics.uri, layout.SPLIT_PREFIX + "train", drift.STATS_FILENAME)
     limits = {name: value for name, value in json.loads(thresholds).items() if value is not None}
     previous = drift.previous_span(statistics_store, max(spans))
@@ -39,7 +39,8 @@ def DriftValidator(
                                         schema_utils.load_schema(schema.uri), limits)
         if messages:
             raise DataValidationError(
-                f"span(s) {', '.join(map(str, spans))} drifted from span {previous}; training will not start:\n  "
-                + "\n  ".join(messages))
+                f"span(s) {', '.join(map(str, spans))} drifted from span {previous}, training will not start: "
+                f"{'; '.join(messages)} (if the new mix is intended, raise data.label_drift, or set it to null "
+                "for one run)")
         print(f"[drift] span(s) {spans} vs span {previous}: within {limits}")
     drift.store_stats(statistics_store, max(spans), current)

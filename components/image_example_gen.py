@@ -1,12 +1,17 @@
 """ImageExampleGen: TFX's FileBasedExampleGen with an executor that ingests image folders,
 Keras-MNIST-style .npz files and TFRecords (see data/ingest.py for the layouts and checks).
 
-The newest span (``span-{SPAN}/*``) and hash splitting are TFX's own. Which spans a run trains on
+The newest span (``span-{SPAN}/*``) and hash splitting are TFX's own; the split hashes the image
+bytes only (SplitConfig ``partition_feature_name``), not the whole Example with its ``source``
+path, so the same image lands in the same split wherever the data (or the repository) lies, and
+duplicate images never straddle train and eval. Which spans a run trains on
 is ``data.spans`` (``latest``, ``last:K``, ``all``: data/ingest.py ``select_spans``), passed as
 the component's ``custom_config``; the ``input_fingerprint`` covers every file of those spans
 (path, size, content), where TFX's covers only the entries directly under the span folder (the
 class folders), so an image added to or replaced in a span is seen. The Examples artifact records
-the spans as the custom property ``spans`` (a JSON list).
+the spans as the custom property ``spans`` (a JSON list) and, for labelled data, the class names
+as ``label_names`` (a JSON list, index = label: the class folders' names; read it with
+``label_names_of``).
 
 TFX resolves the span in ExampleGen's driver, which LocalDagRunner runs but a compiled Kubeflow
 spec runs only as ``lifecycle.preCacheCheck``, a hook Vertex AI runs and open-source KFP never
@@ -30,23 +35,26 @@ from tfx.proto import example_gen_pb2, range_config_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
+from components.gan import example_format
 from data import ingest
+
+LABEL_NAMES_PROPERTY = "label_names"
+SPLIT_KEY_FEATURE = example_format.IMAGE_KEY  # what the train/eval split hashes: the encoded image bytes
 
 
 @beam.ptransform_fn
 @beam.typehints.with_input_types(beam.Pipeline)
 @beam.typehints.with_output_types(tf.train.Example)
-def _ImagesToExample(pipeline: beam.Pipeline, exec_properties: dict[str, Any], split_pattern: str):
-    # The split pattern is "span-<N>/*" (the span already resolved): N is the newest span.
-    input_base = exec_properties["input_base"]
-    spans = selected_spans(exec_properties, newest_span_in(split_pattern))
-    # The scan reads and checks every image up front so that a bad file fails the run by name
-    # before anything is written; the Beam stages then read and serialise in parallel.
-    records = ingest.scan_spans(input_base, spans) if len(spans) > 1 else \
-        ingest.scan(os.path.join(input_base, f"span-{spans[0]}"))
+def _RecordsToExample(pipeline: beam.Pipeline, records: list[ingest.ImageRecord]):
     return (pipeline
             | "ListImages" >> beam.Create(records, reshuffle=False)
             | "ToExample" >> beam.Map(ingest.to_example))
+
+
+def label_names_of(examples) -> list[str] | None:
+    """The class names recorded on an Examples artifact (index = label), or None (unlabelled data)."""
+    recorded = examples.get_string_custom_property(LABEL_NAMES_PROPERTY)
+    return json.loads(recorded) if recorded else None
 
 
 def newest_span_in(split_pattern: str) -> int:
@@ -120,11 +128,18 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         input_config = example_gen_pb2.Input()
         proto_utils.json_to_proto(resolved[standard_component_specs.INPUT_CONFIG_KEY], input_config)
         spans = selected_spans(resolved, newest_span_in(input_config.splits[0].pattern))
+        # Every image is read and checked up front, so that a bad file fails the run by name before
+        # anything is written; the Beam stages then read and serialise in parallel.
+        self._records = ingest.scan_spans(resolved[standard_component_specs.INPUT_BASE_KEY], spans)
         examples.set_string_custom_property("spans", json.dumps(spans))
+        names = ingest.label_names(self._records)
+        if names is not None:
+            examples.set_string_custom_property(LABEL_NAMES_PROPERTY, json.dumps(names))
         super().Do(input_dict, output_dict, resolved)
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
-        return _ImagesToExample
+        # TFX calls it with (exec_properties, split pattern); the records were scanned in Do.
+        return lambda exec_properties, split_pattern: _RecordsToExample(self._records)
 
 
 class ImageExampleGenComponent(FileBasedExampleGen):
@@ -136,7 +151,7 @@ class ImageExampleGenComponent(FileBasedExampleGen):
 def ImageExampleGen(input_base: str, eval_buckets: int = 1, train_buckets: int = 4, span_pattern: str = "span-{SPAN}/*",
                     spans: str = "latest"):
     """An ExampleGen over ``<input_base>/span-<N>/``: the spans ``spans`` selects (ending at the
-    newest), split train:eval by hash."""
+    newest), split train:eval by a hash of each image's bytes."""
     return ImageExampleGenComponent(
         input_base=input_base,
         custom_config=spans_config(spans),
@@ -144,6 +159,7 @@ def ImageExampleGen(input_base: str, eval_buckets: int = 1, train_buckets: int =
             example_gen_pb2.Input.Split(name="images", pattern=span_pattern)]),
         output_config=example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
             example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=train_buckets),
-            example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=eval_buckets)])),
+            example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=eval_buckets)],
+            partition_feature_name=SPLIT_KEY_FEATURE)),
         custom_executor_spec=executor_spec.BeamExecutorSpec(Executor),
     ).with_id("ImageExampleGen")

@@ -1,13 +1,15 @@
-"""Span selection, full-content fingerprints and the drift check, on real files and real TFDV
-statistics (the pipeline-level behaviour is in tests/test_pipeline_e2e.py)."""
+"""Span selection, full-content fingerprints, the train/eval split, class names and the drift
+check, on real files, a real ImageExampleGen executor (Beam in-process) and real TFDV statistics
+(the pipeline-level behaviour is in tests/test_pipeline_e2e.py)."""
 import os
+import shutil
 
 import numpy as np
 import pytest
 import tensorflow_data_validation as tfdv
 from PIL import Image
 
-from components import drift
+from components import drift, layout
 from components.gan.synthetic import write_tfrecords
 from data import ingest
 
@@ -84,6 +86,26 @@ def test_drift_of_the_label_distribution_is_named_and_a_same_mix_passes(tmp_path
     assert message.startswith("feature 'label': Jensen-Shannon divergence ") and message.endswith("> 0.3")
 
 
+def test_a_span_that_fails_the_schema_is_named_in_one_line(tmp_path):
+    from components.validation_gate import DataValidationError, raise_on_anomalies
+
+    schema = tfdv.load_schema_text(SCHEMA)  # 28x28 digits, labels 0-9
+    anomalies_uri = tmp_path / "anomalies"
+    for split, labels in (("train", np.arange(40) % 10), ("eval", np.arange(10) + 5)):  # eval: labels up to 14
+        (path,) = write_tfrecords(np.zeros((len(labels), 32, 32), np.uint8), labels, str(tmp_path / f"{split}.gz"))
+        anomalies = tfdv.validate_statistics(tfdv.generate_statistics_from_tfrecord(path), schema)
+        (anomalies_uri / f"{layout.SPLIT_PREFIX}{split}").mkdir(parents=True)
+        (anomalies_uri / f"{layout.SPLIT_PREFIX}{split}" / "SchemaDiff.pb").write_bytes(anomalies.SerializeToString())
+    with pytest.raises(DataValidationError) as error:
+        raise_on_anomalies(str(anomalies_uri), spans=[3])
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith("span(s) 3 do not match the schema, training will not start: ")
+    assert message.count("feature 'height'") == 1 and message.count("feature 'width'") == 1  # once, not per split
+    assert "feature 'label'" in message and "(eval only)" in message
+    assert message.endswith("write a new schema with ./gan make-schema and point data.schema_file at it)")
+
+
 def test_the_previous_span_is_the_newest_stored_one_before_it(tmp_path):
     store = str(tmp_path / "store")
     source = tmp_path / "stats.pb"
@@ -93,3 +115,66 @@ def test_the_previous_span_is_the_newest_stored_one_before_it(tmp_path):
         drift.store_stats(store, span, str(source))
     assert drift.previous_span(store, 5) == 3 and drift.previous_span(store, 3) == 1
     assert drift.previous_span(store, 1) is None and drift.previous_span(store, 8) == 7
+
+
+def run_image_example_gen(input_base: str, out_uri: str):
+    """ImageExampleGen's executor on ``input_base`` as the pipeline configures it; returns the Examples."""
+    from google.protobuf.message import Message
+    from tfx.types import standard_artifacts
+    from tfx.utils import proto_utils
+
+    from components.image_example_gen import Executor, ImageExampleGen
+
+    component = ImageExampleGen(input_base)
+    exec_properties = {key: proto_utils.proto_to_json(value) if isinstance(value, Message) else value
+                       for key, value in component.exec_properties.items() if value is not None}
+    examples = standard_artifacts.Examples()
+    examples.uri = out_uri
+    Executor().Do({}, {"examples": [examples]}, exec_properties)
+    return examples
+
+
+def split_contents(examples, split):
+    """{image bytes: source path} of one split."""
+    import tensorflow as tf
+
+    contents = {}
+    for record in tf.data.TFRecordDataset(layout.split_files(examples.uri, split), compression_type="GZIP"):
+        feature = tf.train.Example.FromString(record.numpy()).features.feature
+        contents[feature["image"].bytes_list.value[0]] = feature["source"].bytes_list.value[0].decode()
+    return contents
+
+
+def test_the_split_depends_on_the_images_not_where_they_lie_and_class_names_are_recorded(tmp_path):
+    from components.image_example_gen import label_names_of
+
+    rng = np.random.default_rng(0)
+    first = tmp_path / "clone-a" / "data"
+    for i in range(60):
+        path = first / "span-1" / ("circle", "square", "triangle")[i % 3] / f"{i:03d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(path)
+    second = tmp_path / "somewhere" / "much" / "deeper" / "data"  # another clone, another absolute path
+    shutil.copytree(first, second)
+
+    runs = [run_image_example_gen(str(base), str(tmp_path / f"examples-{i}")) for i, base in enumerate((first, second))]
+    splits = [{split: split_contents(examples, split) for split in ("train", "eval")} for examples in runs]
+    for split in ("train", "eval"):
+        assert set(splits[0][split]) == set(splits[1][split])  # the same images on each side
+        assert all(source.startswith(str(first)) for source in splits[0][split].values())  # though the paths differ
+        assert all(source.startswith(str(second)) for source in splits[1][split].values())
+    assert len(splits[0]["train"]) + len(splits[0]["eval"]) == 60 and 3 <= len(splits[0]["eval"]) <= 25
+    for examples in runs:
+        assert label_names_of(examples) == ["circle", "square", "triangle"]
+
+
+def test_unlabelled_data_records_no_class_names(tmp_path):
+    from components.image_example_gen import label_names_of
+
+    for i in range(10):
+        path = tmp_path / "data" / "span-1" / f"{i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((8, 8), i * 20, np.uint8)).save(path)
+    examples = run_image_example_gen(str(tmp_path / "data"), str(tmp_path / "examples"))
+    assert label_names_of(examples) is None
+    assert examples.get_string_custom_property("spans") == "[1]"
