@@ -326,7 +326,7 @@ def test_conditional_model(env):
     assert predict(server, "cgan", gen)[0] == 200
     gen["inputs"]["labels"] = [NUM_CLASSES]
     status, _, body = predict(server, "cgan", gen)
-    assert status == 400 and "labels must be <" in body["error"]
+    assert status == 400 and body["error"] == f"label {NUM_CLASSES} is not a class of this model: labels are 0..2"
     status, _, body = predict(server, "cgan", {"instances": [{"latent": z[0].tolist()}]})
     assert status == 400 and "missing input(s) ['labels']" in body["error"]
     status, _, body = predict(server, "cgan", {"inputs": {"latent": z.tolist(), "labels": [0] * 4, "noise": 1}})

@@ -9,7 +9,10 @@ Endpoints (TF Serving's REST API, https://www.tensorflow.org/tfx/serving/api_res
 Differences from TF Serving, on purpose:
   * every DT_STRING output (the generator's PNGs) is returned as {"b64": ...}; TF Serving does
     that only for outputs whose name ends in "_bytes";
-  * the metadata answer also carries the exported gan_metadata.json under metadata.gan_metadata;
+  * the metadata answer also carries the exported gan_metadata.json under metadata.gan_metadata
+    (image shape, num_classes, class_names, lineage);
+  * a label outside the model's classes is a 400 naming it, the valid labels and the class names,
+    checked before the model runs;
   * limits: images per request (max_images, batch dimension and num_images) and body size
     (max_body_bytes, 413 before the body is read); unknown top-level request keys are a 400;
   * inputs with NaN or infinite values are a 400, and outputs with them a 500 (standard JSON has
@@ -177,6 +180,7 @@ class ServingApp:
             return error(404, str(exc))
         try:
             feed = predict_format.build_feed(signature, request, self.max_images)
+            predict_format.check_labels(feed, model.gan_metadata)
         except RequestError as exc:
             return error(400, str(exc))
         outputs = self._call(model, signature, feed)

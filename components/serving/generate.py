@@ -4,11 +4,14 @@
     python -m components.serving.generate --push_dir serving/gan --num_images 500 --label 3
     # the same through a server started with components.serving.server
     python -m components.serving.generate --server http://127.0.0.1:8501 --num_images 500 --label 3
+    # a class by its name (the data's folder names, kept in gan_metadata.json as class_names)
+    python -m components.serving.generate --push_dir serving/shapes --num_images 20 --label square
 
 Both paths call the generator's ``generate_png`` signature (see components/gan/export.py) in
 chunks of --batch_size; chunk i uses a seed derived from --seed with numpy's SeedSequence, so the
 same --seed and --batch_size give the same images from either source. A conditional model without
---label gets labels 0, 1, ..., K-1, 0, 1, ... (K from the exported gan_metadata.json).
+--label gets labels 0, 1, ..., K-1, 0, 1, ... (K from the exported gan_metadata.json), and its
+grid.png has one column per class.
 """
 from __future__ import annotations
 
@@ -24,6 +27,8 @@ import urllib.parse
 import urllib.request
 
 import numpy as np
+
+from components.serving.predict_format import classes_text
 
 SIGNATURE = "generate_png"
 DEFAULT_OUT_DIR = os.path.join("outputs", "generated")
@@ -47,6 +52,7 @@ class _Source:
     version: int
     conditional: bool
     num_classes: int | None
+    class_names: list[str] | None  # index = label; None when the model does not record them
     description: str
 
     def generate(self, num_images: int, seed: int, labels: list[int] | None) -> list[bytes]:
@@ -74,6 +80,7 @@ class PushDirSource(_Source):
         self.version = self.model.version
         self.conditional = "labels" in self.model.signatures[SIGNATURE].inputs
         self.num_classes = (self.model.gan_metadata or {}).get("num_classes")
+        self.class_names = (self.model.gan_metadata or {}).get("class_names")
         self.description = f"push directory {push_dir}, version {self.version}"
 
     def generate(self, num_images, seed, labels):
@@ -111,6 +118,7 @@ class ServerSource(_Source):
             raise GenerateError(f"model {model_name!r} on {url} has no {SIGNATURE!r} signature", exit_code=1)
         self.conditional = "labels" in signatures[SIGNATURE]["inputs"]
         self.num_classes = (meta["metadata"].get("gan_metadata") or {}).get("num_classes")
+        self.class_names = (meta["metadata"].get("gan_metadata") or {}).get("class_names")
         self.description = f"server {self.base}, model {model_name}, version {self.version}"
 
     def _call(self, method: str, path: str, payload: dict | None = None) -> dict:
@@ -147,6 +155,23 @@ class ServerSource(_Source):
         return [base64.b64decode(v["b64"]) if isinstance(v, dict) else v.encode("latin-1") for v in outputs]
 
 
+def resolve_label(label: str | int | None, source: _Source) -> int | None:
+    """--label as the class index the model takes: a class name (the model's class_names) or an
+    integer index."""
+    if label is None or isinstance(label, int):
+        return label
+    if not source.conditional:
+        raise GenerateError(f"--label given, but the model ({source.description}) is unconditional")
+    names = source.class_names or []
+    if label in names:  # a name first: folder names may look like numbers ("0".."9")
+        return names.index(label)
+    try:
+        return int(label)
+    except ValueError:
+        raise GenerateError(f"--label {label!r} is not a class of the model ({source.description}); its labels: "
+                            f"{classes_text(source.num_classes, source.class_names)}") from None
+
+
 def generate_pngs(source: _Source, num_images: int, seed: int = 0, label: int | None = None, batch_size: int = 64) -> list[bytes]:
     """``num_images`` PNG byte strings from ``source``, in chunks of ``batch_size``."""
     if num_images <= 0:
@@ -159,8 +184,8 @@ def generate_pngs(source: _Source, num_images: int, seed: int = 0, label: int | 
         if not source.conditional:
             raise GenerateError(f"--label given, but the model ({source.description}) is unconditional")
         if label < 0 or (source.num_classes is not None and label >= source.num_classes):
-            upper = source.num_classes - 1 if source.num_classes is not None else "K-1"
-            raise GenerateError(f"--label {label} is out of range: the model has classes 0..{upper}")
+            classes = classes_text(source.num_classes, source.class_names) if source.num_classes else "0..K-1"
+            raise GenerateError(f"--label {label} is out of range: the model's labels are {classes}")
     elif source.conditional and not source.num_classes:
         raise GenerateError("the model is conditional and does not say how many classes it has: pass --label")
     pngs: list[bytes] = []
@@ -181,15 +206,15 @@ def generate_pngs(source: _Source, num_images: int, seed: int = 0, label: int | 
     return pngs
 
 
-def make_grid(pngs: list[bytes], padding: int = 2):
-    """One PIL image with the given PNGs in a near-square grid."""
+def make_grid(pngs: list[bytes], padding: int = 2, columns: int | None = None):
+    """One PIL image with the given PNGs in rows of ``columns`` (default: a near-square grid)."""
     from PIL import Image
 
     images = [Image.open(io.BytesIO(p)) for p in pngs]
     mode = "RGB" if any(im.mode not in ("L", "1") for im in images) else "L"
     images = [im.convert(mode) for im in images]
     width, height = images[0].size
-    cols = math.ceil(math.sqrt(len(images)))
+    cols = columns or math.ceil(math.sqrt(len(images)))
     rows = math.ceil(len(images) / cols)
     grid = Image.new(mode, (cols * (width + padding) + padding, rows * (height + padding) + padding), 0)
     for i, im in enumerate(images):
@@ -198,8 +223,10 @@ def make_grid(pngs: list[bytes], padding: int = 2):
     return grid
 
 
-def write_outputs(pngs: list[bytes], out_dir: str, prefix: str = "img", grid_max: int = 1024, manifest: dict | None = None) -> dict:
-    """Writes <out_dir>/<prefix>_NNNNN.png, grid.png (first ``grid_max`` images) and generate.json."""
+def write_outputs(pngs: list[bytes], out_dir: str, prefix: str = "img", grid_max: int = 1024, manifest: dict | None = None,
+                  grid_columns: int | None = None) -> dict:
+    """Writes <out_dir>/<prefix>_NNNNN.png, grid.png (first ``grid_max`` images, ``grid_columns``
+    per row) and generate.json."""
     os.makedirs(out_dir, exist_ok=True)
     digits = max(5, len(str(len(pngs) - 1)))
     files = []
@@ -211,7 +238,7 @@ def write_outputs(pngs: list[bytes], out_dir: str, prefix: str = "img", grid_max
     grid_path = None
     if grid_max > 0 and pngs:
         grid_path = os.path.join(out_dir, "grid.png")
-        make_grid(pngs[:grid_max]).save(grid_path)
+        make_grid(pngs[:grid_max], columns=grid_columns).save(grid_path)
     summary = dict(manifest or {}, num_images=len(pngs), files=[os.path.basename(f) for f in files], grid=grid_path and os.path.basename(grid_path))
     with open(os.path.join(out_dir, "generate.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2)
@@ -225,13 +252,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--server", help="URL of a running server, e.g. http://127.0.0.1:8501")
     parser.add_argument("--model_name", default="gan", help="model name on the server (default: %(default)s)")
     parser.add_argument("-n", "--num_images", type=int, default=64, help="images to write (default: %(default)s)")
-    parser.add_argument("--label", type=int, help="class for a conditional model (default: cycle through all classes)")
-    parser.add_argument("--seed", type=int, default=0, help="seed; same seed and batch size give the same images")
-    parser.add_argument("--out_dir", default=DEFAULT_OUT_DIR, help="where to write (default: %(default)s)")
+    parser.add_argument("--label", help="class for a conditional model: its name (e.g. square) or index "
+                        "(default: every class in turn, one grid column each)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed; the same seed and batch size give the same images (default: %(default)s)")
+    parser.add_argument("--out_dir", "--out", dest="out_dir", default=DEFAULT_OUT_DIR,
+                        help="folder to write the PNGs, grid.png and generate.json to (default: %(default)s)")
     parser.add_argument("--batch_size", type=int, default=64, help="images per generate_png call (default: %(default)s)")
     parser.add_argument("--prefix", default="img", help="file name prefix (default: %(default)s)")
     parser.add_argument("--grid_max", type=int, default=1024, help="images in grid.png; 0 = no grid (default: %(default)s)")
-    parser.add_argument("--settle_s", type=float, default=1.0, help="skip versions modified less than this many seconds ago")
+    parser.add_argument("--settle_s", type=float, default=1.0,
+                        help="skip versions modified less than this many seconds ago (default: %(default)s)")
     parser.add_argument("--timeout_s", type=float, default=120.0, help="HTTP timeout per call (default: %(default)s)")
 
 
@@ -244,20 +275,27 @@ def run(args) -> int:
             source: _Source = PushDirSource(args.push_dir, settle_s=args.settle_s)
         else:
             source = ServerSource(args.server, args.model_name, timeout_s=args.timeout_s)
-        pngs = generate_pngs(source, args.num_images, seed=args.seed, label=args.label, batch_size=args.batch_size)
+        label = resolve_label(args.label, source)
+        pngs = generate_pngs(source, args.num_images, seed=args.seed, label=label, batch_size=args.batch_size)
         manifest = {
             "source": source.description,
             "version": source.version,
             "seed": args.seed,
             "batch_size": args.batch_size,
-            "label": args.label,
+            "label": label,
+            "class_name": source.class_names[label] if label is not None and source.class_names else None,
         }
-        result = write_outputs(pngs, args.out_dir, prefix=args.prefix, grid_max=args.grid_max, manifest=manifest)
+        every_class = source.conditional and label is None and source.num_classes
+        result = write_outputs(pngs, args.out_dir, prefix=args.prefix, grid_max=args.grid_max, manifest=manifest,
+                               grid_columns=min(source.num_classes, len(pngs)) if every_class else None)
     except GenerateError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     grid = f" and {result['grid']}" if result["grid"] else ""
-    print(f"wrote {len(result['files'])} images to {args.out_dir}{grid} ({source.description})")
+    which = ""
+    if manifest["label"] is not None:
+        which = f" of class {manifest['label']}" + (f" ({manifest['class_name']})" if manifest["class_name"] else "")
+    print(f"wrote {len(result['files'])} images{which} to {args.out_dir}{grid} ({source.description})")
     return 0
 
 

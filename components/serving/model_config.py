@@ -24,10 +24,11 @@ def validate_model_name(name: Any) -> str:
 
 
 def parse_model_config(path: str) -> dict[str, str]:
-    """Reads a model config: JSON ``{"name": "base_path", ...}`` or
-    ``{"models": [{"name": ..., "base_path": ...}]}``, or TF Serving's text format
-    ``model_config_list { config { name: 'x' base_path: '/y' model_platform: 'tensorflow' } }``.
-    Only name and base_path are read (version policies etc. are ignored: the newest version is
+    """Reads a model config: TF Serving's ``--model_config_file`` (text-format ModelServerConfig,
+    ``model_config_list { config { name: 'x' base_path: '/y' model_platform: 'tensorflow' } }``,
+    parsed with TF Serving's own proto, so a file that works there works here), or JSON
+    ``{"name": "base_path", ...}`` / ``{"models": [{"name": ..., "base_path": ...}]}``.
+    Only name and base_path are used (version policies etc. are ignored: the newest version is
     served). Relative base paths are resolved against the config file's directory."""
     with open(path, encoding="utf-8") as f:
         text = f.read()
@@ -44,12 +45,7 @@ def parse_model_config(path: str) -> dict[str, str]:
         else:
             raise ValueError(f"{path}: expected a JSON object")
     else:
-        for block in re.findall(r"config\s*\{(.*?)\}", text, flags=re.S):
-            name = re.search(r"\bname\s*:\s*[\"']([^\"']*)[\"']", block)
-            base = re.search(r"\bbase_path\s*:\s*[\"']([^\"']*)[\"']", block)
-            if not name or not base:
-                raise ValueError(f"{path}: every config {{...}} block needs name and base_path")
-            pairs.append((name.group(1), base.group(1)))
+        pairs = _text_proto_models(path, text)
     if not pairs:
         raise ValueError(f"{path}: no models configured")
     models: dict[str, str] = {}
@@ -64,3 +60,26 @@ def parse_model_config(path: str) -> dict[str, str]:
             base_path = os.path.join(base_dir, base_path)
         models[name] = base_path
     return models
+
+
+def _text_proto_models(path: str, text: str) -> list[tuple[str, str]]:
+    """(name, base_path) of every ``config`` in a TF Serving model config file."""
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    try:
+        config = text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
+    except text_format.ParseError as exc:
+        raise ValueError(f"{path}: not a TF Serving model config (model_config_list {{ config {{ name: 'gan' "
+                         f"base_path: 'serving/gan' model_platform: 'tensorflow' }} }}): {exc}") from None
+    if config.WhichOneof("config") != "model_config_list":
+        raise ValueError(f"{path}: expected model_config_list {{ config {{ ... }} }}")
+    pairs = []
+    for entry in config.model_config_list.config:
+        if not entry.name or not entry.base_path:
+            raise ValueError(f"{path}: every config {{...}} block needs name and base_path")
+        if entry.model_platform not in ("", "tensorflow"):
+            raise ValueError(f"{path}: model {entry.name!r} has model_platform {entry.model_platform!r}; "
+                             "only 'tensorflow' SavedModels are served")
+        pairs.append((entry.name, entry.base_path))
+    return pairs

@@ -61,6 +61,27 @@ def build_feed(signature: SignatureInfo, request: PredictRequest, max_images: in
     return feed
 
 
+def classes_text(num_classes: int | None, class_names: list[str] | None = None) -> str:
+    """"0..2 (0 circle, 1 square, 2 triangle)", or "0..9" when the model records no names."""
+    if not num_classes:
+        return "unknown"
+    names = f" ({', '.join(f'{i} {name}' for i, name in enumerate(class_names))})" if class_names else ""
+    return f"0..{num_classes - 1}{names}"
+
+
+def check_labels(feed: dict[str, np.ndarray], gan_metadata: dict | None) -> None:
+    """A label outside the model's classes is refused by name before the model runs (the graph's
+    own check would answer with an assertion's node name)."""
+    num_classes = (gan_metadata or {}).get("num_classes")
+    labels = feed.get("labels")
+    if not num_classes or labels is None or labels.size == 0 or labels.dtype.kind not in "iu":
+        return
+    bad = labels[(labels < 0) | (labels >= num_classes)]
+    if bad.size:
+        raise RequestError(f"label {int(bad.flat[0])} is not a class of this model: labels are "
+                           f"{classes_text(num_classes, gan_metadata.get('class_names'))}")
+
+
 def response_payload(outputs: dict[str, np.ndarray], columnar: bool) -> dict:
     """{"outputs": ...} for the columnar format, {"predictions": ...} for the row format (one
     entry per example: an object of the outputs when there are several)."""

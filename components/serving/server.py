@@ -36,9 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model_base_path", help="push directory: <path>/<integer version>/saved_model.pb")
     parser.add_argument("--model_name", default=DEFAULT_MODEL_NAME, help="name in /v1/models/NAME (default: %(default)s)")
     parser.add_argument(
-        "--model_config",
-        help="file mapping names to push directories: JSON {\"name\": \"path\"} or TF Serving's "
-        "model_config_list text format; instead of --model_base_path",
+        "--model_config_file", "--model_config", dest="model_config",
+        help="several models: TF Serving's model config file (model_config_list { config { name: 'gan' "
+        "base_path: 'serving/gan' model_platform: 'tensorflow' } ... }) or JSON {\"name\": \"path\"}; "
+        "instead of --model_base_path",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, loopback only)")
     parser.add_argument(
@@ -78,13 +79,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds a request's body may take to arrive (default: %(default)s)",
     )
     parser.add_argument("--access_log", action="store_true", help="log every request")
-    parser.add_argument("--log_level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--log_level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="least severe log records shown (default: %(default)s)")
 
 
 def models_from_args(args) -> dict[str, str]:
-    """name -> push directory from --model_config or --model_base_path/--model_name."""
+    """name -> push directory from --model_config_file or --model_base_path/--model_name."""
     if bool(args.model_config) == bool(args.model_base_path):
-        raise ValueError("give exactly one of --model_base_path or --model_config")
+        raise ValueError("give exactly one of --model_base_path or --model_config_file")
     if args.model_config:
         return parse_model_config(args.model_config)
     return {validate_model_name(args.model_name): args.model_base_path}
