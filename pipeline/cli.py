@@ -4,10 +4,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import logging
 import os
 import sys
 import time
+
+from pipeline import console
 
 # Each command's module is imported only when that command runs: TFX takes ~20 s to import.
 COMMANDS = {
@@ -28,10 +29,9 @@ COMMANDS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``run``."""
-    from pipeline.config import DEFAULT_CONFIG
-
-    parser.add_argument("--config", default=DEFAULT_CONFIG, help="pipeline config YAML (default: %(default)s)")
+    """Arguments of ``run`` (and ``watch``). Light: ``./gan run --help`` imports no TensorFlow."""
+    parser.add_argument("--config", default=None,
+                        help="pipeline config YAML (default: pipeline/configs/digits.yaml, the bundled digits)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a config value, e.g. --set training.train_steps=200 (YAML value)")
 
@@ -39,10 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace):
     """The config of ``--config`` and ``--set``, or None after printing the one-line error."""
     from components.options import ConfigError
-    from pipeline.config import load_config, parse_overrides
+    from pipeline.config import DEFAULT_CONFIG, load_config, parse_overrides
 
     try:
-        return load_config(args.config, parse_overrides(args.set))
+        return load_config(args.config or DEFAULT_CONFIG, parse_overrides(args.set))
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return None
@@ -58,25 +58,11 @@ def run(args: argparse.Namespace) -> int:
     if bundled:  # the bundled datasets are written on first use
         print(f"[run] bundled {bundled}: {write_span(bundled, config.data.input_base)}")
 
-    from components.gan.train import CheckpointWriteError, TrainingDivergedError
-    from components.options import ConfigError
-    from components.validation_gate import DataValidationError
-    from data.ingest import IngestionError
-    from pipeline.local_runner import PipelineBusyError, run_pipeline
+    from pipeline.local_runner import run_pipeline
 
     started = time.time()
-    try:
-        summary = run_pipeline(config)
-    except PipelineBusyError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
-    except (IngestionError, DataValidationError, TrainingDivergedError, CheckpointWriteError) as e:
-        # What a user's data, settings or disk caused: one line (the traceback is above it in the log).
-        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
-        return 2
+    # Errors a user's data, settings or disk cause reach main(), which prints them as one line.
+    summary = run_pipeline(config)
     print(f"\n[run] finished in {time.time() - started:.0f} s")
     for c in summary["components"]:
         print(f"  {c['component']:<20} {c['state']:<9} {c['seconds']:>7.1f} s")
@@ -94,24 +80,46 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+VERBOSE_HELP = "every library's log (absl, TFX, TensorFlow, Beam) and full tracebacks"
+HELP_FLAGS = ("-h", "--help")
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0].startswith("-") and argv[0] not in HELP_FLAGS:
+        argv = ["run", *argv]
+    # Before any command module is imported: TensorFlow reads its log level once, at import.
+    verbose = "--verbose" in argv
+    console.configure(verbose)
+
     parser = argparse.ArgumentParser(prog="./gan", description=__doc__)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("test", help="run the test suite (handled by ./gan itself)")
-    argv = sys.argv[1:] if argv is None else argv
-    chosen = argv[0] if argv and not argv[0].startswith("-") else "run"
     for name, (module_name, help_text) in COMMANDS.items():
-        command_parser = sub.add_parser(name, help=help_text)
-        if name == chosen:  # import only the chosen command's module
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == argv[0]:  # only the chosen command's module: ./gan --help imports none
             module = importlib.import_module(module_name)
             module.add_arguments(command_parser)
+            command_parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
             command_parser.set_defaults(func=module.run)
-    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
-        argv = ["run", *argv]
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("absl").setLevel(logging.INFO)
-    return args.func(args)
+    if not hasattr(args, "func"):  # `./gan test` reached Python: ./gan handles it before
+        parser.error("`test` runs through ./gan (./gan test [pytest args])")
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - every error ends as one line unless --verbose
+        if verbose:
+            raise
+        prefix = console.user_error_prefix(e)
+        if prefix:
+            print(f"{prefix}: {console.one_line(e)}", file=sys.stderr)
+            return 2
+        print(f"error: {type(e).__name__}: {console.one_line(e)} (a bug: run again with --verbose for the "
+              "traceback and report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

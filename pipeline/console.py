@@ -1,0 +1,129 @@
+"""What a command prints: the project's own lines by default, every library's log with --verbose.
+
+Quiet (the default):
+- records of the project's loggers (components.*, data.*, pipeline.*, kubeflow.*) at INFO and up,
+  one line each (warnings as "warning: ...");
+- TFX's "Component X is running/finished" as one line each, the finish with its time;
+- Python warnings raised by the project's own code as one "warning: ..." line; a library's are dropped;
+- any other logger (absl, TFX, TensorFlow, Beam) only at ERROR, one line, without its traceback;
+- TensorFlow's C++ log only at FATAL (its INFO/ERROR lines at import are CUDA plug-in noise).
+--verbose: every logger at INFO with timestamps and every warning, as before this module existed.
+
+Must run before TensorFlow is imported (TF_CPP_MIN_LOG_LEVEL is read once, at import; TensorFlow adds
+its own stderr handler when the root logger has none).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+
+PROJECT_LOGGERS = ("components", "data", "pipeline", "kubeflow")
+# Where the project's packages live (the repository, or tfx_gan/ in an installed wheel).
+PACKAGES_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_PROJECT_DIRS = tuple(os.path.join(PACKAGES_ROOT, name) + os.sep for name in PROJECT_LOGGERS)
+
+COMPONENT_RUNNING = "Component %s is running."  # tfx/orchestration/local/local_dag_runner.py
+COMPONENT_FINISHED = "Component %s is finished."
+
+
+def is_project_logger(name: str) -> bool:
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in PROJECT_LOGGERS)
+
+
+class QuietFilter(logging.Filter):
+    """Lets through the project's records and library errors; turns TFX's component start and
+    finish records into the project's own lines."""
+
+    def __init__(self):
+        super().__init__()
+        self.started: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if is_project_logger(record.name):
+            return record.levelno >= logging.INFO
+        if record.msg in (COMPONENT_RUNNING, COMPONENT_FINISHED) and record.args:
+            component = record.args[0]
+            if record.msg == COMPONENT_RUNNING:
+                self.started[component] = record.created
+                record.msg, record.args = "[run] %s started", (component,)
+            else:
+                seconds = record.created - self.started.pop(component, record.created)
+                record.msg, record.args = "[run] %s finished in %.1f s", (component, seconds)
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            return True
+        return record.levelno >= logging.ERROR
+
+
+class OneLineFormatter(logging.Formatter):
+    """The message's first line; "warning: "/"error: " in front of those levels; no traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a library's malformed record must not stop the run
+            message = str(record.msg)
+        lines = message.strip().splitlines() or [""]
+        more = f" (+{len(lines) - 1} lines; --verbose shows them)" if len(lines) > 1 else ""
+        prefix = {logging.WARNING: "warning: ", logging.ERROR: "error: ", logging.CRITICAL: "error: "}
+        return f"{prefix.get(record.levelno, '')}{lines[0]}{more}"
+
+
+def configure(verbose: bool) -> None:
+    """Sets up logging and warnings for a command (see the module docstring)."""
+    if verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
+        logging.getLogger("absl").setLevel(logging.INFO)
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(QuietFilter())
+    handler.setFormatter(OneLineFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    # Explicit levels: a library that lowers the root logger's level must not silence these.
+    for name in (*PROJECT_LOGGERS, "absl"):
+        logging.getLogger(name).setLevel(logging.INFO)
+    warnings.showwarning = _show_project_warning
+
+
+def _show_project_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if not os.path.abspath(filename).startswith(_PROJECT_DIRS):
+        return  # a library's deprecation or version notice: --verbose shows them
+    module = os.path.relpath(os.path.splitext(filename)[0], PACKAGES_ROOT).replace(os.sep, ".")
+    logging.getLogger(module).warning("%s", message)
+
+
+# Errors a user's input, data, settings, disk or network cause, by the qualified name of the class
+# or one of its bases (names, so that the CLI need not import TensorFlow to recognise them). Each
+# message already says what is wrong; the CLI prints it as one line and exits 2.
+USER_ERRORS = {
+    "components.options.ConfigError": "config error",
+    "data.ingest.IngestionError": "error",
+    "components.validation_gate.DataValidationError": "error",
+    "components.gan.hooks.TrainingDivergedError": "error",
+    "components.gan.hooks.CheckpointWriteError": "error",
+    "kubeflow.launcher.LaunchError": "error",
+    "kubeflow.image.DockerfileError": "error",
+    "components.serving.generate.GenerateError": "error",
+    "builtins.OSError": "error",
+}
+
+
+def user_error_prefix(error: BaseException) -> str | None:
+    """"config error"/"error" when ``error`` is one a user causes (USER_ERRORS), else None."""
+    for cls in type(error).__mro__:
+        prefix = USER_ERRORS.get(f"{cls.__module__}.{cls.__qualname__}")
+        if prefix:
+            return prefix
+    return None
+
+
+def one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 600 else text[:597] + "..."
