@@ -3,9 +3,10 @@
 Thin: it finds the statistics files and calls components/drift.py. It runs after
 ExampleValidator and before training (the pipeline makes GanTrainer wait for it). The statistics
 of the run's data (the spans ``data.spans`` selects) are compared with those stored for the
-newest earlier span, and stored under the run's newest span when they pass. A span beyond the thresholds
-raises DataValidationError naming the spans and each drifted feature in one line, like any other anomaly, and is not
-stored as "previous", so the next span is compared with the last good one.
+newest earlier span, and stored under the run's newest span when they pass. A span beyond the
+thresholds raises DataValidationError, one line naming the spans and each drifted feature, like
+any other anomaly, and is not stored as "previous", so the next span is compared with the last
+good one.
 """
 import json
 import os

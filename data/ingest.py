@@ -205,7 +205,8 @@ def scan(span: str) -> list[ImageRecord]:
     """Reads and checks every image of one span folder (or of one .npz/TFRecord file); returns one
     record per image."""
     if not tf.io.gfile.exists(span):
-        raise IngestionError(f"span folder not found: {span} (a folder of images, e.g. my_data/span-1)")
+        raise IngestionError(f"span folder not found: {span}; give one span-<N>/ folder of your data, which "
+                             "holds the images")
     inner_spans = available_spans(span)
     if inner_spans:
         raise IngestionError(f"{span} holds span folders, not images: give one of them, e.g. "

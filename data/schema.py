@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
@@ -58,12 +59,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if os.path.exists(args.out) and not args.overwrite:
-        print(f"error: {args.out} exists; pass --overwrite to replace it")
+        print(f"error: {args.out} exists; pass --overwrite to replace it", file=sys.stderr)
         return 2
     try:
         schema = schema_for_span(args.span_dir)
     except ingest.IngestionError as e:
-        print(f"error: {e}")
+        print(f"error: {e}", file=sys.stderr)
         return 2
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:

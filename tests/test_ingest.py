@@ -197,7 +197,7 @@ def test_empty_class_folder_is_named(tmp_path):
 
 
 def test_missing_span_folder_is_named(tmp_path):
-    with pytest.raises(ingest.IngestionError, match="span folder not found: .*span-9 \\(a folder of images"):
+    with pytest.raises(ingest.IngestionError, match="span folder not found: .*span-9; give one span-<N>/ folder"):
         ingest.scan(str(tmp_path / "span-9"))
     write_png(str(tmp_path / "span-2" / "circle" / "a.png"), gray(1))  # the data folder, not one of its spans
     with pytest.raises(ingest.IngestionError, match="holds span folders, not images: give one of them, e.g. .*/span-2$"):
