@@ -43,9 +43,13 @@ def test_train_save_export_and_load(digit_files, tmp_path):
     assert result.history["step"] == [2, 4, 6]
     assert all(np.isfinite(result.history["d_loss"]))
     assert any("images/s" in line and "D acc real" in line for line in logs)
-    # Run outputs: sample grids, the loss curve and TensorBoard events.
+    # Progress: percentage, elapsed time and ETA on every log line.
+    assert re.search(r"^step 2/6 \(33%\) [0-9hms]+ elapsed, ~[0-9hms]+ left ", logs[1]), logs
+    # Run outputs: titled sample grids and their strip, the history, the loss curve and TensorBoard events.
     run = tmp_path / "run"
     assert (run / "samples" / "step_000003.png").exists() and (run / "samples" / "final.png").exists()
+    assert (run / "samples" / "strip.png").exists()
+    assert json.loads((run / "history.json").read_text())["step"] == [2, 4, 6]
     assert (run / "loss_curve.png").exists()
     assert any(name.startswith("events.out.tfevents") for name in os.listdir(run))
 

@@ -3,30 +3,53 @@
 - ``DivergenceGuard``: holds each step's metrics and raises ``TrainingDivergedError`` at the first
   NaN/inf loss when they are fetched (at log lines and before checkpoints, so a diverged run never
   saves anything);
-- ``ProgressLog``: a log line, TensorBoard scalars and a history row every ``log_every_steps``;
-- ``SampleGrids``: PNG grids and TensorBoard images from one fixed latent batch;
+- ``ProgressLog``: a log line (with elapsed time and ETA), TensorBoard scalars and a history row
+  every ``log_every_steps``;
+- ``TrainingFid``: every ``fid_every_steps``, the FID of the EMA generator against the training
+  images in the untrained random CNN's feature space, as TensorBoard scalars, ``metrics.jsonl``
+  rows (StyleGAN's metric jsonl) and rows of the history's ``metrics``;
+- ``SampleGrids``: titled PNG grids, a strip of them across training and TensorBoard images, all
+  from one fixed latent batch;
 - ``Checkpoints``: checkpoints with the history beside them, restored when a run restarts.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import time
+import warnings
 from typing import Callable
 
 import numpy as np
 import tensorflow as tf
 
 from components.gan.config import TrainConfig
-from components.gan.samples import image_grid, save_png
+from components.gan.example_format import load_arrays
+from components.gan.samples import image_grid, save_grid_strip, save_image_grid
 from components.gan.step import GanTraining
+from components.metrics.fid import FeatureStats, frechet_distance_from_stats
+from components.metrics.random_cnn import RandomCNN
 
 HISTORY_KEYS = ("step", "d_loss", "g_loss", "d_real_acc", "d_fake_acc", "images_per_sec")
+METRICS_KEY = "metrics"  # the history's list of TrainingFid rows, the same objects as metrics.jsonl's lines
 HISTORY_FILENAME = "history.json"
+METRICS_FILENAME = "metrics.jsonl"
+STRIP_FILENAME = "strip.png"
 LOGGED_METRICS = ("d_loss", "g_loss", "d_real_acc", "d_fake_acc")  # the step's metrics, averaged per log line
 SAMPLE_GRID_SIZE = 64
+GRIDS_PER_RUN = 10  # sample_every_steps 0: this many grids spaced across training, plus the final one
+STRIP_MAX_GRIDS = 12
+# Training FID: N generated images against up to FID_MAX_REAL training images. N above the random
+# CNN's 704 dimensions keeps the covariance non-singular (FID is biased in N, so values compare
+# only within the same N: this is a progress signal, not the evaluation's FID).
+FID_SAMPLES = 1024
+FID_MAX_REAL = 5000
+FID_BATCH = 256
+
+logger = logging.getLogger(__name__)
 
 
 class CheckpointWriteError(RuntimeError):
@@ -43,7 +66,17 @@ class TrainingDivergedError(RuntimeError):
 
 
 def empty_history() -> dict[str, list]:
-    return {k: [] for k in HISTORY_KEYS}
+    return {**{k: [] for k in HISTORY_KEYS}, METRICS_KEY: []}
+
+
+def format_duration(seconds: float) -> str:
+    """1h02m, 2m10s or 42s."""
+    seconds = int(round(max(seconds, 0.0)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
 class DivergenceGuard:
@@ -72,14 +105,22 @@ class DivergenceGuard:
 class ProgressLog:
     """Per log line: the means of the step's metrics since the previous line and images/s, written as
     a log line, TensorBoard scalars and a row of ``history``. Time spent in ``paused()`` (sample
-    grids, checkpoints) is not counted as training time."""
+    grids, FID, checkpoints) is not counted in images/s; the ETA counts it, since it recurs."""
 
     def __init__(self, history: dict, writer, global_batch: int, train_steps: int, step: int,
                  log: Callable[[str], None]):
         self.history, self.writer, self.log = history, writer, log
         self.global_batch, self.train_steps = global_batch, train_steps
         self.window = {k: [] for k in LOGGED_METRICS}
+        self.started, self.start_step = time.perf_counter(), step
         self.restart_clock(step)
+
+    def eta(self, step: int) -> str:
+        """'2m10s elapsed, ~5m03s left': this run's wall time per step so far, times the steps left."""
+        elapsed = time.perf_counter() - self.started
+        done = step - self.start_step
+        left = elapsed / done * (self.train_steps - step) if done else float("nan")
+        return f"{format_duration(elapsed)} elapsed, " + (f"~{format_duration(left)} left" if done else "")
 
     def restart_clock(self, step: int) -> None:
         """images/s counts the steps after ``step`` from now on."""
@@ -105,7 +146,7 @@ class ProgressLog:
         for k, v in means.items():
             self.history[k].append(v)
         self.history["images_per_sec"].append(images_per_sec)
-        self.log(f"step {step}/{self.train_steps}  d_loss {means['d_loss']:.4f}  g_loss {means['g_loss']:.4f}  "
+        self.log(f"step {step}/{self.train_steps} ({100 * step // self.train_steps}%) {self.eta(step)}  d_loss {means['d_loss']:.4f}  g_loss {means['g_loss']:.4f}  "
                  f"D acc real {means['d_real_acc']:.2f} fake {means['d_fake_acc']:.2f}  "
                  f"{images_per_sec:.0f} images/s")
         with self.writer.as_default(step=step):
@@ -128,24 +169,119 @@ def fixed_latent(config: TrainConfig, num_classes: int | None):
     return rs.normal(size=(SAMPLE_GRID_SIZE, config.latent_dim)).astype(np.float32), None, None
 
 
+class TrainingFid:
+    """The FID of the exported (EMA) generator's images from a fixed latent batch against the
+    training images, in the space of the project's untrained random CNN (``random_cnn``: nothing
+    to train, so it is available inside the trainer, unlike the domain classifier that
+    ReferenceStatsGen trains later). Each value goes to TensorBoard (``fid_random_cnn``), to
+    ``history[METRICS_KEY]`` and to ``<run_dir>/metrics.jsonl``, one JSON object per line:
+    ``{"step", "seconds" (training wall time), "timestamp", "fid_random_cnn", "fid_seconds"}``.
+    The real images' features are computed at the first call, so runs that never reach
+    ``fid_every_steps`` pay nothing."""
+
+    def __init__(self, trainer: GanTraining, config: TrainConfig, train_files: list[str], image_shape,
+                 run_dir: str, writer, chief: bool, history: dict, log: Callable[[str], None]):
+        self.trainer, self.config, self.train_files = trainer, config, list(train_files)
+        self.image_shape = tuple(int(d) for d in image_shape)
+        self.path = os.path.join(run_dir, METRICS_FILENAME)
+        self.writer, self.chief, self.history, self.log = writer, chief, history, log
+        self.extractor = self.real_stats = self.latent = self.labels = None
+        self.seconds_before = history[METRICS_KEY][-1]["seconds"] if history[METRICS_KEY] else 0.0
+        self.started, self.total_seconds = time.perf_counter(), 0.0
+        if self.chief and history[METRICS_KEY]:  # a resumed run's file starts with the rows restored
+            self._write_file()
+
+    @property
+    def key(self) -> str:
+        return f"fid_{RandomCNN.name}"
+
+    def _prepare(self) -> None:
+        images, labels = load_arrays(self.train_files, self.image_shape)
+        rng = np.random.default_rng(self.config.seed + 54321)
+        keep = rng.permutation(len(images))[:FID_MAX_REAL]
+        images, labels = images[keep], labels[keep]
+        self.extractor = RandomCNN(self.image_shape, seed=0)
+        self.real_stats = FeatureStats.from_features(self.extractor.features(images, FID_BATCH))
+        self.latent = rng.normal(size=(FID_SAMPLES, self.config.latent_dim)).astype(np.float32)
+        # A conditional generator draws the training images' class mix.
+        self.labels = rng.choice(labels, FID_SAMPLES).astype(np.int32) if self.trainer.num_classes else None
+        self.num_real = len(images)
+
+    def _generated_features(self) -> np.ndarray:
+        features = []
+        for start in range(0, FID_SAMPLES, FID_BATCH):
+            labels = None if self.labels is None else tf.constant(self.labels[start:start + FID_BATCH])
+            images = self.trainer.generate(tf.constant(self.latent[start:start + FID_BATCH]), labels)
+            features.append(self.extractor.features(images.numpy(), FID_BATCH))
+        return np.concatenate(features)
+
+    def write(self, step: int) -> None:
+        if not self.chief:
+            return
+        started = time.perf_counter()
+        if self.extractor is None:
+            self._prepare()
+        with warnings.catch_warnings():
+            # Fewer training images than 704 features: the caveat is in the log line instead.
+            warnings.simplefilter("ignore")
+            value = frechet_distance_from_stats(FeatureStats.from_features(self._generated_features()),
+                                                self.real_stats)
+        cost = time.perf_counter() - started
+        self.total_seconds += cost
+        row = {"step": int(step), "seconds": round(self.seconds_before + time.perf_counter() - self.started, 3),
+               "timestamp": round(time.time(), 3), self.key: value, "fid_seconds": round(cost, 3)}
+        self.history[METRICS_KEY].append(row)
+        self._write_file()
+        with self.writer.as_default(step=step):
+            tf.summary.scalar(self.key, value)
+        self.writer.flush()
+        caveat = " (fewer real images than features: compare only within this run)" \
+            if self.num_real < RandomCNN.feature_dim else ""
+        self.log(f"step {step}: training FID ({RandomCNN.name}, {FID_SAMPLES} EMA samples vs {self.num_real} "
+                 f"training images) {value:.4f}{caveat}, {cost:.1f} s")
+
+    def _write_file(self) -> None:
+        # Rewritten whole each time: object stores (gs://) cannot append, and the file stays small.
+        with tf.io.gfile.GFile(self.path, "w") as f:
+            f.write("".join(json.dumps(row) + "\n" for row in self.history[METRICS_KEY]))
+
+
 class SampleGrids:
-    """``<run_dir>/samples/step_XXXXXX.png`` (or another name) and TensorBoard images of the
-    exported (EMA) generator, always from the same latent points so grids compare across steps."""
+    """``<run_dir>/samples/step_XXXXXX.png`` (or another name), each titled with its step, and
+    TensorBoard images of the exported (EMA) generator, always from the same latent points so
+    grids compare across steps; ``write_strip`` puts the grids side by side in one
+    ``samples/strip.png`` (the grids of this execution: after a resume, from the resumed step)."""
 
     def __init__(self, trainer: GanTraining, config: TrainConfig, run_dir: str, writer, chief: bool):
         self.trainer, self.run_dir, self.writer, self.chief = trainer, run_dir, writer, chief
         self.latent, self.labels, self.columns = fixed_latent(config, trainer.num_classes)
         self.paths: list[str] = []
+        self.grids: list[tuple[int, np.ndarray]] = []  # (step, images) for the strip
 
     def write(self, step: int, name: str | None = None) -> None:
         images = self.trainer.generate(tf.constant(self.latent),
                                        None if self.labels is None else tf.constant(self.labels))
         path = os.path.join(self.run_dir, "samples", name or f"step_{step:06d}.png")
         if self.chief:
-            save_png(image_grid(images.numpy(), self.columns), path)
+            pixels = images.numpy()
+            save_image_grid(pixels, path, self.columns, title=f"step {step}")
             with self.writer.as_default(step=step):
                 tf.summary.image("samples", (images[:16] + 1.0) / 2.0, max_outputs=16)
+            if self.grids and self.grids[-1][0] == step:
+                self.grids.pop()
+            self.grids.append((step, pixels))
+            if len(self.grids) > 2 * STRIP_MAX_GRIDS:  # a small sample_every_steps: keep memory bounded
+                self.grids = self.grids[-1::-2][::-1]
         self.paths.append(path)
+
+    def write_strip(self) -> str | None:
+        """``samples/strip.png``: up to STRIP_MAX_GRIDS grids, evenly spaced, the last one included."""
+        if not self.chief or not self.grids:
+            return None
+        picked = np.unique(np.linspace(0, len(self.grids) - 1, min(len(self.grids), STRIP_MAX_GRIDS)).round()
+                           .astype(int))
+        return save_grid_strip([(f"step {self.grids[i][0]}", image_grid(self.grids[i][1], self.columns))
+                                for i in picked], os.path.join(self.run_dir, "samples", STRIP_FILENAME))
 
 
 class Checkpoints:
@@ -169,8 +305,10 @@ class Checkpoints:
             return empty_history()
         with tf.io.gfile.GFile(self.history_path) as f:
             saved = json.load(f)
-        keep = [i for i, s in enumerate(saved.get("step", [])) if s <= int(self.trainer.step.numpy())]
-        return {k: [saved[k][i] for i in keep] for k in HISTORY_KEYS}
+        step = int(self.trainer.step.numpy())
+        keep = [i for i, s in enumerate(saved.get("step", [])) if s <= step]
+        return {**{k: [saved[k][i] for i in keep] for k in HISTORY_KEYS},
+                METRICS_KEY: [row for row in saved.get(METRICS_KEY, []) if row["step"] <= step]}
 
     def save(self, step: int, history: dict) -> None:
         # TF writes a checkpoint's files first and its index ("checkpoint") last, so a failed

@@ -52,12 +52,32 @@ def save_image_grid(images: np.ndarray, path: str, columns: int | None = None, t
     return _save_figure(fig, path)
 
 
+def save_grid_strip(titled_grids: list[tuple[str, np.ndarray]], path: str) -> str:
+    """Grids (uint8, from ``image_grid``) side by side in one PNG, each under its title."""
+    plt = _pyplot()
+    scale = 2 if titled_grids[0][1].shape[0] < 400 else 1
+    height = max(grid.shape[0] for _, grid in titled_grids) * scale / 100
+    widths = [grid.shape[1] for _, grid in titled_grids]
+    fig, axes = plt.subplots(1, len(titled_grids), squeeze=False, gridspec_kw={"width_ratios": widths},
+                             figsize=(sum(widths) * scale / 100 + 0.1 * len(widths), height + 0.35), dpi=100)
+    for ax, (title, grid) in zip(axes[0], titled_grids):
+        ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.subplots_adjust(left=0.005, right=0.995, bottom=0.01, top=1 - 0.3 / (height + 0.35), wspace=0.05)
+    return _save_figure(fig, path)
+
+
 def save_loss_curve(history: dict, path: str) -> str | None:
-    """Losses and D's accuracies on real/fake against the step (``train_gan``'s history)."""
+    """Losses and D's accuracies on real/fake against the step (``train_gan``'s history), and the
+    training FID (its ``metrics`` rows) when there is one."""
     if not history.get("step"):
         return None
     plt = _pyplot()
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    fid_rows = history.get("metrics") or []
+    fid_keys = sorted({k for row in fid_rows for k in row if k.startswith("fid_") and k != "fid_seconds"})
+    fig, axes = plt.subplots(3 if fid_keys else 2, 1, figsize=(8, 8.5 if fid_keys else 6), sharex=True)
+    ax1, ax2 = axes[0], axes[1]
     ax1.plot(history["step"], history["d_loss"], label="D loss")
     ax1.plot(history["step"], history["g_loss"], label="G loss")
     ax1.set_ylabel("loss")
@@ -65,8 +85,14 @@ def save_loss_curve(history: dict, path: str) -> str | None:
     ax2.plot(history["step"], history["d_real_acc"], label="D accuracy on real")
     ax2.plot(history["step"], history["d_fake_acc"], label="D accuracy on fake")
     ax2.set_ylim(-0.02, 1.02)
-    ax2.set_xlabel("generator step")
     ax2.legend()
+    for key in fid_keys:
+        rows = [row for row in fid_rows if key in row]
+        axes[2].plot([row["step"] for row in rows], [row[key] for row in rows], marker="o", label=key)
+    if fid_keys:
+        axes[2].set_ylabel("training FID")
+        axes[2].legend()
+    axes[-1].set_xlabel("generator step")
     fig.tight_layout()
     return _save_figure(fig, path)
 

@@ -11,6 +11,7 @@ against the data (``TrainConfig.validate_for_data``) by the caller, where the da
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -24,8 +25,9 @@ from components.gan.config import TrainConfig
 from components.gan.devices import is_chief, resolve_precision, resolve_strategy, strategy_name, worker_dirs
 from components.gan.example_format import training_dataset
 from components.gan.export import export_generator, save_keras_models
-from components.gan.hooks import (HISTORY_KEYS, CheckpointWriteError, Checkpoints, DivergenceGuard, ProgressLog,
-                                  SampleGrids, TrainingDivergedError, empty_history)
+from components.gan.hooks import (GRIDS_PER_RUN, HISTORY_FILENAME, HISTORY_KEYS, CheckpointWriteError, Checkpoints,
+                                  DivergenceGuard, ProgressLog, SampleGrids, TrainingDivergedError, TrainingFid,
+                                  empty_history)
 from components.gan.models import build_models
 from components.gan.samples import save_loss_curve
 from components.gan.step import GanTraining
@@ -34,6 +36,8 @@ from components.gan.warm_start import warm_start
 # pipeline/cli.py imports the two errors train_gan raises from here.
 __all__ = ["CheckpointWriteError", "HISTORY_KEYS", "TrainResult", "TrainingDivergedError", "save_trained_models",
            "train_gan"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -59,17 +63,14 @@ def _batches(train_files: list[str], image_shape, global_batch: int, seed: int, 
     return iter(strategy.experimental_distribute_dataset(dataset.with_options(options)))
 
 
-def _steps_per_epoch(train_files: list[str], global_batch: int) -> int:
-    examples = sum(1 for _ in tf.data.TFRecordDataset(list(train_files), compression_type="GZIP"))
-    return max(1, math.ceil(examples / global_batch))
-
-
 def train_gan(config: TrainConfig, train_files: list[str], image_shape: tuple[int, int, int],
               num_classes: int | None, run_dir: str, checkpoint_dir: str, warm_start_dir: str | None = None,
-              log: Callable[[str], None] = print, on_step: Callable[[int], None] | None = None) -> TrainResult:
+              log: Callable[[str], None] = logger.info, on_step: Callable[[int], None] | None = None) -> TrainResult:
     """Trains (or resumes training of) a GAN on gzipped TFRecords of the project's Example format.
 
-    run_dir: TensorBoard scalars/images, PNG sample grids (``samples/``) and ``loss_curve.png``.
+    run_dir: TensorBoard scalars/images, titled PNG sample grids (``samples/step_XXXXXX.png``,
+    ``samples/final.png``) and their strip (``samples/strip.png``), the training FID
+    (``metrics.jsonl``), the history (``history.json``) and ``loss_curve.png``.
     checkpoint_dir: a stable directory; a restarted run resumes from its latest checkpoint, and a
     finished run only rebuilds the models (nothing is trained again).
     warm_start_dir: a serving dir written by ``save_trained_models`` (or a pushed version of one); used
@@ -101,9 +102,11 @@ def train_gan(config: TrainConfig, train_files: list[str], image_shape: tuple[in
 
     writer = tf.summary.create_file_writer(run_dir) if chief else tf.summary.create_noop_writer()
     samples = SampleGrids(trainer, config, run_dir, writer, chief)
+    fid = TrainingFid(trainer, config, train_files, image_shape, run_dir, writer, chief, history, log)
+    fid_every = config.fid_every_steps
     if step < config.train_steps:
         global_batch = config.batch_size * config.d_steps_per_g_step
-        sample_every = config.sample_every_steps or _steps_per_epoch(train_files, global_batch)  # 0: every epoch
+        sample_every = config.sample_every_steps or max(1, math.ceil(config.train_steps / GRIDS_PER_RUN))
         batches = _batches(train_files, image_shape, global_batch, config.seed, strategy)
         step_fn = trainer.make_step_fn(strategy)
         guard = DivergenceGuard()
@@ -124,16 +127,25 @@ def train_gan(config: TrainConfig, train_files: list[str], image_shape: tuple[in
             with progress.paused():
                 if step % sample_every == 0 and not last:
                     samples.write(step)
+                # The last step too, when the run is long enough to have FID rows at all.
+                if fid_every and (step % fid_every == 0 or last and config.train_steps >= fid_every):
+                    fid.write(step)
                 if step % config.checkpoint_every_steps == 0 or last:
                     progress.add(guard.check())
                     checkpoints.save(step, history)
-        log(f"trained {step - resumed_from} steps in {time.perf_counter() - started:.1f} s")
+        seconds = time.perf_counter() - started
+        fid_cost = f" (training FID {fid.total_seconds:.1f} s of it, {100 * fid.total_seconds / seconds:.1f}%)" \
+            if fid.total_seconds else ""
+        log(f"trained {step - resumed_from} steps in {seconds:.1f} s{fid_cost}")
     else:
         log(f"checkpoint is already at step {step} >= train_steps {config.train_steps}: nothing to train")
 
     samples.write(step, "final.png")
     if chief:
+        samples.write_strip()
         save_loss_curve(history, os.path.join(run_dir, "loss_curve.png"))
+        with tf.io.gfile.GFile(os.path.join(run_dir, HISTORY_FILENAME), "w") as f:  # the report plots it
+            json.dump(history, f)
     writer.close()
     return TrainResult(generator=trainer.export_generator, discriminator=trainer.discriminator,
                        history=history, steps=step, seconds=time.perf_counter() - started,
