@@ -1,4 +1,6 @@
+import logging
 import os
+import re
 import time
 
 import numpy as np
@@ -69,10 +71,17 @@ def test_save_load_round_trip(tmp_path, digits, digits_classifier):
     np.testing.assert_allclose(loaded.features(test_x[:20]), digits_classifier.features(test_x[:20]), rtol=1e-5, atol=1e-6)
 
 
-def test_rotation_mode_without_labels():
+def test_rotation_mode_without_labels(caplog):
     images = np.random.default_rng(0).uniform(-1, 1, size=(32, 12, 12, 1)).astype(np.float32)
-    classifier = train_domain_classifier(images, None, None, epochs=1, feature_dim=16)
+    with caplog.at_level(logging.INFO, logger=dc.__name__):
+        classifier = train_domain_classifier(images, None, None, epochs=1, feature_dim=16)
     assert classifier.name == "domain_cnn_rotation"
+    # Progress lines instead of silence: what trains, each epoch (at most PROGRESS_LINES), the held-out result.
+    messages = [record.getMessage() for record in caplog.records if record.name == dc.__name__]
+    assert messages[0] == "domain classifier: training on 29 images for 1 epochs", messages
+    assert re.fullmatch(r"domain classifier: epoch 1/1, loss [\d.]+, rotation accuracy [\d.]+, \d+ s elapsed",
+                        messages[1]), messages
+    assert re.fullmatch(r"domain classifier: held-out rotation accuracy [\d.]+ on 3 images", messages[2]), messages
     assert classifier.predict_proba(images[:5]).shape == (5, 4)
     assert classifier.features(images[:5]).shape == (5, 16)
 
@@ -84,7 +93,7 @@ def test_rotations_are_labelled_by_quarter_turns():
     np.testing.assert_array_equal(rotated[2], image[0, ::-1, ::-1])
 
 
-def test_load_or_train_caches_once(tmp_path, monkeypatch):
+def test_load_or_train_caches_once(tmp_path, monkeypatch, caplog):
     rng = np.random.default_rng(1)
     images = rng.uniform(-1, 1, size=(40, 8, 8, 1)).astype(np.float32)
     labels = rng.integers(0, 3, size=40)
@@ -92,7 +101,10 @@ def test_load_or_train_caches_once(tmp_path, monkeypatch):
     real_train = dc.train_domain_classifier
     monkeypatch.setattr(dc, "train_domain_classifier", lambda *a, **k: calls.append(1) or real_train(*a, **k))
     cache = str(tmp_path / "cache")
-    first = load_or_train_domain_classifier(cache, "data-v1", images, labels, 3, epochs=1, feature_dim=8)
+    with caplog.at_level(logging.INFO, logger=dc.__name__):
+        first = load_or_train_domain_classifier(cache, "data-v1", images, labels, 3, epochs=1, feature_dim=8)
+    assert any(re.search(r"epoch 1/1, .*, class accuracy [\d.]+, rotation accuracy [\d.]+", record.getMessage())
+               for record in caplog.records), caplog.text
     second = load_or_train_domain_classifier(cache, "data-v1", images, labels, 3, epochs=1, feature_dim=8)
     assert len(calls) == 1
     assert second.fingerprint == first.fingerprint == "data-v1"

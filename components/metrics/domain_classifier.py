@@ -15,8 +15,10 @@ Values from this extractor are comparable only with values from the same trained
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+import time
 import uuid
 
 import numpy as np
@@ -29,6 +31,9 @@ MODEL_FILENAME = "model.keras"
 METADATA_FILENAME = "domain_classifier.json"
 FEATURE_LAYER = "features"
 NUM_ROTATIONS = 4
+PROGRESS_LINES = 10  # at most this many epoch lines per training, the last epoch always
+
+logger = logging.getLogger(__name__)
 
 
 def _keras():
@@ -138,6 +143,35 @@ class DomainClassifier:
                    fingerprint=metadata.get("fingerprint"), metadata=metadata)
 
 
+def _progress_callback(epochs: int, num_images: int):
+    """A Keras callback that logs 'epoch k/K' lines with the loss, accuracies and time: training
+    runs for minutes inside ReferenceStatsGen on larger data, silent otherwise."""
+    keras = _keras()
+    every = max(1, epochs // PROGRESS_LINES)
+
+    class Progress(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.started = time.perf_counter()
+            logger.info("domain classifier: training on %d images for %d epochs", num_images, epochs)
+
+        def on_epoch_end(self, epoch, logs=None):
+            done = epoch + 1
+            if done % every and done != epochs:
+                return
+            logs = logs or {}
+            # Keras names them by output; the rotation-only model's one metric is plain "accuracy".
+            accuracies = "".join(f", {label} accuracy {logs[key]:.3f}"
+                                 for key, label in (("logits_accuracy", "class"), ("rotation_logits_accuracy", "rotation"),
+                                                    ("accuracy", "rotation"))
+                                 if key in logs)
+            elapsed = time.perf_counter() - self.started
+            left = f", ~{elapsed / done * (epochs - done):.0f} s left" if done < epochs else ""
+            logger.info("domain classifier: epoch %d/%d, loss %.4f%s, %.0f s elapsed%s", done, epochs,
+                        logs.get("loss", float("nan")), accuracies, elapsed, left)
+
+    return Progress()
+
+
 def _check_labels(labels, num_images: int, num_classes: int) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.ndim != 1 or labels.shape[0] != num_images:
@@ -211,9 +245,13 @@ def train_domain_classifier(
     # Cosine decay to 0 lets a short fixed schedule converge without tuning the epoch count.
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss={name: loss for name in targets})
+    # Training accuracy per head for the progress lines (the upright images only, for the class head:
+    # the turned copies have weight 0 there).
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss={name: loss for name in targets},
+                  weighted_metrics={name: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+                                    for name in targets})
     model.fit(x_train, targets, sample_weight=weights, batch_size=batch_size, epochs=epochs, shuffle=True,
-              verbose=0)
+              verbose=0, callbacks=[_progress_callback(epochs, int(train_idx.size))])
     classifier = DomainClassifier(model, mode=mode, num_classes=num_classes or NUM_ROTATIONS)
     classifier.metadata = {"num_train_images": int(train_idx.size), "epochs": epochs, "seed": seed}
     if num_val:
@@ -225,6 +263,8 @@ def train_domain_classifier(
             val_images = np.stack([np.rot90(image, k, axes=(0, 1)) for image, k in zip(val_images, val_targets)])
         predicted = classifier.predict_proba(val_images).argmax(axis=1)
         classifier.metadata.update(val_accuracy=float(np.mean(predicted == val_targets)), num_val_images=int(num_val))
+        logger.info("domain classifier: held-out %s accuracy %.3f on %d images", "class" if mode == "labels"
+                    else "rotation", classifier.metadata["val_accuracy"], num_val)
     return classifier
 
 
