@@ -188,7 +188,7 @@ def format_pipeline_run(run: PipelineRun, record: dict | None) -> str:
         states += " | not run: " + " ".join(run.not_run)
     lines = [f"{run.run_id}  {when}", f"    components: {states}"]
     if record is not None:
-        lines.append("    " + format_run(record).replace("\n    ", "\n    ", 1))
+        lines.append("    " + format_run(record))
     else:
         spans = ",".join(map(str, outcome["spans"] or [])) or "-"
         fid = f"FID {outcome['fid']:.4g}  " if outcome["fid"] is not None else ""

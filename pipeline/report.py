@@ -127,7 +127,7 @@ def bars_png(labels: list[str], counts: list[float], horizontal: bool) -> bytes:
         ax.tick_params(labelsize=7)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
-    return figure_png(draw, 2.8, 1.3 if not horizontal else 0.25 * len(labels) + 0.4)
+    return figure_png(draw, 2.6, 1.0 if not horizontal else 0.22 * len(labels) + 0.4)
 
 
 def numeric_histogram(stats):
