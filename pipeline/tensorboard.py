@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 import threading
 
@@ -40,6 +41,12 @@ def run(args: argparse.Namespace) -> int:
     if args.port is not None and not 0 <= args.port <= 65535:
         print(f"error: --port {args.port} is not a port number: give 0..65535 (0 picks a free one)", file=sys.stderr)
         return 2
+    try:  # werkzeug exits(1) on a --host it cannot listen on, printing only the system's message
+        socket.create_server((args.host, 0)).close()
+    except OSError as e:
+        print(f"error: cannot listen on --host {args.host!r} ({(e.strerror or str(e)).split(' (while attempting')[0]}): give an address of this machine "
+              "(localhost, 127.0.0.1, or 0.0.0.0 for every interface)", file=sys.stderr)
+        return 2
     logdir = training_logs_dir(config)
     if not os.path.isdir(logdir) or not os.listdir(logdir):
         print(f"error: no training logs under {logdir} yet: train first with ./gan run --config {args.config}",
@@ -56,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     tensorboard.configure(argv=argv)
     try:
         url = tensorboard.launch()
-    except program.TensorBoardServerException as e:
+    except program.TensorBoardServerException as e:  # a port in use, an address not of this machine
         print(f"error: cannot start TensorBoard on {args.host}:{args.port}: {e.msg}; pick another --port or --host",
               file=sys.stderr)
         return 2

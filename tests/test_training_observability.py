@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -148,8 +149,14 @@ def test_tensorboard_serves_the_pipelines_training_logs(resumed_run, tmp_path):
 @pytest.mark.parametrize("extra, message", [
     ([], "no training logs under .*/out/pipeline_root/GanTrainer/model_run yet: train first with ./gan run"),
     (["--port", "70000"], "--port 70000 is not a port number"),
+    (["--host", "nosuch.invalid"], "cannot listen on --host 'nosuch.invalid'"),
+    (["--host", "127.0.0.1", "--port", "BUSY"], "cannot start TensorBoard on 127.0.0.1:\\d+: .*already in use"),
 ])
 def test_tensorboard_refuses_with_one_line(tmp_path, capsys, extra, message):
-    assert cli.main(["tensorboard", "--set", f"output_dir={tmp_path / 'out'}", *extra]) == 2
+    if extra:  # a run's folder, so that only the flag is wrong
+        os.makedirs(tmp_path / "out" / "pipeline_root" / "GanTrainer" / "model_run" / "1")
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        extra = [str(busy.getsockname()[1]) if arg == "BUSY" else arg for arg in extra]
+        assert cli.main(["tensorboard", "--set", f"output_dir={tmp_path / 'out'}", *extra]) == 2
     err = capsys.readouterr().err.strip()
     assert re.fullmatch("error: " + message + ".*", err) and "\n" not in err, err
