@@ -27,20 +27,26 @@ import os
 import re
 import sys
 
+from typing import TYPE_CHECKING
+
 import yaml
 
 from components.options import ConfigError
-from pipeline.config import DEFAULT_CONFIG, REPO_ROOT, TaskResources, load_config, parse_overrides
+
+if TYPE_CHECKING:  # pipeline.config imports TensorFlow: ./gan compile-kfp --help must not wait for it
+    from pipeline.config import TaskResources
 
 IMAGE_ROOT = "/opt/tfx-gan"  # where kubeflow/Dockerfile puts the code and the schemas
 CONTAINER_COMMAND = ["python", "-m", "kubeflow.container_entrypoint"]
 SPEC_VERSIONS = ("2.1", "2.0")  # 2.0 is TFX's default; only 2.1 runs on open-source KFP
+DEFAULT_OUT = os.path.join("outputs", "kubeflow", "gan-pipeline.yaml")  # in the working directory
 
 
 def cluster_config(config_path: str, root: str, overrides: dict | None = None):
     """The config with its paths moved under ``root`` and the schema read from the image."""
-    if not re.match(r"^(gs|s3)://[^/]", root):
-        raise ConfigError(f"--root must be a gs:// or s3:// URI that the cluster can read, got {root!r}")
+    from pipeline.config import REPO_ROOT, load_config
+
+    check_root(root)
     config = load_config(config_path, overrides)
     root = root.rstrip("/")
     schema_in_image = os.path.join(IMAGE_ROOT, os.path.relpath(config.data.schema_file, REPO_ROOT))
@@ -51,6 +57,14 @@ def cluster_config(config_path: str, root: str, overrides: dict | None = None):
         push_destination=f"{root}/serving/{config.pipeline_name}",
         output_dir=f"{root}/outputs/{config.pipeline_name}",
     )
+
+
+def check_root(root: str) -> str:
+    if not re.match(r"^(gs|s3)://[^/]", root):
+        raise ConfigError(f"--root must be a gs:// or s3:// URI that the cluster can read, got {root!r} (a local "
+                          "folder is not one: to run the compiled spec on this machine, compile with a gs:// root "
+                          "and run ./gan launch-kfp --local_dir DIR, which maps that root into DIR)")
+    return root
 
 
 def beam_args(resources: TaskResources) -> list[str]:
@@ -67,6 +81,7 @@ def compile_pipeline(config_path: str, root: str, image: str, out_path: str, ove
         raise ConfigError(f"spec_version: {spec_version!r} is not one of: {', '.join(SPEC_VERSIONS)}")
     if not out_path.endswith((".yaml", ".yml")):
         raise ConfigError(f"--out must end in .yaml (a bare PipelineSpec, what kfp.Client uploads), got {out_path!r}")
+    check_root(root)  # before the ~20 s TFX import
     from google.protobuf import json_format
     from kfp.pipeline_spec import pipeline_spec_pb2
     from tfx import v1 as tfx
@@ -115,19 +130,20 @@ def compile_pipeline(config_path: str, root: str, image: str, out_path: str, ove
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=DEFAULT_CONFIG)
+    parser.add_argument("--config", default=None,
+                        help="pipeline config YAML (default: pipeline/configs/digits.yaml, the bundled digits)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a config value, e.g. --set kubeflow.trainer_gpu=false")
     parser.add_argument("--root", required=True, help="gs:// or s3:// URI for data, outputs and the push directory")
     parser.add_argument("--image", required=True, help="container image built from kubeflow/Dockerfile")
-    parser.add_argument("--out", default=os.path.join(REPO_ROOT, "outputs", "kubeflow", "gan-pipeline.yaml"))
+    parser.add_argument("--out", default=DEFAULT_OUT,
+                        help="where the PipelineSpec YAML is written (default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        out = compile_pipeline(args.config, args.root, args.image, args.out, parse_overrides(args.set))
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
+    from pipeline.config import DEFAULT_CONFIG, parse_overrides
+
+    # ConfigError (bad --root, --out, config) ends as one line in pipeline.cli.main.
+    out = compile_pipeline(args.config or DEFAULT_CONFIG, args.root, args.image, args.out, parse_overrides(args.set))
     print(f"compiled: {out}")
     return 0

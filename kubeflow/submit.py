@@ -26,12 +26,12 @@ def kfp_pipeline_root(root: str) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", required=True, help="KFP API endpoint")
+    parser.add_argument("--host", required=True, help="KFP API endpoint, e.g. http://localhost:8080 (port-forwarded)")
     parser.add_argument("--package", required=True, help="the YAML from ./gan compile-kfp")
-    parser.add_argument("--root", required=True, help="the same --root as at compile time")
-    parser.add_argument("--experiment", default="tfx-gan")
+    parser.add_argument("--root", required=True, help="the same --root as at compile time (gs:// or s3://)")
+    parser.add_argument("--experiment", default="tfx-gan", help="KFP experiment the run is filed under (default: %(default)s)")
     parser.add_argument("--cron", help="six-field cron expression for a recurring run, e.g. '0 0 2 * * *'")
-    parser.add_argument("--name", default="gan-pipeline")
+    parser.add_argument("--name", default="gan-pipeline", help="display name of the run (default: %(default)s)")
 
 
 def check_cron(expression: str) -> str:
@@ -56,15 +56,53 @@ def submit(client, package: str, root: str, experiment: str, name: str, cron: st
         pipeline_root=kfp_pipeline_root(root)).run_id
 
 
-def run(args: argparse.Namespace) -> int:
-    import kfp
+def check_package(path: str) -> str:
+    """The file must be a PipelineSpec YAML (what ./gan compile-kfp writes): found out before connecting."""
+    import yaml
 
-    if args.cron is not None:
-        try:
+    try:
+        with open(path) as f:
+            spec = yaml.safe_load(f)
+    except OSError as e:
+        raise ValueError(f"--package: cannot read {path}: {e.strerror or e}; compile it with ./gan compile-kfp") from None
+    except yaml.YAMLError as e:
+        raise ValueError(f"--package: {path} is not YAML ({' '.join(str(e).split())[:200]})") from None
+    if not isinstance(spec, dict) or not {"pipelineInfo", "root"} <= set(spec):
+        raise ValueError(f"--package: {path} is not a pipeline spec (no pipelineInfo/root); "
+                         "pass the YAML that ./gan compile-kfp wrote")
+    return path
+
+
+def run(args: argparse.Namespace) -> int:
+    from components.options import ConfigError
+    from kubeflow.compile import check_root
+
+    # Everything that can be checked here is, before connecting: a bad schedule must not leave a
+    # half-made experiment behind.
+    try:
+        if args.cron is not None:
             check_cron(args.cron)
-        except ValueError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-    submitted = submit(kfp.Client(host=args.host), args.package, args.root, args.experiment, args.name, args.cron)
+        check_root(args.root)
+        check_package(args.package)
+    except (ValueError, ConfigError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    import kfp
+    import kfp_server_api
+    import urllib3
+
+    try:
+        submitted = submit(kfp.Client(host=args.host), args.package, args.root, args.experiment, args.name, args.cron)
+    except urllib3.exceptions.HTTPError as e:
+        # "<urllib3...HTTPConnection object at 0x..>: Failed to establish a new connection: [Errno 111] ..."
+        reason = re.sub(r"^<[^>]*>: ", "", " ".join(str(getattr(e, "reason", None) or e).split()))
+        print(f"error: cannot reach the KFP API at {args.host} ({reason[:300]}); check --host "
+              "and that the endpoint is reachable from here (e.g. kubectl port-forward)", file=sys.stderr)
+        return 2
+    except kfp_server_api.ApiException as e:
+        print(f"error: the KFP API at {args.host} answered {e.status} {e.reason}: "
+              f"{' '.join(str(e.body or '').split())[:300]}", file=sys.stderr)
+        return 2
     print(f"{'recurring run' if args.cron else 'run'}: {submitted}")
     return 0

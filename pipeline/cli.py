@@ -84,7 +84,7 @@ VERBOSE_HELP = "every library's log (absl, TFX, TensorFlow, Beam) and full trace
 HELP_FLAGS = ("-h", "--help")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "./gan") -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0].startswith("-") and argv[0] not in HELP_FLAGS:
         argv = ["run", *argv]
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     verbose = "--verbose" in argv
     console.configure(verbose)
 
-    parser = argparse.ArgumentParser(prog="./gan", description=__doc__)
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("test", help="run the test suite (handled by ./gan itself)")
     for name, (module_name, help_text) in COMMANDS.items():

@@ -72,10 +72,15 @@ class OneLineFormatter(logging.Formatter):
 
 def configure(verbose: bool) -> None:
     """Sets up logging and warnings for a command (see the module docstring)."""
+    from absl import logging as absl_logging
+
+    # Through absl's verbosity flag, not only its logger's level: TensorFlow's SavedModel export
+    # sets the level to FATAL and back to the flag's value (WARNING by default), which silenced
+    # TFX's component lines for the rest of the run after the first exported model.
+    absl_logging.set_verbosity(absl_logging.INFO)
     if verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
-        logging.getLogger("absl").setLevel(logging.INFO)
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     handler = logging.StreamHandler(sys.stderr)
@@ -87,7 +92,7 @@ def configure(verbose: bool) -> None:
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     # Explicit levels: a library that lowers the root logger's level must not silence these.
-    for name in (*PROJECT_LOGGERS, "absl"):
+    for name in PROJECT_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO)
     warnings.showwarning = _show_project_warning
 

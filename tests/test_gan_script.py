@@ -47,3 +47,12 @@ def test_resync_is_refused_while_a_command_runs(tmp_path):
     assert "another ./gan command is running" in result.stderr
     assert fake_python.read_text() == "#!/bin/sh\necho ran\n"
     assert (tmp_path / ".venv" / ".gan-sync-stamp").read_text() == "a stamp of another lock\n"
+
+
+def test_commands_run_in_the_callers_directory(tmp_path):
+    """A relative path means the caller's folder, not the repository's."""
+    result = subprocess.run([GAN, "make-data", "--out_dir", "relative/digits"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(tmp_path / "relative" / "digits" / "span-1")) == [str(c) for c in range(10)]
+    assert not os.path.exists(os.path.join(REPO, "relative"))

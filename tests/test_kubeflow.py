@@ -22,7 +22,7 @@ import yaml
 from components.options import ConfigError
 from kubeflow import compile as kfp_compile
 from kubeflow import image, kfp_cache, submit
-from pipeline.config import REPO_ROOT, load_config
+from pipeline.config import DEFAULT_CONFIG, REPO_ROOT, load_config
 
 ROOT = "gs://bucket/gan"
 TASKS = {"ImageExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "DriftValidator", "GanTrainer",
@@ -32,7 +32,7 @@ BEAM_TASKS = {"ImageExampleGen", "StatisticsGen", "ReferenceStatsGen"}
 
 def compile_to_dict(tmp_path, overrides=None, spec_version="2.1"):
     out = str(tmp_path / f"gan-pipeline-{spec_version}.yaml")
-    kfp_compile.compile_pipeline(kfp_compile.DEFAULT_CONFIG, ROOT, "registry/tfx-gan:1", out, overrides, spec_version)
+    kfp_compile.compile_pipeline(DEFAULT_CONFIG, ROOT, "registry/tfx-gan:1", out, overrides, spec_version)
     with open(out) as f:
         text = f.read()
     return text, yaml.safe_load(text)
@@ -141,9 +141,9 @@ def test_bad_kubeflow_values_are_named(kubeflow, message):
 
 def test_local_root_and_bad_out_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="gs:// or s3://"):
-        kfp_compile.cluster_config(kfp_compile.DEFAULT_CONFIG, "/tmp/somewhere")
+        kfp_compile.cluster_config(DEFAULT_CONFIG, "/tmp/somewhere")
     with pytest.raises(ConfigError, match=r"--out must end in .yaml"):
-        kfp_compile.compile_pipeline(kfp_compile.DEFAULT_CONFIG, ROOT, "i:1", str(tmp_path / "p.json"))
+        kfp_compile.compile_pipeline(DEFAULT_CONFIG, ROOT, "i:1", str(tmp_path / "p.json"))
 
 
 # --------------------------------------------------------------------------- submit-kfp
@@ -227,6 +227,18 @@ def test_one_off_and_recurring_runs_get_the_pipeline_root(kfp_server, compiled, 
     assert recurring["display_name"] == "gan-nightly" and int(recurring["max_concurrency"]) == 1
     assert recurring["no_catchup"] is True and recurring["mode"] == "ENABLE"
     assert run["display_name"] == "gan-pipeline"
+
+
+def test_a_five_field_cron_is_refused_before_anything_reaches_the_server(kfp_server, compiled, tmp_path, capsys):
+    package = tmp_path / "gan-pipeline.yaml"
+    package.write_text(compiled[0])
+    parser = argparse.ArgumentParser()
+    submit.add_arguments(parser)
+    args = parser.parse_args(["--host", f"http://127.0.0.1:{kfp_server.server_port}", "--package", str(package),
+                              "--root", ROOT, "--cron", "0 2 * * *"])
+    assert submit.run(args) == 2
+    assert "--cron needs six fields" in capsys.readouterr().err
+    assert kfp_server.requests == []  # no experiment made, nothing half-submitted
 
 
 # --------------------------------------------------------------------------- what the launcher mirrors
