@@ -1,0 +1,74 @@
+"""The installable package: a wheel built from this checkout offers the same commands as `tfx-gan`.
+
+Real build and install: the wheel is built (setuptools from the locked .venv, no download) from a
+copy of the sources, installed without dependencies into a fresh venv that sees the locked .venv's
+packages through a .pth file, and its `tfx-gan` runs from a scratch folder with no PYTHONPATH.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+UV = os.path.join(REPO, ".cache", "uv-bootstrap", "bin", "uv")
+PACKAGES = ("components", "data", "pipeline", "kubeflow")
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    if not os.path.exists(UV):
+        pytest.skip("no bootstrapped uv (./gan installs it into .cache/uv-bootstrap/)")
+    src = tmp_path_factory.mktemp("src")
+    # Tracked and new (not ignored) files: what a clone plus this change would build from.
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "--", *PACKAGES, "tfx_gan",
+                            "pyproject.toml", "README.md"], cwd=REPO, capture_output=True, text=True, check=True)
+    for name in files.stdout.split():
+        os.makedirs(src / os.path.dirname(name), exist_ok=True)
+        with open(os.path.join(REPO, name), "rb") as f:
+            (src / name).write_bytes(f.read())
+    built = subprocess.run([UV, "build", "--wheel", "--no-build-isolation", "--python", sys.executable,
+                            "--out-dir", str(src / "dist")], cwd=src, capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-3000:]
+    (path,) = (src / "dist").glob("tfx_gan-*.whl")
+    return path, files.stdout.split()
+
+
+def test_wheel_holds_every_module_and_the_package_data_under_one_umbrella(wheel):
+    path, sources = wheel
+    with zipfile.ZipFile(path) as z:
+        names = {n for n in z.namelist() if ".dist-info/" not in n}
+        entry_points = z.read(next(n for n in z.namelist() if n.endswith("entry_points.txt"))).decode()
+    want = {f"tfx_gan/{name}" for name in sources
+            if name.startswith(PACKAGES) and (name.endswith(".py") or name.endswith((".yaml", ".pbtxt", "Dockerfile")))}
+    assert want - names == set(), "listed in [tool.setuptools] packages / package-data?"
+    assert all(n.startswith("tfx_gan/") for n in names), sorted(n for n in names if not n.startswith("tfx_gan/"))
+    assert "tfx-gan = tfx_gan:main" in entry_points
+
+
+def test_installed_tfx_gan_runs_from_anywhere(wheel, tmp_path):
+    path, _ = wheel
+    venv = tmp_path / "venv"
+    subprocess.run([UV, "venv", "-q", str(venv), "--python", os.path.realpath(sys.executable)], check=True, timeout=120)
+    site = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    locked = [p for p in sys.path if p.endswith("site-packages") and os.path.isdir(os.path.join(p, "tfx"))][0]
+    (site / "locked_venv.pth").write_text(locked + "\n")  # the dependencies, without reinstalling them
+    subprocess.run([UV, "pip", "install", "-q", "--no-deps", "--python", str(venv / "bin" / "python"), str(path)],
+                   check=True, timeout=120)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    scratch = tmp_path / "elsewhere"
+    scratch.mkdir()
+
+    shown = subprocess.run([str(venv / "bin" / "tfx-gan"), "--help"], cwd=scratch, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("usage: tfx-gan") and "compile-kfp" in shown.stdout
+
+    # The commands' code is the installed copy, not this checkout.
+    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import tfx_gan, sys; sys.path.insert(0, "
+                            "tfx_gan.packages_root()); import pipeline.config as c; print(c.__file__)"],
+                           cwd=scratch, env=env, capture_output=True, text=True, timeout=120)
+    assert where.stdout.strip().startswith(str(site / "tfx_gan" / "pipeline")), where.stdout + where.stderr
