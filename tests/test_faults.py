@@ -80,7 +80,9 @@ def write_config(root, name: str = "gan-faults") -> str:
         config = yaml.safe_load(f)
     config["pipeline_name"] = name
     config["data"]["input_base"] = str(root / "data")
-    config["data"]["schema_file"] = os.path.join(REPO, config["data"]["schema_file"])
+    # Paths in a config file are relative to its folder: the copy lives elsewhere, so make it absolute.
+    config["data"]["schema_file"] = os.path.normpath(os.path.join(os.path.dirname(DEFAULT_CONFIG),
+                                                                  config["data"]["schema_file"]))
     config["training"].update(train_steps=STEPS, batch_size=32, checkpoint_every_steps=CHECKPOINT_EVERY,
                               log_every_steps=CHECKPOINT_EVERY, sample_every_steps=60)
     # A tiny run cannot reach a good FID: blessing is judged on "no worse than the serving one".
