@@ -338,9 +338,9 @@ def training_section(run: PipelineRun) -> str:
 
     parts.append("<h3>Samples across training (the same latent points at every step)</h3>")
     strip = os.path.join(run_dir, "samples", getattr(hooks, "STRIP_FILENAME", "strip.png"))
-    if os.path.exists(strip):
-        parts.append(png_file_tag(strip, "sample grids across training", pixels=True) + "<br>")
-    parts.append(sample_strip_html(run_dir))
+    # The trainer's strip (titled grids) when it wrote one, else the grids themselves, captioned here.
+    parts.append(png_file_tag(strip, "sample grids across training", pixels=True) if os.path.exists(strip)
+                 else sample_strip_html(run_dir))
     return "".join(parts)
 
 
