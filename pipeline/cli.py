@@ -85,12 +85,15 @@ HELP_FLAGS = ("-h", "--help")
 
 
 def main(argv: list[str] | None = None, prog: str = "./gan") -> int:
+    """Runs a command line. With ``argv`` None (a process of its own) it also sets up logging and
+    warnings (pipeline/console.py); a caller passing ``argv`` keeps its own."""
+    command_line = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0].startswith("-") and argv[0] not in HELP_FLAGS:
         argv = ["run", *argv]
-    # Before any command module is imported: TensorFlow reads its log level once, at import.
     verbose = "--verbose" in argv
-    console.configure(verbose)
+    if command_line:  # before any command module is imported: TensorFlow reads its log level at import
+        console.configure(verbose)
 
     parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

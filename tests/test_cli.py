@@ -133,7 +133,7 @@ def test_unexpected_errors_are_one_line_and_verbose_keeps_the_traceback(tmp_path
     (tmp_path / "boom_command.py").write_text(
         "def add_arguments(parser):\n    pass\n\ndef run(args):\n    raise KeyError('missing')\n")
     code = ("import sys\nsys.path.insert(0, sys.argv[1])\nfrom pipeline import cli\n"
-            "cli.COMMANDS['boom'] = ('boom_command', 'raises')\nsys.exit(cli.main(sys.argv[2:]))")
+            "cli.COMMANDS['boom'] = ('boom_command', 'raises')\nsys.argv[1:] = sys.argv[2:]\nsys.exit(cli.main())")
     quiet = python(code, str(tmp_path), "boom")
     assert quiet.returncode == 1
     assert quiet.stderr.strip().splitlines() == [
