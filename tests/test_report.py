@@ -141,3 +141,12 @@ def test_report_errors_are_one_line_with_exit_code_2(two_runs, capsys, tmp_path)
     assert "is a folder" in capsys.readouterr().err
     assert report.run(argparse.Namespace(config=str(tmp_path / "none.yaml"), run_id=None, out=None)) == 2
     assert "config file not found" in capsys.readouterr().err
+
+
+def test_training_fid_rows_become_a_chart():
+    # metrics.jsonl rows as the trainer writes them (StyleGAN's metric jsonl): one curve per FID key.
+    rows = [{"step": 100, "seconds": 3.0, "fid_random_cnn": 40.0, "fid_seconds": 1.0},
+            {"step": 200, "seconds": 6.0, "fid_random_cnn": 25.0, "fid_seconds": 1.0}]
+    png = report.training_fid_png(rows)
+    assert png.startswith(b"\x89PNG") and len(png) > 5000
+    assert report.training_fid_png([{"step": 100, "seconds": 3.0}]) is None
