@@ -35,16 +35,6 @@ def checkpoint_dir_for(checkpoint_root: str, examples_uri: str, training_json: s
     return os.path.join(checkpoint_root, stable_hash(examples_uri, training_json))
 
 
-def label_names(examples) -> list[str] | None:
-    """The class names ImageExampleGen recorded on the Examples (index = label), or None."""
-    try:
-        from components.image_example_gen import label_names_of
-    except ImportError:  # until ImageExampleGen's reader lands: the property it writes
-        raw = examples.get_string_custom_property("label_names")
-        return json.loads(raw) if raw else None
-    return label_names_of(examples)
-
-
 @tfx.dsl.components.component
 def GanTrainer(
     examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
@@ -61,6 +51,7 @@ def GanTrainer(
 
     from components.gan.config import TrainConfig
     from components.gan.train import save_trained_models, train_gan
+    from components.image_example_gen import label_names_of
 
     config = TrainConfig.from_dict(json.loads(training_config))
     data_schema = schema_utils.load_schema(schema.uri)
@@ -81,7 +72,7 @@ def GanTrainer(
         model.set_string_custom_property("skipped", reason)
         return
 
-    class_names = label_names(examples)
+    class_names = label_names_of(examples)
     model_classes = num_classes if config.conditional else None
     train_files = layout.split_files(examples.uri, "train")
     warm_start_dir = None

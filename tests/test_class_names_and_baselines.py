@@ -132,6 +132,7 @@ def test_trainer_records_class_names_and_never_warm_starts_from_other_data(data,
     from components.gan.step import GanTraining
     from components.gan.warm_start import warm_start
     from components.gan_trainer import GanTrainer
+    from components.image_example_gen import LABEL_NAMES_PROPERTY
     from data.schema import curated_schema
 
     def artifact(kind, name):
@@ -144,7 +145,7 @@ def test_trainer_records_class_names_and_never_warm_starts_from_other_data(data,
     images = np.random.default_rng(1).integers(0, 255, size=(16, 28, 28), dtype=np.uint8)  # same shape as digits,
     write_tfrecords(images, np.arange(16) % 2, os.path.join(examples.uri, "Split-train", "data.gz"))  # 2 classes
     examples.set_string_custom_property("spans", "[0]")
-    examples.set_string_custom_property("label_names", json.dumps(CLASSES))
+    examples.set_string_custom_property(LABEL_NAMES_PROPERTY, json.dumps(CLASSES))  # as ImageExampleGen does
     with open(os.path.join(schema.uri, "schema.pbtxt"), "w") as f:
         f.write(str(curated_schema(28, 28, 1, 2)))
     push = tmp_path / "push"
