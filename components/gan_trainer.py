@@ -47,7 +47,7 @@ def GanTrainer(
     push_destination: tfx.dsl.components.Parameter[str] = "",
 ):
     # The gate comes first: bad data never reaches training.
-    validation_gate.raise_on_anomalies(anomalies.uri)
+    validation_gate.raise_on_anomalies(anomalies.uri, lineage.examples_spans(examples))
 
     from components.gan.config import TrainConfig
     from components.gan.train import save_trained_models, train_gan
