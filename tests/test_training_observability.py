@@ -16,28 +16,16 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from components.gan.config import TrainConfig
 from components.gan.hooks import GRIDS_PER_RUN, format_duration
-from components.gan.synthetic import write_tfrecords
 from components.gan.train import train_gan
-from data.digits import digits_28x28
 from pipeline import cli
+from test_gan_train import SHAPE, digit_files, tiny  # noqa: F401  (digit_files: the fixture)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHAPE = (28, 28, 1)
-
-
-@pytest.fixture(scope="module")
-def digit_files(tmp_path_factory):
-    images, labels = digits_28x28()
-    path = tmp_path_factory.mktemp("digits") / "train.tfrecord.gz"
-    return write_tfrecords(images[:256], labels[:256], str(path))
 
 
 def small(**overrides):
-    base = dict(architecture="mlp", batch_size=16, train_steps=6, log_every_steps=3, checkpoint_every_steps=3,
-                fid_every_steps=3)
-    return TrainConfig.from_dict({**base, **overrides})
+    return tiny(**{"architecture": "mlp", "fid_every_steps": 3, **overrides})
 
 
 def scalar_events(run_dir) -> dict[str, list[tuple[int, float]]]:

@@ -59,12 +59,12 @@ def save_grid_strip(titled_grids: list[tuple[str, np.ndarray]], path: str) -> st
     height = max(grid.shape[0] for _, grid in titled_grids) * scale / 100
     widths = [grid.shape[1] for _, grid in titled_grids]
     fig, axes = plt.subplots(1, len(titled_grids), squeeze=False, gridspec_kw={"width_ratios": widths},
-                             figsize=(sum(widths) * scale / 100 + 0.1 * len(widths), height + 0.35), dpi=100)
+                             figsize=(sum(widths) * scale / 100 + 0.1 * len(widths), height + 0.45), dpi=100)
     for ax, (title, grid) in zip(axes[0], titled_grids):
         ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=16)  # readable when the wide strip is shown scaled down
         ax.axis("off")
-    fig.subplots_adjust(left=0.005, right=0.995, bottom=0.01, top=1 - 0.3 / (height + 0.35), wspace=0.05)
+    fig.subplots_adjust(left=0.005, right=0.995, bottom=0.01, top=1 - 0.4 / (height + 0.45), wspace=0.05)
     return _save_figure(fig, path)
 
 

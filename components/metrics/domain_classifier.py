@@ -285,6 +285,7 @@ def load_or_train_domain_classifier(cache_dir: str, fingerprint: str, images, la
     fingerprint = _check_fingerprint(fingerprint)
     final = os.path.join(cache_dir, fingerprint)
     if _io.exists(os.path.join(final, METADATA_FILENAME)):
+        logger.info("domain classifier: trained before for this data version (%s): loaded", final)
         return DomainClassifier.load(final)
 
     classifier = train_domain_classifier(images, labels, num_classes, **kw)
