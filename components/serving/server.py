@@ -106,6 +106,9 @@ def run(args, on_ready=None) -> int:
     ``on_ready(httpd)``, if given, is called once the socket listens (tests use it to stop the
     server with ``httpd.shutdown()`` from another thread)."""
     logging.basicConfig(level=getattr(logging, args.log_level, logging.INFO), format="%(asctime)s %(levelname)s %(message)s")
+    if not 0 <= args.port <= 65535:
+        print(f"error: --port {args.port} is not a TCP port: give 1-65535, or 0 for a free one", file=sys.stderr)
+        return 2
     try:
         models = models_from_args(args)
         app = ServingApp(
