@@ -228,6 +228,12 @@ def data_section(run: PipelineRun) -> str:
     if examples is not None:
         spans = artifact_property(examples, "spans") or artifact_property(examples, "span")
         parts.append(f"<p>Examples: spans {esc(spans)}, {esc(examples.uri)}</p>")
+        from components.image_example_gen import LABEL_NAMES_PROPERTY
+
+        recorded = artifact_property(examples, LABEL_NAMES_PROPERTY)  # an MLMD proto: label_names_of takes TFX's
+        names = json.loads(recorded) if recorded else None
+        parts.append(f"<p>Classes: {esc(', '.join(f'{i} {name}' for i, name in enumerate(names)))}</p>" if names
+                     else "<p>Classes: none (unlabelled data)</p>")
     parts.append("<h3>Anomalies (ExampleValidator)</h3>")
     if anomalies is None:
         parts.append(note(f"{NOT_RECORDED}: ExampleValidator did not run"))

@@ -110,7 +110,7 @@ def test_the_readme_own_data_recipe_from_a_folder_outside_the_repository(tmp_pat
     metadata = layout.read_metadata(versions[0][1])
     assert metadata["num_classes"] == 3 and metadata["class_names"] == list(CLASSES)
     assert os.path.isfile(work / "outputs" / "shapes" / "metadata.sqlite")
-    assert sorted(os.listdir(work)) == ["my.yaml", "my_data", "my_schema.pbtxt", "outputs", "serving"]
+    assert sorted(os.listdir(work)) == ["my.yaml", "my_data", "my_schema.pbtxt", "outputs", "serving"]  # before report
     # ...and nothing into the repository's folders: none of its own, the digits pipeline's untouched.
     for folder in ("outputs", "serving"):
         assert not os.path.exists(os.path.join(REPO, folder, "shapes"))
@@ -133,6 +133,20 @@ def test_the_readme_own_data_recipe_from_a_folder_outside_the_repository(tmp_pat
         summary = json.load(f)
     assert summary["push_destination"] == str(work / "serving" / "shapes")
     assert summary["reason"].endswith("(no model is serving yet)")  # its own push folder: no digits baseline
+
+    # 4. The report of the run and "20 images of class square", as the recipe's last two lines.
+    reported = gan("report", "--config", "my.yaml", cwd=work)
+    assert reported.returncode == 0, reported.stdout + reported.stderr
+    (page,) = os.listdir(work / "outputs" / "shapes" / "reports")
+    html = (work / "outputs" / "shapes" / "reports" / page).read_text(encoding="utf-8")
+    assert all(name in html for name in CLASSES) and 'src="http' not in html
+    generated = gan("generate", "--push_dir", "serving/shapes", "--num_images", "20", "--label", "square",
+                    "--out", "squares", cwd=work)
+    assert generated.returncode == 0, generated.stdout + generated.stderr
+    pngs = sorted(p for p in os.listdir(work / "squares") if p.endswith(".png") and p != "grid.png")
+    assert len(pngs) == 20
+    with Image.open(work / "squares" / pngs[0]) as image:
+        assert image.size == (28, 28)
 
 
 def test_a_missing_span_folder_is_one_line_with_exit_code_2(tmp_path):
