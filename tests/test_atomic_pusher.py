@@ -58,9 +58,10 @@ def test_a_model_that_is_not_blessed_is_not_pushed(tiny_serving_model, tmp_path)
 
 def test_the_kubeflow_spec_runs_this_executor(tmp_path):
     from kubeflow import compile as kfp_compile
+    from pipeline.config import DEFAULT_CONFIG
 
     out = str(tmp_path / "spec.yaml")
-    kfp_compile.compile_pipeline(kfp_compile.DEFAULT_CONFIG, "gs://bucket/gan", "registry/tfx-gan:1", out)
+    kfp_compile.compile_pipeline(DEFAULT_CONFIG, "gs://bucket/gan", "registry/tfx-gan:1", out)
     with open(out) as f:
         spec = yaml.safe_load(f)
     pusher = spec["deploymentSpec"]["executors"]["Pusher_executor"]["container"]
