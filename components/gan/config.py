@@ -85,7 +85,7 @@ class TrainConfig:
     # Bookkeeping.
     checkpoint_every_steps: int = option(500, minimum=0, exclusive=True)
     log_every_steps: int = option(100, minimum=0, exclusive=True)
-    sample_every_steps: int = option(0, minimum=0, help="0: a sample grid every epoch")
+    sample_every_steps: int = option(0, minimum=0, help="0: about 10 grids spaced across training")
     # The training FID (random_cnn features of 1,024 EMA samples vs the training images): ~1-2% of
     # a default run's time at 500.
     fid_every_steps: int = option(500, minimum=0, help="0 disables the FID during training")
