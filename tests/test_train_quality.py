@@ -11,7 +11,7 @@ from components.gan.config import TrainConfig
 
 
 def _config(input_base):
-    return types.SimpleNamespace(data=types.SimpleNamespace(input_base=str(input_base)))
+    return types.SimpleNamespace(data=types.SimpleNamespace(input_base=str(input_base), spans="latest"))
 
 
 def _write_span(root, images, class_names):
