@@ -49,7 +49,15 @@ def cluster_config(config_path: str, root: str, overrides: dict | None = None):
     check_root(root)
     config = load_config(config_path, overrides)
     root = root.rstrip("/")
-    schema_in_image = os.path.join(IMAGE_ROOT, os.path.relpath(config.data.schema_file, REPO_ROOT))
+    schema_dir = os.path.join(REPO_ROOT, "data", "schema")
+    relative = os.path.relpath(os.path.realpath(config.data.schema_file), os.path.realpath(REPO_ROOT))
+    if not os.path.realpath(config.data.schema_file).startswith(os.path.realpath(schema_dir) + os.sep):
+        # The image holds the repository's data/schema/ only (kubeflow/Dockerfile): a schema elsewhere
+        # would be a path no task can read.
+        raise ConfigError(f"data.schema_file {config.data.schema_file} is not under {schema_dir}, the schemas the "
+                          "image carries: copy it to data/schema/<pipeline_name>/schema.pbtxt, point the config "
+                          "there and rebuild the image")
+    schema_in_image = os.path.join(IMAGE_ROOT, relative)
     return dataclasses.replace(
         config,
         data=dataclasses.replace(config.data, input_base=f"{root}/data/{config.pipeline_name}",

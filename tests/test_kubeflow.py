@@ -146,6 +146,17 @@ def test_local_root_and_bad_out_are_refused(tmp_path):
         kfp_compile.compile_pipeline(DEFAULT_CONFIG, ROOT, "i:1", str(tmp_path / "p.json"))
 
 
+def test_a_schema_the_image_does_not_carry_is_refused(tmp_path):
+    """The image copies data/schema/ only: a schema elsewhere (the own-data recipe's) is named with what to do."""
+    schema = tmp_path / "my_schema.pbtxt"
+    with open(load_config().data.schema_file) as f:
+        schema.write_text(f.read())
+    with pytest.raises(ConfigError, match=r"is not under .*data/schema, the schemas the image carries"):
+        kfp_compile.cluster_config(DEFAULT_CONFIG, ROOT, {"data": {"schema_file": str(schema)}})
+    shipped = kfp_compile.cluster_config(DEFAULT_CONFIG, ROOT)
+    assert shipped.data.schema_file == kfp_compile.IMAGE_ROOT + "/data/schema/digits/schema.pbtxt"
+
+
 # --------------------------------------------------------------------------- submit-kfp
 @pytest.mark.parametrize("expression", ["0 2 * * *", "every day", ""])
 def test_cron_needs_six_fields(expression):
