@@ -72,9 +72,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"  FID {summary['fid']:.3f} (real-vs-real floor {summary['fid_floor']:.3f}); {summary['reason']}")
     elif "reason" in summary:
         print(f"  {summary['reason']}")
-    print(f"  metrics:      {summary.get('metrics_json')}")
-    print(f"  sample grid:  {summary.get('samples_png')}")
-    print(f"  serving now:  {summary.get('serving_version')}")
+    for label, key in (("metrics:", "metrics_json"), ("sample grid:", "samples_png")):
+        if summary.get(key):  # a run that did not train writes no grid
+            print(f"  {label:<13} {summary[key]}")
+    print(f"  serving now:  {summary.get('serving_version') or 'nothing yet'}")
+    given = getattr(args, "config", None)
+    print("  report:       ./gan report" + (f" --config {given}" if given else ""))
     with open(os.path.join(config.output_dir, "last_run.json"), "w") as f:
         json.dump(summary, f, indent=2)
     return 0
