@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import glob
 import html
 import io
 import json
@@ -33,7 +32,6 @@ from pipeline.history import PipelineRun, artifact_property, open_store, read_ru
 
 REPORTS_DIR = "reports"
 REAL_IMAGES = 48
-STRIP_GRIDS = 8  # sample grids shown across training (evenly spaced, the final one included)
 NOT_RECORDED = "not recorded"
 
 CSS = """
@@ -249,62 +247,20 @@ def data_section(run: PipelineRun) -> str:
 
 
 # --------------------------------------------------------------------------- training
-def read_history(run: PipelineRun, run_dir: str) -> dict | None:
-    """The trainer's history (step, losses, D accuracies): in the model run, or beside the checkpoints."""
-    from components.gan.hooks import HISTORY_FILENAME
-
-    candidates = [os.path.join(run_dir, HISTORY_FILENAME)]
-    trainer = run.component("GanTrainer")
-    examples = (trainer.inputs.get("examples") or [None])[0] if trainer else None
-    if trainer and examples is not None and trainer.properties.get("checkpoint_root"):
-        from components.gan_trainer import checkpoint_dir_for
-
-        candidates.append(os.path.join(checkpoint_dir_for(trainer.properties["checkpoint_root"], examples.uri,
-                                                          trainer.properties.get("training_config", "")),
-                                       HISTORY_FILENAME))
-    for path in candidates:
-        if os.path.isfile(path):
-            with open(path) as f:
-                return json.load(f)
-    return None
-
-
-def training_fid_png(rows: list[dict]) -> bytes | None:
-    keys = sorted({k for row in rows for k, v in row.items() if k.startswith("fid") and not k.endswith("seconds")
-                   and isinstance(v, (int, float))})
-    if not keys:
-        return None
-
-    def draw(fig):
-        ax = fig.add_subplot(1, 1, 1)
-        for key in keys:
-            points = [(row["step"], row[key]) for row in rows if key in row]
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=key)
-        ax.set_xlabel("generator step")
-        ax.set_ylabel("FID")
-        ax.legend()
-    return figure_png(draw, 8, 3)
-
-
-def sample_strip_html(run_dir: str) -> str:
-    """The sample grids of the fixed latent batch across training, each titled with its step."""
-    paths = sorted(glob.glob(os.path.join(run_dir, "samples", "step_*.png")))
-    final = os.path.join(run_dir, "samples", "final.png")
-    if len(paths) > STRIP_GRIDS - 1:
-        picked = [paths[round(i * (len(paths) - 1) / (STRIP_GRIDS - 2))] for i in range(STRIP_GRIDS - 1)]
-        paths = sorted(set(picked))
-    figures = [("step " + str(int(re.search(r"step_(\d+)", p).group(1))), p) for p in paths]
-    if os.path.exists(final):
-        figures.append(("final", final))
-    if not figures:
-        return note(f"sample grids {NOT_RECORDED}")
-    return "".join(f"<figure>{png_file_tag(p, title, width=220, pixels=True)}<figcaption>{esc(title)}</figcaption>"
-                   "</figure>" for title, p in figures)
+def training_fid_table(metrics_path: str) -> str:
+    """The trainer's metrics.jsonl rows (FID during training) as a table; the curve is in loss_curve.png."""
+    if not os.path.exists(metrics_path):
+        return note(f"FID during training {NOT_RECORDED} (training.fid_every_steps)")
+    with open(metrics_path) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    keys = sorted({k for row in rows for k in row if k.startswith("fid_") and k != "fid_seconds"})
+    return table(["step", "seconds", *keys], [[fmt(row["step"]), fmt(row.get("seconds"), 3),
+                                               *[fmt(row.get(k)) for k in keys]] for row in rows])
 
 
 def training_section(run: PipelineRun) -> str:
     from components import layout
-    from components.gan.samples import save_loss_curve
+    from components.gan import hooks
 
     model = run.output("GanTrainer", "model")
     model_run = run.output("GanTrainer", "model_run")
@@ -318,35 +274,16 @@ def training_section(run: PipelineRun) -> str:
     parts = [f"<p>Model run: {esc(run_dir)}; steps {fmt(artifact_property(model, 'train_steps'))}, "
              f"architecture {fmt(artifact_property(model, 'architecture'))}, "
              f"warm start from {esc(artifact_property(model, 'warm_started_from') or 'none (from scratch)')}</p>"]
-    parts.append("<h3>Losses and D accuracy</h3>")
-    history = read_history(run, run_dir)
-    if history and history.get("step"):
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as tmp:
-            parts.append(png_file_tag(save_loss_curve(history, os.path.join(tmp, "loss.png")), "loss curves"))
-    elif os.path.exists(os.path.join(run_dir, "loss_curve.png")):
-        parts.append(png_file_tag(os.path.join(run_dir, "loss_curve.png"), "loss curves"))
-    else:
-        parts.append(note(f"losses {NOT_RECORDED}"))
-
-    parts.append("<h3>FID during training</h3>")
-    from components.gan import hooks
-
-    metrics_path = os.path.join(run_dir, getattr(hooks, "METRICS_FILENAME", "metrics.jsonl"))
-    rows = []
-    if os.path.exists(metrics_path):
-        with open(metrics_path) as f:
-            rows = [json.loads(line) for line in f if line.strip()]
-    chart = training_fid_png(rows) if rows else None
-    parts.append(png_tag(chart, "FID during training") if chart
-                 else note(f"FID during training {NOT_RECORDED} (training.fid_every_steps)"))
-
+    # What the trainer drew (components/gan/train.py): losses, D accuracies and the training FID
+    # against the step, and the titled sample grids of its fixed latent batch side by side.
+    parts.append("<h3>Losses, D accuracy and FID during training</h3>")
+    curve = os.path.join(run_dir, "loss_curve.png")
+    parts.append(png_file_tag(curve, "loss curves") if os.path.exists(curve) else note(f"losses {NOT_RECORDED}"))
+    parts.append("<h3>FID during training</h3>" + training_fid_table(os.path.join(run_dir, hooks.METRICS_FILENAME)))
     parts.append("<h3>Samples across training (the same latent points at every step)</h3>")
-    strip = os.path.join(run_dir, "samples", getattr(hooks, "STRIP_FILENAME", "strip.png"))
-    # The trainer's strip (titled grids) when it wrote one, else the grids themselves, captioned here.
+    strip = os.path.join(run_dir, "samples", hooks.STRIP_FILENAME)
     parts.append(png_file_tag(strip, "sample grids across training", pixels=True) if os.path.exists(strip)
-                 else sample_strip_html(run_dir))
+                 else note(f"sample grids {NOT_RECORDED}"))
     return "".join(parts)
 
 

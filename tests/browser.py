@@ -76,9 +76,10 @@ class DevTools:
                 return message.get("result", {})
             self.events.append(message)
 
-    def wait_for(self, method: str, timeout_s: float) -> dict:
+    def wait_for(self, method: str, timeout_s: float, since: int = 0) -> dict:
+        """The first ``method`` event from ``self.events[since:]`` on, waiting for it if need be."""
         deadline = time.monotonic() + timeout_s
-        for event in self.events:
+        for event in self.events[since:]:
             if event.get("method") == method:
                 return event
         while time.monotonic() < deadline:
@@ -91,6 +92,18 @@ class DevTools:
 
     def close(self) -> None:
         self.socket.close()
+
+
+def _wait_until_loaded(tools: DevTools, url: str, timeout_s: float) -> None:
+    """The page at ``url`` itself has finished loading (not the about:blank it replaced)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        state = tools.send("Runtime.evaluate", expression="[document.readyState, decodeURI(location.href)]",
+                           returnByValue=True)["result"]["value"]
+        if state == ["complete", url]:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} did not finish loading within {timeout_s} s")
 
 
 def _errors(events: list[dict]) -> list[str]:
@@ -142,8 +155,11 @@ def render(url: str, probe: str, screenshot_path: str | None = None, width: int 
             try:
                 for domain in ("Page", "Runtime", "Log"):
                     tools.send(f"{domain}.enable")
+                # Only a load event after the navigation counts: about:blank's own can arrive after Page.enable.
+                navigated = len(tools.events)
                 tools.send("Page.navigate", url=url)
-                tools.wait_for("Page.loadEventFired", timeout_s)
+                tools.wait_for("Page.loadEventFired", timeout_s, since=navigated)
+                _wait_until_loaded(tools, url, timeout_s)
                 value = tools.send("Runtime.evaluate", expression=probe, returnByValue=True, awaitPromise=True)
                 if "exceptionDetails" in value:
                     raise RuntimeError(f"probe failed: {value['exceptionDetails']}")
