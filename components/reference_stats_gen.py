@@ -11,6 +11,7 @@ from tfx import v1 as tfx
 
 from components import layout, schema_utils, validation_gate
 from components.hashing import stable_hash
+from components.lineage import examples_spans
 
 
 class ReferenceStats(tfx.dsl.Artifact):
@@ -32,7 +33,7 @@ def ReferenceStatsGen(
     beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ):
     # Like GanTrainer, every consumer of the data refuses to run on data with anomalies.
-    validation_gate.raise_on_anomalies(anomalies.uri)
+    validation_gate.raise_on_anomalies(anomalies.uri, examples_spans(examples))
     from components.evaluation import EvaluationConfig
     from components.reference import build_reference
 

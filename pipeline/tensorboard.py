@@ -71,6 +71,6 @@ def run(args: argparse.Namespace) -> int:
           flush=True)
     try:
         threading.Event().wait()  # the server runs in TensorBoard's own threads
-    except KeyboardInterrupt:
-        pass
+    except KeyboardInterrupt:  # Ctrl-C is how it stops
+        print("TensorBoard stopped")
     return 0

@@ -47,7 +47,7 @@ def resumed_run(digit_files, tmp_path_factory):
     root = tmp_path_factory.mktemp("resumed")
 
     class Killed(Exception):
-        pass
+        """Stands in for a kill of the training process at step 4."""
 
     def kill_at_4(step):
         if step == 4:
