@@ -77,20 +77,15 @@ def GanTrainer(
     train_files = layout.split_files(examples.uri, "train")
     warm_start_dir = None
     if config.warm_start and push_destination:
-        warm_start_dir = serving[1] if serving else None
+        warm_start_dir = serving[1] if serving else None  # warm_start() refuses other images or classes
         if serving is None:
             print(f"warm start: no generator is serving under {push_destination} yet; training from scratch")
-        else:  # warm_start() checks shape and classes too; only here are the class names known
-            incomparable = layout.incomparable_reason(f"serving version {serving[0]}", layout.read_metadata(serving[1]),
-                                                      image_shape, model_classes, class_names if model_classes else None)
-            if incomparable:
-                print(f"WARNING: warm start skipped: {incomparable}; training from scratch")
-                warm_start_dir = None
     result = train_gan(
         config, train_files, image_shape, num_classes,
         run_dir=model_run.uri,
         checkpoint_dir=checkpoint_dir_for(checkpoint_root, examples.uri, training_config),
         warm_start_dir=warm_start_dir,
+        class_names=class_names,
     )
     save_trained_models(result, config, layout.serving_dir(model.uri), layout.train_config_path(model.uri),
                         image_shape, num_classes)

@@ -65,7 +65,8 @@ def _batches(train_files: list[str], image_shape, global_batch: int, seed: int, 
 
 def train_gan(config: TrainConfig, train_files: list[str], image_shape: tuple[int, int, int],
               num_classes: int | None, run_dir: str, checkpoint_dir: str, warm_start_dir: str | None = None,
-              log: Callable[[str], None] = logger.info, on_step: Callable[[int], None] | None = None) -> TrainResult:
+              log: Callable[[str], None] = logger.info, on_step: Callable[[int], None] | None = None,
+              class_names: list[str] | None = None) -> TrainResult:
     """Trains (or resumes training of) a GAN on gzipped TFRecords of the project's Example format.
 
     run_dir: TensorBoard scalars/images, titled PNG sample grids (``samples/step_XXXXXX.png``,
@@ -91,7 +92,7 @@ def train_gan(config: TrainConfig, train_files: list[str], image_shape: tuple[in
     if checkpoints.latest:
         history = checkpoints.restore_latest()
         log(f"resuming from checkpoint {checkpoints.latest} at step {int(trainer.step.numpy())}")
-    elif warm_start_dir and warm_start(trainer, warm_start_dir, log):
+    elif warm_start_dir and warm_start(trainer, warm_start_dir, log, class_names):
         warm_started_from = warm_start_dir
     step = resumed_from = int(trainer.step.numpy())
     log(f"training {config.architecture}/{config.loss} on {image_shape} images, {num_classes or 'no'} classes: "

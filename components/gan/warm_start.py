@@ -11,16 +11,18 @@ from components.gan.export import load_keras_model
 from components.gan.step import GanTraining
 
 
-def warm_start(trainer: GanTraining, warm_start_dir: str, log: Callable[[str], None]) -> bool:
+def warm_start(trainer: GanTraining, warm_start_dir: str, log: Callable[[str], None],
+               class_names: list[str] | None = None) -> bool:
     """Loads both nets' weights (and the EMA generator's, from the generator) from ``warm_start_dir``.
     Returns False, with a warning, when a model is missing, makes images of another shape or
-    classes (its gan_metadata.json), or its weight shapes differ from the models this config
-    builds; the trainer is then left as it was."""
+    classes (its gan_metadata.json; ``class_names``, the data's, when known), or its weight shapes
+    differ from the models this config builds; the trainer is then left as it was."""
     # Checked before the weights, so that the warning names the difference in words.
     metadata = layout.read_metadata(warm_start_dir)
     if metadata is not None:
         incomparable = layout.incomparable_reason(f"the generator in {warm_start_dir}", metadata,
-                                                  trainer.image_shape, trainer.num_classes)
+                                                  trainer.image_shape, trainer.num_classes,
+                                                  class_names if trainer.num_classes else None)
         if incomparable:
             log(f"WARNING: warm start skipped: {incomparable}; training from scratch")
             return False
