@@ -75,9 +75,9 @@ class Recipe:
 
 
 def save_plot(recipes: dict, extractors: list[str], target: float, path: str) -> None:
-    from components.gan.samples import _pyplot, _save_figure
+    from components.gan.samples import pyplot, _save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(extractors), figsize=(6 * len(extractors), 4), squeeze=False)
     for ax, name in zip(axes[0], extractors):
         for recipe in recipes.values():

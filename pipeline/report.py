@@ -86,9 +86,9 @@ def fmt(value, digits: int = 4) -> str:
 
 def figure_png(draw, width_in: float, height_in: float) -> bytes:
     """A Matplotlib figure drawn by ``draw(fig)`` as PNG bytes."""
-    from components.gan.samples import _pyplot
+    from components.gan.samples import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig = plt.figure(figsize=(width_in, height_in), dpi=100)
     try:
         draw(fig)

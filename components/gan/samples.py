@@ -40,7 +40,7 @@ def save_png(pixels: np.ndarray, path: str) -> str:
 
 
 def save_image_grid(images: np.ndarray, path: str, columns: int | None = None, title: str | None = None) -> str:
-    plt = _pyplot()
+    plt = pyplot()
     grid = image_grid(images, columns)
     scale = 4 if grid.shape[0] < 200 else 2
     fig = plt.figure(figsize=(grid.shape[1] * scale / 100, grid.shape[0] * scale / 100 + (0.3 if title else 0)), dpi=100)
@@ -54,7 +54,7 @@ def save_image_grid(images: np.ndarray, path: str, columns: int | None = None, t
 
 def save_grid_strip(titled_grids: list[tuple[str, np.ndarray]], path: str) -> str:
     """Grids (uint8, from ``image_grid``) side by side in one PNG, each under its title."""
-    plt = _pyplot()
+    plt = pyplot()
     scale = 2 if titled_grids[0][1].shape[0] < 400 else 1
     height = max(grid.shape[0] for _, grid in titled_grids) * scale / 100
     widths = [grid.shape[1] for _, grid in titled_grids]
@@ -73,7 +73,7 @@ def save_loss_curve(history: dict, path: str) -> str | None:
     training FID (its ``metrics`` rows) when there is one."""
     if not history.get("step"):
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fid_rows = history.get("metrics") or []
     fid_keys = sorted({k for row in fid_rows for k in row if k.startswith("fid_") and k != "fid_seconds"})
     fig, axes = plt.subplots(3 if fid_keys else 2, 1, figsize=(8, 8.5 if fid_keys else 6), sharex=True)
@@ -97,7 +97,7 @@ def save_loss_curve(history: dict, path: str) -> str | None:
     return _save_figure(fig, path)
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -111,5 +111,5 @@ def _save_figure(fig, path: str) -> str:
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return _write(buffer.getvalue(), path)
