@@ -1,7 +1,7 @@
 """Quality of GAN training on a config's dataset, scored with exactly the evaluator's code.
 
     python -m benchmarks.train_quality [--config pipeline/configs/digits.yaml] [--set training.key=value ...]
-                                       [--out outputs/benchmarks/train_quality.json]
+                                       [--out outputs/benchmarks/train_quality.json] [--truncation_sweep 1,0.8,0.6]
 
 1. The newest span of the config's ``data.input_base`` (a bundled dataset is written first, as
    ./gan run does) is read by the pipeline's ingestion (``data.ingest.scan``) and split 80/20 at
@@ -24,6 +24,8 @@
                     and each class's share of those
      precision/recall, novelty  next to the same figures for F (real)
      train_seconds  wall time of train_gan
+   (generated images are G(truncation_psi * z), as the exported model draws them; with
+   ``--truncation_sweep 1,0.8,...`` the same trained generator is also scored at each psi).
    and checks them against the goals for the kind of run (GOALS: a conditional model, an
    unconditional one on grayscale images, a colour one).
 Writes the JSON to --out and the generated sample grid and loss curve next to it.
@@ -44,6 +46,7 @@ import components  # noqa: E402,F401  sets the Keras environment before TensorFl
 import numpy as np  # noqa: E402
 
 SPLIT_SEED = 0
+SWEEP_FIGURES = ("precision", "recall", "confident_fraction", "min_class_share")
 # The issue's goals per kind of run: (metric, bound, "min" or "max"); train_seconds is wall time.
 GOALS = {
     "conditional": [("fid_ratio", 1.5, "max"), ("confident_fraction", 0.9, "min"), ("min_class_share", 0.05, "min"),
@@ -122,11 +125,13 @@ def build_references(evaluation, train, held, num_classes, cache_dir, fingerprin
     return references, n
 
 
-def generate(generator, n: int, latent_dim: int, seed: int, labels=None, batch: int = 256) -> np.ndarray:
+def generate(generator, n: int, latent_dim: int, seed: int, labels=None, truncation_psi: float = 1.0,
+             batch: int = 256) -> np.ndarray:
+    """n images of ``generator`` as the exported model draws them: G(truncation_psi * z)."""
     import tensorflow as tf
 
     rs = np.random.RandomState(seed)
-    latent = rs.normal(size=(n, latent_dim)).astype(np.float32)
+    latent = truncation_psi * rs.normal(size=(n, latent_dim)).astype(np.float32)
     out = []
     for i in range(0, n, batch):
         inputs = latent[i:i + batch] if labels is None else [latent[i:i + batch], labels[i:i + batch]]
@@ -169,9 +174,18 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="outputs/benchmarks/train_quality.json")
     parser.add_argument("--extractor_cache", default="outputs/benchmarks/extractor_cache",
                         help="where the domain CNN is kept per dataset and split (every run scores in the same space)")
+    parser.add_argument("--truncation_sweep", default="", metavar="PSI,PSI,...",
+                        help="also score the trained generator at these truncation psi values (e.g. 1,0.8,0.6): "
+                             "the precision/recall trade-off of training.truncation_psi without retraining")
     parser.add_argument("--keep_checkpoints", default=None,
                         help="checkpoint dir to use/keep (default: a fresh temp dir, deleted at the end)")
     args = parser.parse_args(argv)
+    try:
+        sweep = [float(v) for v in args.truncation_sweep.split(",") if v.strip()]
+    except ValueError:
+        parser.error(f"--truncation_sweep: expected numbers separated by commas, got {args.truncation_sweep!r}")
+    if any(not 0 < psi <= 1 for psi in sweep):
+        parser.error(f"--truncation_sweep: every psi must be in (0, 1], got {args.truncation_sweep!r}")
 
     from pipeline.config import load_config, parse_overrides
     from components.gan.synthetic import write_tfrecords
@@ -210,16 +224,25 @@ def main(argv=None) -> int:
         reference_seconds = time.perf_counter() - t0
         total = n * evaluation.num_draws
         gen_labels = (np.arange(total) % num_classes).astype(np.int32) if config.conditional else None
-        generated = generate(result.generator, total, config.latent_dim, seed=1, labels=gen_labels)
+        generated = generate(result.generator, total, config.latent_dim, seed=1, labels=gen_labels,
+                             truncation_psi=config.truncation_psi)
         np.save(os.path.join(out_dir, f"{stem}_generated.npy"), generated)  # to re-score without retraining
         report = quality_report(generated, references, evaluation.num_draws, num_classes)
         report["train_seconds"] = train_seconds
         if config.ema_decay > 0 and result.live_generator is not None:  # what the EMA buys
-            live = generate(result.live_generator, total, config.latent_dim, seed=1, labels=gen_labels)
+            live = generate(result.live_generator, total, config.latent_dim, seed=1, labels=gen_labels,
+                            truncation_psi=config.truncation_psi)
             live_report = quality_report(live, references, evaluation.num_draws, num_classes)
             report["live_generator"] = {k: live_report[k] for k in ("fid_ratio", "confident_fraction",
                                                                      "min_class_share", "precision", "recall")
                                         if k in live_report}
+        report["truncation_sweep"] = []
+        for psi in sweep:
+            scored = quality_report(generate(result.generator, total, config.latent_dim, seed=1, labels=gen_labels,
+                                             truncation_psi=psi), references, evaluation.num_draws, num_classes)
+            report["truncation_sweep"].append(
+                {"truncation_psi": psi, **{k: scored[k] for k in SWEEP_FIGURES if k in scored},
+                 **{f"{name}_fid_ratio": e["fid_ratio"] for name, e in scored["extractors"].items()}})
         if config.conditional:  # does the generator obey the label?
             classifier = references[evaluation.extractors[0]].extractor
             predicted = classifier.predict_proba(generated).argmax(axis=1)
@@ -266,6 +289,15 @@ def main(argv=None) -> int:
         live = report["live_generator"]
         print(f"{'without EMA: ratio / P / R':<36}{live['fid_ratio']:>6.2f} / {live['precision']:.2f} / "
               f"{live['recall']:.2f}")
+    if report["truncation_sweep"]:
+        names = list(report["extractors"])
+        print("truncation psi  " + "  ".join(f"{n + ' FID/floor':>20}" for n in names)
+              + "  precision  recall  confident  smallest class")
+        for row in report["truncation_sweep"]:
+            print(f"{row['truncation_psi']:>14.2f}  " + "  ".join(f"{row[n + '_fid_ratio']:>20.2f}" for n in names)
+                  + f"  {row['precision']:>9.2f}  {row['recall']:>6.2f}"
+                  + (f"  {row['confident_fraction']:>9.1%}  {row['min_class_share']:>14.1%}"
+                     if "confident_fraction" in row else ""))
     if "class_shares_of_confident" in report:
         print(f"class shares: {' '.join(f'{s:.0%}' for s in report['class_shares_of_confident'])}")
     print(f"goals met: {sum(goals.values())}/{len(goals)}" + "".join(f"; missed {k}" for k, ok in goals.items() if not ok))

@@ -288,3 +288,28 @@ def test_late_lr_decay_holds_then_falls_linearly_to_zero_for_both_optimizers():
     assert _rates_at(trainer.d_optimizer, (0, 120, 160, 200)) == pytest.approx([2e-3, 2e-3, 1e-3, 0.0])
     constant = GanTraining(config.replace(lr_decay_from=1.0), (28, 28, 1), None, "float32")
     assert _rates_at(constant.g_optimizer, (0, 100)) == pytest.approx([1e-3, 1e-3])
+
+
+# ------------------------------------------------------------------------------ truncation
+def test_truncation_psi_scales_the_latent_of_the_exported_model_and_the_trainer(tmp_path):
+    import json
+
+    from components import layout
+    from components.gan.export import export_generator
+    from components.options import ConfigError
+    config = TrainConfig(architecture="conditional_dcgan", g_upsampling="resize", latent_dim=8, mixed_precision="off",
+                         truncation_psi=0.5)
+    trainer = GanTraining(config, (28, 28, 1), 3, "float32")
+    generator = trainer.export_generator
+    z, labels = tf.random.normal([4, 8], seed=5), tf.constant([0, 1, 2, 0])
+    expected = generator([0.5 * z, labels], training=False).numpy()
+    assert not np.allclose(expected, generator([z, labels], training=False).numpy(), atol=1e-3)
+    np.testing.assert_allclose(trainer.generate(z, labels).numpy(), expected, rtol=1e-5, atol=1e-6)
+    export_generator(generator, str(tmp_path / "g"), 8, num_classes=3, truncation_psi=config.truncation_psi)
+    served = tf.saved_model.load(str(tmp_path / "g")).signatures["serving_default"](latent=z, labels=labels)
+    np.testing.assert_allclose(served["images"].numpy(), expected, rtol=1e-5, atol=1e-6)
+    with open(layout.metadata_path(str(tmp_path / "g"))) as f:
+        assert json.load(f)["truncation_psi"] == 0.5
+    for bad in (0, 1.5):
+        with pytest.raises(ConfigError, match="truncation_psi: must be in"):
+            TrainConfig.from_dict({"truncation_psi": bad})

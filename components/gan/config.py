@@ -75,6 +75,11 @@ class TrainConfig:
     # Weight of the mode-seeking term in G's loss (losses.mode_seeking_penalty): against the same
     # few images per class from different latents.
     mode_seeking: float = option(0.0, minimum=0, help="0 disables")
+    # The truncation trick in z (StyleGAN's psi; z's mean is 0): the exported generator, the sample
+    # grids and the training FID draw G(psi * z), z ~ N(0, I). Below 1 it trades variety (recall)
+    # for fidelity (precision): for a model whose recall is to spare.
+    truncation_psi: float = option(1.0, minimum=0, maximum=1, exclusive=True,
+                                   help="latent scale of the exported generator; 1 disables")
     # Speed.
     mixed_precision: str = option("auto", choices=MIXED_PRECISION)
     jit_compile: bool = option(False)

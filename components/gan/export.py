@@ -3,6 +3,8 @@
 ``serving_default``
     inputs:  ``latent``  float32 [N, latent_dim]  (and ``labels`` int32 [N] for conditional models)
     outputs: ``images``  float32 [N, H, W, C], values in [-1, 1] (the generator's tanh range)
+    The generator sees ``truncation_psi * latent`` (1 unless the training config says otherwise,
+    recorded in gan_metadata.json): callers always send z ~ N(0, I).
 
 ``generate_png``
     inputs:  ``num_images`` int32 scalar, ``seed`` int32 scalar
@@ -34,13 +36,15 @@ def to_uint8(images: tf.Tensor) -> tf.Tensor:
 class GeneratorModule(tf.Module):
     """Wraps a Keras generator so that tf.saved_model.save exports stable signatures."""
 
-    def __init__(self, generator, latent_dim: int, num_classes: int | None = None):
+    def __init__(self, generator, latent_dim: int, num_classes: int | None = None, truncation_psi: float = 1.0):
         super().__init__()
         self.generator = generator
         self.latent_dim = int(latent_dim)
         self.num_classes = int(num_classes) if num_classes else None
+        self.truncation_psi = float(truncation_psi)
 
     def _generate(self, latent, labels=None):
+        latent = latent * self.truncation_psi
         inputs = latent if labels is None else [latent, labels]
         images = self.generator(inputs, training=False)
         return tf.cast(images, tf.float32)
@@ -102,16 +106,18 @@ class GeneratorModule(tf.Module):
 
 
 def export_generator(
-    generator, export_dir: str, latent_dim: int, num_classes: int | None = None, extra_metadata: dict | None = None
+    generator, export_dir: str, latent_dim: int, num_classes: int | None = None, extra_metadata: dict | None = None,
+    truncation_psi: float = 1.0,
 ) -> str:
     """Saves ``generator`` as a SavedModel with the signatures documented above."""
-    module = GeneratorModule(generator, latent_dim, num_classes)
+    module = GeneratorModule(generator, latent_dim, num_classes, truncation_psi)
     tf.saved_model.save(module, export_dir, signatures=module.signatures())
     metadata = {
         "latent_dim": int(latent_dim),
         "num_classes": int(num_classes) if num_classes else None,
         "image_shape": [int(d) for d in generator.output_shape[1:]],
         "output_range": [-1.0, 1.0],
+        "truncation_psi": float(truncation_psi),
         "signatures": ["serving_default", "generate_png"],
     }
     metadata.update(extra_metadata or {})

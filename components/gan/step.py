@@ -211,6 +211,9 @@ class GanTraining:
         return step_fn
 
     def generate(self, latent, labels=None, use_ema=True):
+        """Images as the exported generator draws them from z ~ N(0, I) (``latent``): its weights
+        (the EMA copy unless ``use_ema`` is False) and the truncation psi."""
         model = self.export_generator if use_ema else self.generator
+        latent = latent * self.config.truncation_psi
         inputs = [latent, labels] if self.num_classes else latent
         return tf.cast(model(inputs, training=False), tf.float32)

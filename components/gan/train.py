@@ -169,7 +169,8 @@ def save_trained_models(result: TrainResult, config: TrainConfig, serving_dir: s
     export_generator(g32, serving_dir, config.latent_dim, classes,
                      extra_metadata={"architecture": config.architecture, "loss": config.loss,
                                      "steps": int(result.steps), "ema": config.ema_decay > 0,
-                                     "trained_precision": result.precision})
+                                     "trained_precision": result.precision},
+                     truncation_psi=config.truncation_psi)
     save_keras_models(g32, d32, serving_dir)
     with tf.io.gfile.GFile(config_path, "w") as f:
         json.dump({"config": config.to_dict(), "image_shape": [int(d) for d in image_shape],
