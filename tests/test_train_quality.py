@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.train_quality import GOALS, check_goals, goals_for, load_dataset, split
+from benchmarks.train_quality import GOALS, check_goals, cluster_labels, generate, goals_for, load_dataset, split
 from components.gan.config import TrainConfig
 
 
@@ -56,3 +56,19 @@ def test_goals_follow_the_kind_of_run():
     assert all(check_goals({"fid_ratio": 2.9, "train_seconds": 899.0}, "colour").values())
     with pytest.raises(KeyError):  # a goal's figure must be in the report
         check_goals({"fid_ratio": 1.0}, "unconditional")
+
+
+def test_generated_images_are_drawn_at_the_truncation_psi():
+    identity = lambda latent, training: latent  # noqa: E731  a "generator" that shows its input
+    full = generate(identity, 10, 4, seed=3)
+    np.testing.assert_allclose(generate(identity, 10, 4, seed=3, truncation_psi=0.5), 0.5 * full, rtol=1e-6)
+    np.testing.assert_allclose(full, np.random.RandomState(3).normal(size=(10, 4)), rtol=1e-6)
+
+
+def test_pseudo_labels_recover_well_separated_groups():
+    rs = np.random.RandomState(0)
+    groups = np.repeat(np.arange(3), 20)
+    images = np.clip(groups[:, None, None, None] * 100 + rs.randint(0, 30, size=(60, 5, 5, 1)), 0, 255).astype(np.uint8)
+    clusters = cluster_labels(images, 3)
+    assert sorted(np.bincount(clusters)) == [20, 20, 20]
+    assert all(len(set(clusters[groups == g])) == 1 for g in range(3))  # one cluster per group
