@@ -48,9 +48,10 @@ RECIPES = ("ours", "tutorial")
 class Recipe:
     """One recipe's runner, its clock and its scorings."""
 
-    def __init__(self, name, run, batch_size, latent_dim, labels_for):
+    def __init__(self, name, run, batch_size, latent_dim, labels_for, truncation_psi: float = 1.0):
         self.name, self.run, self.batch_size, self.latent_dim = name, run, batch_size, latent_dim
         self.labels_for = labels_for  # n -> int32 labels for a conditional generator, else None
+        self.truncation_psi = truncation_psi  # as the recipe's exported generator would draw
         self.seconds, self.steps, self.points, self.reached_at = 0.0, 0, [], None
 
     def train_for(self, seconds: float, chunk: int) -> None:
@@ -61,7 +62,8 @@ class Recipe:
         self.seconds += time.perf_counter() - started
 
     def score(self, references, n, num_classes, target, primary):
-        images = generate(self.run.generator, n, self.latent_dim, seed=1, labels=self.labels_for(n))
+        images = generate(self.run.generator, n, self.latent_dim, seed=1, labels=self.labels_for(n),
+                          truncation_psi=self.truncation_psi)
         with warnings.catch_warnings():  # one draw: its standard deviation is undefined (NaN), and unused
             warnings.simplefilter("ignore", RuntimeWarning)
             report = quality_report(images, references, 1, num_classes)
@@ -129,7 +131,7 @@ def main(argv=None) -> int:
         recipes = {
             "ours": Recipe("ours", make_ours(files, config, image_shape=image_shape,
                                              num_classes=num_classes if config.conditional else None),
-                           config.batch_size, config.latent_dim, cycle),
+                           config.batch_size, config.latent_dim, cycle, config.truncation_psi),
             "tutorial": Recipe("tutorial", make_reference(to_float(train[0])), TUTORIAL_BATCH, TUTORIAL_NOISE,
                                lambda k: None),
         }
