@@ -41,13 +41,18 @@ def write_span(base, span, images, labels):
         Image.fromarray(image).save(path)
 
 
+def write_digits_span(base, span, start=0, per_class=30):
+    """Span ``span`` of real digits: images start..start+per_class-1 of every class (300 by default)."""
+    images, labels = digits_28x28()
+    keep = np.concatenate([np.flatnonzero(labels == c)[start:start + per_class] for c in range(10)])
+    write_span(base, span, images[keep], labels[keep])
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
-    images, labels = digits_28x28()
-    keep = np.concatenate([np.flatnonzero(labels == c)[:30] for c in range(10)])  # 300 images
     data_dir = str(root / "data")
-    write_span(data_dir, 1, images[keep], labels[keep])
+    write_digits_span(data_dir, 1)  # 300 images
     config = load_config(overrides={
         "data": {"input_base": data_dir},
         "training": {"train_steps": 150, "batch_size": 32, "log_every_steps": 20,
@@ -145,9 +150,7 @@ def test_worse_generator_is_not_pushed(setup):
 def test_new_span_warm_starts_from_the_serving_generator(setup):
     config, data_dir = setup
     served = serving_versions(config.push_destination)[0]
-    images, labels = digits_28x28()
-    fresh = np.concatenate([np.flatnonzero(labels == c)[30:60] for c in range(10)])  # 300 new digits
-    write_span(data_dir, 5, images[fresh], labels[fresh])
+    write_digits_span(data_dir, 5, start=30)  # 300 new digits
     try:
         retrain = dataclasses.replace(config, training=config.training.replace(train_steps=10, warm_start=True),
                                       data=dataclasses.replace(config.data, spans="last:2"))

@@ -16,11 +16,10 @@ from PIL import Image
 
 from browser import render
 from components.validation_gate import DataValidationError
-from data.digits import digits_28x28
 from pipeline import history, report
 from pipeline.config import DEFAULT_CONFIG, load_config
 from pipeline.local_runner import run_pipeline
-from test_pipeline_e2e import write_span
+from test_pipeline_e2e import write_digits_span, write_span
 
 pytestmark = pytest.mark.slow
 
@@ -38,10 +37,8 @@ PROBE = """({
 def two_runs(tmp_path_factory):
     """A config file of a tiny pipeline, after a complete run and a run stopped by anomalies."""
     root = tmp_path_factory.mktemp("report")
-    images, labels = digits_28x28()
-    keep = np.concatenate([np.flatnonzero(labels == c)[:30] for c in range(10)])  # 300 images
     data_dir = str(root / "data")
-    write_span(data_dir, 1, images[keep], labels[keep])
+    write_digits_span(data_dir, 1)  # 300 images
     with open(DEFAULT_CONFIG) as f:
         raw = yaml.safe_load(f)
     raw["data"].update(input_base=data_dir, schema_file=load_config().data.schema_file)
