@@ -77,7 +77,7 @@ class Recipe:
 
 
 def save_plot(recipes: dict, extractors: list[str], target: float, path: str) -> None:
-    from components.gan.samples import pyplot, _save_figure
+    from components.gan.samples import pyplot, save_figure
 
     plt = pyplot()
     fig, axes = plt.subplots(1, len(extractors), figsize=(6 * len(extractors), 4), squeeze=False)
@@ -90,7 +90,7 @@ def save_plot(recipes: dict, extractors: list[str], target: float, path: str) ->
         ax.set_xlabel("training seconds")
         ax.set_ylabel(f"FID / floor ({name})")
         ax.legend()
-    _save_figure(fig, path)
+    save_figure(fig, path)
 
 
 def main(argv=None) -> int:

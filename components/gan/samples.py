@@ -49,7 +49,7 @@ def save_image_grid(images: np.ndarray, path: str, columns: int | None = None, t
     ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=9)
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def save_grid_strip(titled_grids: list[tuple[str, np.ndarray]], path: str) -> str:
@@ -65,7 +65,7 @@ def save_grid_strip(titled_grids: list[tuple[str, np.ndarray]], path: str) -> st
         ax.set_title(title, fontsize=16)  # readable when the wide strip is shown scaled down
         ax.axis("off")
     fig.subplots_adjust(left=0.005, right=0.995, bottom=0.01, top=1 - 0.4 / (height + 0.45), wspace=0.05)
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def save_loss_curve(history: dict, path: str) -> str | None:
@@ -94,7 +94,7 @@ def save_loss_curve(history: dict, path: str) -> str | None:
         axes[2].legend()
     axes[-1].set_xlabel("generator step")
     fig.tight_layout()
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def pyplot():
@@ -106,7 +106,8 @@ def pyplot():
     return plt
 
 
-def _save_figure(fig, path: str) -> str:
+def save_figure(fig, path: str) -> str:
+    """Writes a Matplotlib figure as a PNG to ``path`` (local or a TF filesystem) and closes it."""
     import io
 
     buffer = io.BytesIO()
