@@ -87,16 +87,6 @@ def split(images, labels, seed: int = SPLIT_SEED, held_out_fraction: float = 0.2
     return (images[train], pick(train)), (images[held], pick(held))
 
 
-def cluster_labels(images_uint8: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
-    """k-means cluster ids [N] of images' pixels: pseudo-labels for a conditional model on
-    unlabelled data (a self-conditioned GAN, Liu et al. 2020, "Diverse Image Generation via
-    Self-Conditioned GANs", which clusters discriminator features; pixels here)."""
-    from sklearn.cluster import KMeans
-
-    pixels = to_float(images_uint8).reshape(len(images_uint8), -1)
-    return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(pixels).astype(np.int64)
-
-
 def to_float(images_uint8: np.ndarray) -> np.ndarray:
     return images_uint8.astype(np.float32) / 127.5 - 1.0
 
@@ -104,7 +94,7 @@ def to_float(images_uint8: np.ndarray) -> np.ndarray:
 def goals_for(config, image_shape) -> str:
     if image_shape[-1] == 3:
         return "colour"
-    return "conditional" if config.conditional else "unconditional"
+    return "conditional" if config.served_classes(2) else "unconditional"
 
 
 def check_goals(report: dict, kind: str) -> dict:
@@ -136,15 +126,18 @@ def build_references(evaluation, train, held, num_classes, cache_dir, fingerprin
 
 
 def generate(generator, n: int, latent_dim: int, seed: int, labels=None, truncation_psi: float = 1.0,
-             batch: int = 256) -> np.ndarray:
-    """n images of ``generator`` as the exported model draws them: G(truncation_psi * z)."""
+             clusters=None, batch: int = 256) -> np.ndarray:
+    """n images of ``generator`` as the exported model draws them: G(truncation_psi * z), a
+    self-conditioned generator's ``clusters`` drawn from z (components.gan.export.generator_inputs)."""
     import tensorflow as tf
 
-    rs = np.random.RandomState(seed)
-    latent = truncation_psi * rs.normal(size=(n, latent_dim)).astype(np.float32)
+    from components.gan.export import generator_inputs
+
+    latent = np.random.RandomState(seed).normal(size=(n, latent_dim)).astype(np.float32)
     out = []
     for i in range(0, n, batch):
-        inputs = latent[i:i + batch] if labels is None else [latent[i:i + batch], labels[i:i + batch]]
+        inputs = generator_inputs(tf.constant(latent[i:i + batch]), None if labels is None else labels[i:i + batch],
+                                  truncation_psi, clusters)
         out.append(tf.cast(generator(inputs, training=False), tf.float32).numpy())
     return np.concatenate(out)
 
@@ -187,10 +180,6 @@ def main(argv=None) -> int:
     parser.add_argument("--truncation_sweep", default="", metavar="PSI,PSI,...",
                         help="also score the trained generator at these truncation psi values (e.g. 1,0.8,0.6): "
                              "the precision/recall trade-off of training.truncation_psi without retraining")
-    parser.add_argument("--pseudo_labels", type=int, default=0, metavar="K",
-                        help="experiment: ignore the data's labels, train the (conditional) model on K k-means "
-                             "clusters of the training pixels and sample clusters by their frequency; scored as an "
-                             "unconditional model")
     parser.add_argument("--keep_checkpoints", default=None,
                         help="checkpoint dir to use/keep (default: a fresh temp dir, deleted at the end)")
     args = parser.parse_args(argv)
@@ -215,23 +204,17 @@ def main(argv=None) -> int:
     config.validate_for_data(image_shape, num_classes)
     (train_images, train_labels), (held_images, held_labels) = split(images, labels)
     goal_kind = goals_for(config, image_shape)
-    train_condition, condition_classes = train_labels, num_classes
-    if args.pseudo_labels:
-        if not config.conditional:
-            parser.error("--pseudo_labels needs a conditional architecture (--set training.architecture=...)")
-        train_condition, condition_classes = cluster_labels(train_images, args.pseudo_labels), args.pseudo_labels
-        goal_kind = "unconditional"
 
     out_dir = os.path.dirname(os.path.abspath(args.out))
     stem = os.path.splitext(os.path.basename(args.out))[0]
     os.makedirs(out_dir, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="train_quality_")
     try:
-        files = write_tfrecords(train_images, train_condition, os.path.join(tmp, "train.tfrecord.gz"))
+        files = write_tfrecords(train_images, train_labels, os.path.join(tmp, "train.tfrecord.gz"))
         run_dir = os.path.join(tmp, "run")
         checkpoint_dir = args.keep_checkpoints or os.path.join(tmp, "checkpoints")
         started = time.perf_counter()
-        result = train_gan(config, files, image_shape, condition_classes, run_dir, checkpoint_dir,
+        result = train_gan(config, files, image_shape, num_classes, run_dir, checkpoint_dir,
                            log=lambda line: print(line, flush=True))
         train_seconds = time.perf_counter() - started
         shutil.copy(os.path.join(run_dir, "loss_curve.png"), os.path.join(out_dir, f"{stem}_loss_curve.png"))
@@ -243,18 +226,16 @@ def main(argv=None) -> int:
                                          num_classes, args.extractor_cache, fingerprint)
         reference_seconds = time.perf_counter() - t0
         total = n * evaluation.num_draws
-        gen_labels = (np.arange(total) % num_classes).astype(np.int32) if config.conditional else None
-        if args.pseudo_labels:  # clusters in their training frequencies
-            frequency = np.bincount(train_condition, minlength=condition_classes) / len(train_condition)
-            gen_labels = np.random.default_rng(1).choice(condition_classes, size=total, p=frequency).astype(np.int32)
+        served_classes = config.served_classes(num_classes)
+        gen_labels = (np.arange(total) % served_classes).astype(np.int32) if served_classes else None
         generated = generate(result.generator, total, config.latent_dim, seed=1, labels=gen_labels,
-                             truncation_psi=config.truncation_psi)
+                             truncation_psi=config.truncation_psi, clusters=result.clusters)
         np.save(os.path.join(out_dir, f"{stem}_generated.npy"), generated)  # to re-score without retraining
         report = quality_report(generated, references, evaluation.num_draws, num_classes)
         report["train_seconds"] = train_seconds
         if config.ema_decay > 0 and result.live_generator is not None:  # what the EMA buys
             live = generate(result.live_generator, total, config.latent_dim, seed=1, labels=gen_labels,
-                            truncation_psi=config.truncation_psi)
+                            truncation_psi=config.truncation_psi, clusters=result.clusters)
             live_report = quality_report(live, references, evaluation.num_draws, num_classes)
             report["live_generator"] = {k: live_report[k] for k in ("fid_ratio", "confident_fraction",
                                                                      "min_class_share", "precision", "recall")
@@ -262,11 +243,12 @@ def main(argv=None) -> int:
         report["truncation_sweep"] = []
         for psi in sweep:
             scored = quality_report(generate(result.generator, total, config.latent_dim, seed=1, labels=gen_labels,
-                                             truncation_psi=psi), references, evaluation.num_draws, num_classes)
+                                             truncation_psi=psi, clusters=result.clusters),
+                                    references, evaluation.num_draws, num_classes)
             report["truncation_sweep"].append(
                 {"truncation_psi": psi, **{k: scored[k] for k in SWEEP_FIGURES if k in scored},
                  **{f"{name}_fid_ratio": e["fid_ratio"] for name, e in scored["extractors"].items()}})
-        if config.conditional and not args.pseudo_labels:  # does the generator obey the label?
+        if served_classes:  # does the generator obey the label?
             classifier = references[evaluation.extractors[0]].extractor
             predicted = classifier.predict_proba(generated).argmax(axis=1)
             report["conditional_label_accuracy"] = float(np.mean(predicted == gen_labels))
@@ -281,7 +263,7 @@ def main(argv=None) -> int:
             "data": {"input_base": pipeline_config.data.input_base, "image_shape": [int(d) for d in image_shape],
                      "num_classes": num_classes},
             "split": {"seed": SPLIT_SEED, "train": int(len(train_images)), "held_out": int(len(held_images))},
-            "config_file": args.config, "overrides": args.set, "pseudo_labels": args.pseudo_labels,
+            "config_file": args.config, "overrides": args.set,
             "reference": {"classifier_epochs": evaluation.classifier_epochs, "seconds": reference_seconds},
             "steps": result.steps,
             "final_history": {k: v[-1] for k, v in result.history.items() if v},

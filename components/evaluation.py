@@ -206,7 +206,7 @@ def evaluate_and_bless(*, reference_dir: str, candidate_dir: str, baseline: tupl
     import json
 
     from components.gan.example_format import load_arrays
-    from components.gan.export import load_keras_model
+    from components.gan.export import load_clusters, load_keras_model
     from components.gan.samples import save_image_grid
     from components.reference import load_reference
 
@@ -235,7 +235,11 @@ def evaluate_and_bless(*, reference_dir: str, candidate_dir: str, baseline: tupl
     # The discriminator sees held-out real images it never trained on.
     eval_images, eval_labels = load_arrays(eval_files, image_shape)
     discriminator = load_keras_model(candidate_dir, "discriminator")
-    if len(discriminator.inputs) == 2:  # a conditional D judges (image, label) pairs
+    clusters = load_clusters(candidate_dir)
+    if clusters is not None:  # a self-conditioned D judges (image, its nearest cluster) pairs
+        real_inputs = [eval_images, clusters.assign(eval_images).numpy()]
+        fake_inputs = [fake, clusters.assign(fake).numpy()]
+    elif len(discriminator.inputs) == 2:  # a conditional D judges (image, label) pairs
         real_inputs, fake_inputs = [eval_images, eval_labels], [fake, sample_labels(len(fake), num_classes)]
     else:
         real_inputs, fake_inputs = eval_images, fake

@@ -73,7 +73,7 @@ def GanTrainer(
         return
 
     class_names = label_names_of(examples)
-    model_classes = num_classes if config.conditional else None
+    model_classes = config.served_classes(num_classes)
     train_files = layout.split_files(examples.uri, "train")
     warm_start_dir = None
     if config.warm_start and push_destination:

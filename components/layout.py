@@ -16,6 +16,7 @@ A push directory (TFX Pusher's and TensorFlow Serving's layout)::
                                  /assets.extra/gan_metadata.json        the model's contract for clients
                                  /assets.extra/keras/generator.keras    float32 Keras copies of G and D,
                                  /assets.extra/keras/discriminator.keras    for warm starts and evaluation
+                                 /assets.extra/clusters.npz             a self-conditioned model's clusters
 
     <base_path>/.runs/<time>-<model id>.json     one record per pipeline run that reached the
                                                  evaluator: what it trained on, its metrics, the
@@ -111,12 +112,17 @@ def skipped_reason(model_uri: str) -> str | None:
 # --------------------------------------------------------------------------- inside a SavedModel dir
 def metadata_path(saved_model_dir: str) -> str:
     """gan_metadata.json of a serving SavedModel (a Format-Serving dir or a pushed version)."""
-    return os.path.join(saved_model_dir, "assets.extra", METADATA_FILENAME)
+    return os.path.join(assets_extra_dir(saved_model_dir), METADATA_FILENAME)
+
+
+def assets_extra_dir(saved_model_dir: str) -> str:
+    """Files that travel with a serving SavedModel and that TF Serving ignores."""
+    return os.path.join(saved_model_dir, "assets.extra")
 
 
 def keras_models_dir(saved_model_dir: str) -> str:
     """Where the float32 Keras generator and discriminator travel with the serving SavedModel."""
-    return os.path.join(saved_model_dir, "assets.extra", "keras")
+    return os.path.join(assets_extra_dir(saved_model_dir), "keras")
 
 
 def keras_model_path(saved_model_dir: str, which: str) -> str:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.train_quality import GOALS, check_goals, cluster_labels, generate, goals_for, load_dataset, split
+from benchmarks.train_quality import GOALS, check_goals, generate, goals_for, load_dataset, split
 from components.gan.config import TrainConfig
 
 
@@ -47,6 +47,8 @@ def test_unlabelled_grayscale_span_and_the_split(tmp_path):
 def test_goals_follow_the_kind_of_run():
     assert goals_for(TrainConfig(architecture="conditional_dcgan"), (28, 28, 1)) == "conditional"
     assert goals_for(TrainConfig(architecture="dcgan_28"), (28, 28, 1)) == "unconditional"
+    # Self-conditioned: a conditional architecture served (and scored) as an unconditional model.
+    assert goals_for(TrainConfig(architecture="conditional_dcgan", self_conditioning=20), (28, 28, 1)) == "unconditional"
     assert goals_for(TrainConfig(architecture="dcgan_rgb"), (32, 32, 3)) == "colour"
     report = {"fid_ratio": 1.4, "confident_fraction": 0.95, "min_class_share": 0.08, "precision": 0.9,
               "recall": 0.79, "train_seconds": 500.0}
@@ -65,10 +67,13 @@ def test_generated_images_are_drawn_at_the_truncation_psi():
     np.testing.assert_allclose(full, np.random.RandomState(3).normal(size=(10, 4)), rtol=1e-6)
 
 
-def test_pseudo_labels_recover_well_separated_groups():
-    rs = np.random.RandomState(0)
-    groups = np.repeat(np.arange(3), 20)
-    images = np.clip(groups[:, None, None, None] * 100 + rs.randint(0, 30, size=(60, 5, 5, 1)), 0, 255).astype(np.uint8)
-    clusters = cluster_labels(images, 3)
-    assert sorted(np.bincount(clusters)) == [20, 20, 20]
-    assert all(len(set(clusters[groups == g])) == 1 for g in range(3))  # one cluster per group
+def test_a_self_conditioned_generator_is_drawn_with_its_clusters_from_the_latent():
+    from components.gan.self_conditioning import Clusters
+
+    clusters = Clusters(centroids=np.zeros((2, 1), np.float32), prior=np.array([0.5, 0.5]))
+    seen = []
+    show = lambda inputs, training: seen.append(inputs[1].numpy()) or inputs[0]  # noqa: E731
+    latent = generate(show, 10, 4, seed=3, clusters=clusters)
+    z = np.random.RandomState(3).normal(size=(10, 4))
+    np.testing.assert_array_equal(seen[0], (z[:, 0] > 0).astype(np.int32))  # prior 0.5/0.5: the sign of z_0 picks
+    np.testing.assert_allclose(latent[:, 1:], z[:, 1:], rtol=1e-6)

@@ -80,6 +80,10 @@ class TrainConfig:
     # for fidelity (precision): for a model whose recall is to spare.
     truncation_psi: float = option(1.0, minimum=0, maximum=1, exclusive=True,
                                    help="latent scale of the exported generator; 1 disables")
+    # Self-conditioning (components/gan/self_conditioning.py): a conditional architecture trained on
+    # this many k-means clusters of the training images instead of labels, served unconditionally
+    # (the cluster is drawn from the latent). For unlabelled data; the data's labels, if any, are unused.
+    self_conditioning: int = option(0, minimum=0, help="number of clusters; 0 disables")
     # Speed.
     mixed_precision: str = option("auto", choices=MIXED_PRECISION)
     jit_compile: bool = option(False)
@@ -113,6 +117,13 @@ class TrainConfig:
                 raise ConfigError(
                     f"{prefix}.diffaugment: {policy!r} is not one of: {', '.join(DIFFAUGMENT_POLICIES)} "
                     "(comma-separated; '' disables)")
+        if self.self_conditioning == 1:
+            raise ConfigError(f"{prefix}.self_conditioning: 1 cluster is no conditioning; use >= 2 (or 0 to disable)")
+        if self.self_conditioning and not self.conditional:
+            conditional = [e.name for e in ARCHITECTURES.entries() if e.info["conditional"]]
+            raise ConfigError(
+                f"{prefix}.self_conditioning: {self.architecture!r} takes no labels; self-conditioning needs a "
+                f"conditional architecture: {', '.join(conditional)}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -130,6 +141,18 @@ class TrainConfig:
     def conditional(self) -> bool:
         return ARCHITECTURES.entry(self.architecture).info["conditional"]
 
+    def net_classes(self, data_classes: int | None) -> int | None:
+        """How many labels the nets are built for: the clusters when self-conditioning, the data's
+        classes for a conditional architecture, None for an unconditional one."""
+        if self.self_conditioning:
+            return self.self_conditioning
+        return int(data_classes) if self.conditional and data_classes else None
+
+    def served_classes(self, data_classes: int | None) -> int | None:
+        """How many labels the exported generator takes from clients: the data's classes for a
+        conditional architecture, None when unconditional or self-conditioned (clusters come from z)."""
+        return None if self.self_conditioning else self.net_classes(data_classes)
+
     def validate_for_data(self, image_shape: tuple, num_classes: int | None, prefix: str = PREFIX) -> "TrainConfig":
         """Checks that the architecture can model data of this shape (and labels)."""
         shape = tuple(int(d) for d in image_shape)
@@ -141,9 +164,10 @@ class TrainConfig:
             raise ConfigError(
                 f"{prefix}.architecture: {self.architecture!r} cannot produce {_fmt_shape(shape)} images; "
                 f"it supports: {', '.join(_fmt_shape(s) for s in supported)}{hint}")
-        if self.conditional and (num_classes is None or int(num_classes) < 2):
+        if self.conditional and not self.self_conditioning and (num_classes is None or int(num_classes) < 2):
             unconditional = [e.name for e in ARCHITECTURES.entries() if not e.info["conditional"]]
             raise ConfigError(
                 f"{prefix}.architecture: {self.architecture!r} needs labelled data with >= 2 classes "
-                f"(got num_classes={num_classes!r}); for unlabelled data use one of: {', '.join(unconditional)}")
+                f"(got num_classes={num_classes!r}); for unlabelled data use one of: {', '.join(unconditional)} "
+                f"(or {prefix}.self_conditioning: K, to condition on K clusters of the images)")
         return self

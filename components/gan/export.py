@@ -4,7 +4,9 @@
     inputs:  ``latent``  float32 [N, latent_dim]  (and ``labels`` int32 [N] for conditional models)
     outputs: ``images``  float32 [N, H, W, C], values in [-1, 1] (the generator's tanh range)
     The generator sees ``truncation_psi * latent`` (1 unless the training config says otherwise,
-    recorded in gan_metadata.json): callers always send z ~ N(0, I).
+    recorded in gan_metadata.json): callers always send z ~ N(0, I). A self-conditioned model
+    (components/gan/self_conditioning.py) is served like an unconditional one: it takes no labels
+    and derives its cluster from the latent.
 
 ``generate_png``
     inputs:  ``num_images`` int32 scalar, ``seed`` int32 scalar
@@ -25,6 +27,17 @@ import os
 import tensorflow as tf
 
 from components import layout
+from components.gan.self_conditioning import Clusters
+
+
+def generator_inputs(latent, labels=None, truncation_psi: float = 1.0, clusters: Clusters | None = None):
+    """What the Keras generator is called with to draw as the exported model does from z ~ N(0, I)
+    (``latent``): a self-conditioned model's cluster comes from z (unless ``labels`` name the
+    clusters), and the generator sees ``truncation_psi * z``."""
+    if clusters is not None and labels is None:
+        latent, labels = clusters.split_latent(latent)
+    latent = latent * truncation_psi
+    return latent if labels is None else [latent, labels]
 
 
 def to_uint8(images: tf.Tensor) -> tf.Tensor:
@@ -36,17 +49,17 @@ def to_uint8(images: tf.Tensor) -> tf.Tensor:
 class GeneratorModule(tf.Module):
     """Wraps a Keras generator so that tf.saved_model.save exports stable signatures."""
 
-    def __init__(self, generator, latent_dim: int, num_classes: int | None = None, truncation_psi: float = 1.0):
+    def __init__(self, generator, latent_dim: int, num_classes: int | None = None, truncation_psi: float = 1.0,
+                 clusters: Clusters | None = None):
         super().__init__()
         self.generator = generator
         self.latent_dim = int(latent_dim)
-        self.num_classes = int(num_classes) if num_classes else None
+        self.num_classes = int(num_classes) if num_classes else None  # the labels clients send
         self.truncation_psi = float(truncation_psi)
+        self.clusters = clusters
 
     def _generate(self, latent, labels=None):
-        latent = latent * self.truncation_psi
-        inputs = latent if labels is None else [latent, labels]
-        images = self.generator(inputs, training=False)
+        images = self.generator(generator_inputs(latent, labels, self.truncation_psi, self.clusters), training=False)
         return tf.cast(images, tf.float32)
 
     def _encode_png(self, images):
@@ -107,10 +120,12 @@ class GeneratorModule(tf.Module):
 
 def export_generator(
     generator, export_dir: str, latent_dim: int, num_classes: int | None = None, extra_metadata: dict | None = None,
-    truncation_psi: float = 1.0,
+    truncation_psi: float = 1.0, clusters: Clusters | None = None,
 ) -> str:
-    """Saves ``generator`` as a SavedModel with the signatures documented above."""
-    module = GeneratorModule(generator, latent_dim, num_classes, truncation_psi)
+    """Saves ``generator`` as a SavedModel with the signatures documented above (``num_classes``:
+    the labels clients send; a self-conditioned generator gets its ``clusters`` instead, which are
+    saved beside it for warm starts and the evaluator)."""
+    module = GeneratorModule(generator, latent_dim, num_classes, truncation_psi, clusters)
     tf.saved_model.save(module, export_dir, signatures=module.signatures())
     metadata = {
         "latent_dim": int(latent_dim),
@@ -118,8 +133,11 @@ def export_generator(
         "image_shape": [int(d) for d in generator.output_shape[1:]],
         "output_range": [-1.0, 1.0],
         "truncation_psi": float(truncation_psi),
+        "self_conditioning": clusters.k if clusters is not None else 0,
         "signatures": ["serving_default", "generate_png"],
     }
+    if clusters is not None:
+        clusters.save(layout.assets_extra_dir(export_dir))
     metadata.update(extra_metadata or {})
     path = layout.metadata_path(export_dir)
     tf.io.gfile.makedirs(os.path.dirname(path))
@@ -145,3 +163,8 @@ def load_keras_model(saved_model_dir: str, which: str):
     from components.gan import models  # noqa: F401  registers the custom layers for loading
 
     return keras.saving.load_model(layout.keras_model_path(saved_model_dir, which), compile=False)
+
+
+def load_clusters(saved_model_dir: str) -> Clusters | None:
+    """A self-conditioned generator's clusters (saved by ``export_generator``), else None."""
+    return Clusters.load(layout.assets_extra_dir(saved_model_dir))

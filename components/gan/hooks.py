@@ -203,8 +203,10 @@ class TrainingFid:
         self.extractor = RandomCNN(self.image_shape, seed=0)
         self.real_stats = FeatureStats.from_features(self.extractor.features(images, FID_BATCH))
         self.latent = rng.normal(size=(FID_SAMPLES, self.config.latent_dim)).astype(np.float32)
-        # A conditional generator draws the training images' class mix.
-        self.labels = rng.choice(labels, FID_SAMPLES).astype(np.int32) if self.trainer.num_classes else None
+        # A conditional generator draws the training images' class mix; a self-conditioned one its
+        # clusters, from the latent (trainer.generate), as the exported model does.
+        conditional = self.trainer.num_classes and self.trainer.clusters is None
+        self.labels = rng.choice(labels, FID_SAMPLES).astype(np.int32) if conditional else None
         self.num_real = len(images)
 
     def _generated_features(self) -> np.ndarray:
@@ -254,7 +256,9 @@ class SampleGrids:
 
     def __init__(self, trainer: GanTraining, config: TrainConfig, run_dir: str, writer, chief: bool):
         self.trainer, self.run_dir, self.writer, self.chief = trainer, run_dir, writer, chief
-        self.latent, self.labels, self.columns = fixed_latent(config, trainer.num_classes)
+        # A self-conditioned generator's grid is drawn as it is served: clusters from the latent.
+        self.latent, self.labels, self.columns = fixed_latent(
+            config, trainer.num_classes if trainer.clusters is None else None)
         self.paths: list[str] = []
         self.grids: list[tuple[int, np.ndarray]] = []  # (step, images) for the strip
 

@@ -22,6 +22,7 @@ import tensorflow as tf
 from components.gan import augment as augment_lib
 from components.gan import losses as losses_lib
 from components.gan.config import TrainConfig
+from components.gan.export import generator_inputs
 from components.gan.models import SHIPPED_LAYERS, LayerOptions, build_models
 
 
@@ -46,7 +47,8 @@ class GanTraining:
                  num_replicas: int = 1, layer_options: LayerOptions = SHIPPED_LAYERS):
         self.config = config
         self.image_shape = tuple(int(d) for d in image_shape)
-        self.num_classes = num_classes if config.conditional else None
+        self.num_classes = config.net_classes(num_classes)  # the labels the nets take
+        self.clusters = None  # a self-conditioned run's Clusters: train_gan sets them before training
         self.precision = precision
         self.num_replicas = num_replicas
         self.generator, self.discriminator = build_models(config, image_shape, self.num_classes, precision, layer_options)
@@ -212,8 +214,8 @@ class GanTraining:
 
     def generate(self, latent, labels=None, use_ema=True):
         """Images as the exported generator draws them from z ~ N(0, I) (``latent``): its weights
-        (the EMA copy unless ``use_ema`` is False) and the truncation psi."""
+        (the EMA copy unless ``use_ema`` is False), the truncation psi and, self-conditioned, the
+        cluster drawn from z unless ``labels`` name it."""
         model = self.export_generator if use_ema else self.generator
-        latent = latent * self.config.truncation_psi
-        inputs = [latent, labels] if self.num_classes else latent
+        inputs = generator_inputs(latent, labels, self.config.truncation_psi, self.clusters)
         return tf.cast(model(inputs, training=False), tf.float32)

@@ -23,13 +23,14 @@ import tensorflow as tf
 
 from components.gan.config import TrainConfig
 from components.gan.devices import is_chief, resolve_precision, resolve_strategy, strategy_name, worker_dirs
-from components.gan.example_format import training_dataset
-from components.gan.export import export_generator, save_keras_models
+from components.gan.example_format import load_arrays, training_dataset
+from components.gan.export import export_generator, load_clusters, save_keras_models
 from components.gan.hooks import (GRIDS_PER_RUN, HISTORY_FILENAME, HISTORY_KEYS, CheckpointWriteError, Checkpoints,
                                   DivergenceGuard, ProgressLog, SampleGrids, TrainingDivergedError, TrainingFid,
                                   empty_history)
 from components.gan.models import build_models
 from components.gan.samples import save_loss_curve
+from components.gan.self_conditioning import CLUSTERS_FILENAME, Clusters, fit_clusters
 from components.gan.step import GanTraining
 from components.gan.warm_start import warm_start
 
@@ -53,11 +54,16 @@ class TrainResult:
     sample_paths: list = field(default_factory=list)
     warm_started_from: str | None = None  # the serving dir whose weights training started from
     live_generator: keras.Model | None = None  # the trained (non-EMA) generator
+    clusters: Clusters | None = None  # what a self-conditioned generator's labels mean
 
 
-def _batches(train_files: list[str], image_shape, global_batch: int, seed: int, strategy):
-    """An endless iterator of (images, labels) batches, split over the strategy's replicas."""
+def _batches(train_files: list[str], image_shape, global_batch: int, seed: int, strategy,
+             clusters: Clusters | None = None):
+    """An endless iterator of (images, labels) batches, split over the strategy's replicas; with
+    ``clusters``, the labels are the images' clusters."""
     dataset = training_dataset(train_files, image_shape, global_batch, seed=seed)
+    if clusters is not None:
+        dataset = dataset.map(lambda images, _: (images, clusters.assign(images)))
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return iter(strategy.experimental_distribute_dataset(dataset.with_options(options)))
@@ -94,8 +100,14 @@ def train_gan(config: TrainConfig, train_files: list[str], image_shape: tuple[in
         log(f"resuming from checkpoint {checkpoints.latest} at step {int(trainer.step.numpy())}")
     elif warm_start_dir and warm_start(trainer, warm_start_dir, log, class_names):
         warm_started_from = warm_start_dir
+    if config.self_conditioning:
+        trainer.clusters = _self_conditioning_clusters(config, trainer, train_files, image_shape, checkpoint_dir,
+                                                       resumed=bool(checkpoints.latest),
+                                                       warm_started_from=warm_started_from, log=log)
     step = resumed_from = int(trainer.step.numpy())
-    log(f"training {config.architecture}/{config.loss} on {image_shape} images, {num_classes or 'no'} classes: "
+    classes = (f"{trainer.clusters.k} clusters (self-conditioning)" if trainer.clusters is not None
+               else f"{num_classes or 'no'} classes")
+    log(f"training {config.architecture}/{config.loss} on {image_shape} images, {classes}: "
         f"{config.train_steps} steps of batch {config.batch_size}, precision {precision}, "
         f"strategy {strategy_name(strategy)} ({strategy.num_replicas_in_sync} replica(s)), "
         f"diffaugment '{config.diffaugment}', ema {config.ema_decay}, "
@@ -108,7 +120,7 @@ def train_gan(config: TrainConfig, train_files: list[str], image_shape: tuple[in
     if step < config.train_steps:
         global_batch = config.batch_size * config.d_steps_per_g_step
         sample_every = config.sample_every_steps or max(1, math.ceil(config.train_steps / GRIDS_PER_RUN))
-        batches = _batches(train_files, image_shape, global_batch, config.seed, strategy)
+        batches = _batches(train_files, image_shape, global_batch, config.seed, strategy, trainer.clusters)
         step_fn = trainer.make_step_fn(strategy)
         guard = DivergenceGuard()
         progress = ProgressLog(history, writer, global_batch, config.train_steps, step, log)
@@ -152,7 +164,29 @@ def train_gan(config: TrainConfig, train_files: list[str], image_shape: tuple[in
                        history=history, steps=step, seconds=time.perf_counter() - started,
                        resumed_from_step=resumed_from, precision=precision, strategy=strategy_name(strategy),
                        sample_paths=samples.paths, live_generator=trainer.generator,
-                       warm_started_from=warm_started_from)
+                       warm_started_from=warm_started_from, clusters=trainer.clusters)
+
+
+def _self_conditioning_clusters(config: TrainConfig, trainer, train_files, image_shape, checkpoint_dir: str,
+                                resumed: bool, warm_started_from: str | None, log) -> Clusters:
+    """The clusters a self-conditioned run trains on: a resumed run's own, a warm start's (its
+    generator learnt those), else k-means on the training images. Kept in ``checkpoint_dir``."""
+    if resumed:
+        clusters = Clusters.load(checkpoint_dir)
+        if clusters is None:
+            raise FileNotFoundError(f"{checkpoint_dir} has a checkpoint of a self-conditioned run but no "
+                                    f"{CLUSTERS_FILENAME}; delete the checkpoint directory to train from scratch")
+        return clusters
+    if warm_started_from:
+        clusters = load_clusters(warm_started_from)  # warm_start() checked they fit
+        log(f"self-conditioning: the {clusters.k} clusters of {warm_started_from}")
+    else:
+        started = time.perf_counter()
+        clusters = fit_clusters(load_arrays(train_files, image_shape)[0], config.self_conditioning, config.seed)
+        log(f"self-conditioning: {clusters.k} k-means clusters of the training images in "
+            f"{time.perf_counter() - started:.1f} s; shares {clusters.prior.min():.1%}-{clusters.prior.max():.1%}")
+    clusters.save(checkpoint_dir)  # every worker: each resumes from its own checkpoint_dir
+    return clusters
 
 
 # ---------------------------------------------------------------------------- saving
@@ -162,15 +196,15 @@ def save_trained_models(result: TrainResult, config: TrainConfig, serving_dir: s
     of the generator and discriminator, whatever precision trained them: see
     ``components.gan.export.save_keras_models``) and the training options, image shape and class
     count to ``config_path``. Returns ``serving_dir``."""
-    classes = num_classes if config.conditional else None
-    g32, d32 = build_models(config, image_shape, classes, dtype="float32")
+    classes = config.served_classes(num_classes)
+    g32, d32 = build_models(config, image_shape, config.net_classes(num_classes), dtype="float32")
     g32.set_weights(result.generator.get_weights())
     d32.set_weights(result.discriminator.get_weights())
     export_generator(g32, serving_dir, config.latent_dim, classes,
                      extra_metadata={"architecture": config.architecture, "loss": config.loss,
                                      "steps": int(result.steps), "ema": config.ema_decay > 0,
                                      "trained_precision": result.precision},
-                     truncation_psi=config.truncation_psi)
+                     truncation_psi=config.truncation_psi, clusters=result.clusters)
     save_keras_models(g32, d32, serving_dir)
     with tf.io.gfile.GFile(config_path, "w") as f:
         json.dump({"config": config.to_dict(), "image_shape": [int(d) for d in image_shape],

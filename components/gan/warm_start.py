@@ -2,12 +2,13 @@
 serving now (the Keras copies that ``save_trained_models`` puts in a serving dir)."""
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import tensorflow as tf
 
 from components import layout
-from components.gan.export import load_keras_model
+from components.gan.export import load_clusters, load_keras_model
 from components.gan.step import GanTraining
 
 
@@ -15,16 +16,26 @@ def warm_start(trainer: GanTraining, warm_start_dir: str, log: Callable[[str], N
                class_names: list[str] | None = None) -> bool:
     """Loads both nets' weights (and the EMA generator's, from the generator) from ``warm_start_dir``.
     Returns False, with a warning, when a model is missing, makes images of another shape or
-    classes (its gan_metadata.json; ``class_names``, the data's, when known), or its weight shapes
-    differ from the models this config builds; the trainer is then left as it was."""
+    classes (its gan_metadata.json; ``class_names``, the data's, when known), was not
+    self-conditioned on as many clusters as this config asks for, or its weight shapes differ from
+    the models this config builds; the trainer is then left as it was."""
     # Checked before the weights, so that the warning names the difference in words.
     metadata = layout.read_metadata(warm_start_dir)
+    served_classes = None if trainer.config.self_conditioning else trainer.num_classes
     if metadata is not None:
         incomparable = layout.incomparable_reason(f"the generator in {warm_start_dir}", metadata,
-                                                  trainer.image_shape, trainer.num_classes,
-                                                  class_names if trainer.num_classes else None)
+                                                  trainer.image_shape, served_classes,
+                                                  class_names if served_classes else None)
         if incomparable:
             log(f"WARNING: warm start skipped: {incomparable}; training from scratch")
+            return False
+    if trainer.config.self_conditioning:  # its generator's labels mean its clusters: they must come along
+        clusters = load_clusters(warm_start_dir)
+        expected = (trainer.config.self_conditioning, math.prod(trainer.image_shape))
+        if clusters is None or clusters.centroids.shape != expected:
+            found = "none" if clusters is None else f"{clusters.k} of {clusters.centroids.shape[1]} pixels"
+            log(f"WARNING: warm start skipped: the generator in {warm_start_dir} is not self-conditioned on "
+                f"{expected[0]} clusters of {expected[1]} pixels (its clusters: {found}); training from scratch")
             return False
     pairs = [("generator", trainer.generator), ("discriminator", trainer.discriminator)]
     loaded = {}
