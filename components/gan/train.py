@@ -101,7 +101,7 @@ def train_gan(config: TrainConfig, train_files: list[str], image_shape: tuple[in
     elif warm_start_dir and warm_start(trainer, warm_start_dir, log, class_names):
         warm_started_from = warm_start_dir
     if config.self_conditioning:
-        trainer.clusters = _self_conditioning_clusters(config, trainer, train_files, image_shape, checkpoint_dir,
+        trainer.clusters = _self_conditioning_clusters(config, train_files, image_shape, checkpoint_dir,
                                                        resumed=bool(checkpoints.latest),
                                                        warm_started_from=warm_started_from, log=log)
     step = resumed_from = int(trainer.step.numpy())
@@ -167,7 +167,7 @@ def train_gan(config: TrainConfig, train_files: list[str], image_shape: tuple[in
                        warm_started_from=warm_started_from, clusters=trainer.clusters)
 
 
-def _self_conditioning_clusters(config: TrainConfig, trainer, train_files, image_shape, checkpoint_dir: str,
+def _self_conditioning_clusters(config: TrainConfig, train_files, image_shape, checkpoint_dir: str,
                                 resumed: bool, warm_started_from: str | None, log) -> Clusters:
     """The clusters a self-conditioned run trains on: a resumed run's own, a warm start's (its
     generator learnt those), else k-means on the training images. Kept in ``checkpoint_dir``."""
