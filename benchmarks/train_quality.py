@@ -87,6 +87,12 @@ def split(images, labels, seed: int = SPLIT_SEED, held_out_fraction: float = 0.2
     return (images[train], pick(train)), (images[held], pick(held))
 
 
+def cluster_purity(clusters: np.ndarray, labels: np.ndarray) -> float:
+    """The share of images whose label is their cluster's most common label (1: every cluster
+    holds one class; a self-conditioned model's clusters against the labels it never saw)."""
+    return float(sum(np.bincount(labels[clusters == c]).max() for c in np.unique(clusters)) / len(labels))
+
+
 def to_float(images_uint8: np.ndarray) -> np.ndarray:
     return images_uint8.astype(np.float32) / 127.5 - 1.0
 
@@ -233,6 +239,9 @@ def main(argv=None) -> int:
         np.save(os.path.join(out_dir, f"{stem}_generated.npy"), generated)  # to re-score without retraining
         report = quality_report(generated, references, evaluation.num_draws, num_classes)
         report["train_seconds"] = train_seconds
+        if result.clusters is not None and train_labels is not None:
+            report["cluster_purity"] = cluster_purity(result.clusters.assign(to_float(train_images)).numpy(),
+                                                      train_labels)
         if config.ema_decay > 0 and result.live_generator is not None:  # what the EMA buys
             live = generate(result.live_generator, total, config.latent_dim, seed=1, labels=gen_labels,
                             truncation_psi=config.truncation_psi, clusters=result.clusters)
@@ -303,6 +312,8 @@ def main(argv=None) -> int:
                   + f"  {row['precision']:>9.2f}  {row['recall']:>6.2f}"
                   + (f"  {row['confident_fraction']:>9.1%}  {row['min_class_share']:>14.1%}"
                      if "confident_fraction" in row else ""))
+    if "cluster_purity" in report:
+        print(f"{'cluster purity (training labels)':<36}{report['cluster_purity']:>12.1%}")
     if "class_shares_of_confident" in report:
         print(f"class shares: {' '.join(f'{s:.0%}' for s in report['class_shares_of_confident'])}")
     print(f"goals met: {sum(goals.values())}/{len(goals)}" + "".join(f"; missed {k}" for k, ok in goals.items() if not ok))

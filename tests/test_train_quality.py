@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.train_quality import GOALS, check_goals, generate, goals_for, load_dataset, split
+from benchmarks.train_quality import GOALS, check_goals, cluster_purity, generate, goals_for, load_dataset, split
 from components.gan.config import TrainConfig
 
 
@@ -77,3 +77,8 @@ def test_a_self_conditioned_generator_is_drawn_with_its_clusters_from_the_latent
     z = np.random.RandomState(3).normal(size=(10, 4))
     np.testing.assert_array_equal(seen[0], (z[:, 0] > 0).astype(np.int32))  # prior 0.5/0.5: the sign of z_0 picks
     np.testing.assert_allclose(latent[:, 1:], z[:, 1:], rtol=1e-6)
+
+
+def test_cluster_purity_counts_each_clusters_majority_label():
+    assert cluster_purity(np.array([0, 0, 0, 1, 1, 1]), np.array([2, 2, 2, 5, 5, 5])) == 1.0
+    assert cluster_purity(np.array([0, 0, 0, 0, 1, 1]), np.array([1, 1, 1, 2, 3, 3])) == 5 / 6
