@@ -142,8 +142,8 @@ def generate(generator, n: int, latent_dim: int, seed: int, labels=None, truncat
     latent = np.random.RandomState(seed).normal(size=(n, latent_dim)).astype(np.float32)
     out = []
     for i in range(0, n, batch):
-        inputs = generator_inputs(tf.constant(latent[i:i + batch]), None if labels is None else labels[i:i + batch],
-                                  truncation_psi, clusters)
+        batch_labels = None if labels is None else tf.constant(labels[i:i + batch], tf.int32)
+        inputs = generator_inputs(tf.constant(latent[i:i + batch]), batch_labels, truncation_psi, clusters)
         out.append(tf.cast(generator(inputs, training=False), tf.float32).numpy())
     return np.concatenate(out)
 

@@ -82,3 +82,14 @@ def test_a_self_conditioned_generator_is_drawn_with_its_clusters_from_the_latent
 def test_cluster_purity_counts_each_clusters_majority_label():
     assert cluster_purity(np.array([0, 0, 0, 1, 1, 1]), np.array([2, 2, 2, 5, 5, 5])) == 1.0
     assert cluster_purity(np.array([0, 0, 0, 0, 1, 1]), np.array([1, 1, 1, 2, 3, 3])) == 5 / 6
+
+
+def test_a_conditional_keras_generator_is_drawn_with_the_given_labels():
+    import keras
+
+    latent_in, labels_in = keras.Input((4,)), keras.Input((), dtype="int32")
+    shown = keras.layers.Concatenate()([latent_in, keras.ops.expand_dims(keras.ops.cast(labels_in, "float32"), -1)])
+    model = keras.Model([latent_in, labels_in], shown)
+    out = generate(model, 300, 4, seed=3, labels=np.arange(300) % 7, truncation_psi=0.5)
+    np.testing.assert_allclose(out[:, :4], 0.5 * np.random.RandomState(3).normal(size=(300, 4)), rtol=1e-5)
+    np.testing.assert_array_equal(out[:, 4], np.arange(300) % 7)
