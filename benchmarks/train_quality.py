@@ -100,7 +100,7 @@ def to_float(images_uint8: np.ndarray) -> np.ndarray:
 def goals_for(config, image_shape) -> str:
     if image_shape[-1] == 3:
         return "colour"
-    return "conditional" if config.served_classes(2) else "unconditional"
+    return "conditional" if config.serves_labels else "unconditional"
 
 
 def check_goals(report: dict, kind: str) -> dict:

@@ -141,6 +141,12 @@ class TrainConfig:
     def conditional(self) -> bool:
         return ARCHITECTURES.entry(self.architecture).info["conditional"]
 
+    @property
+    def serves_labels(self) -> bool:
+        """Whether the exported generator takes labels from clients (a self-conditioned one draws
+        its clusters from the latent instead)."""
+        return self.conditional and not self.self_conditioning
+
     def net_classes(self, data_classes: int | None) -> int | None:
         """How many labels the nets are built for: the clusters when self-conditioning, the data's
         classes for a conditional architecture, None for an unconditional one."""
@@ -151,7 +157,7 @@ class TrainConfig:
     def served_classes(self, data_classes: int | None) -> int | None:
         """How many labels the exported generator takes from clients: the data's classes for a
         conditional architecture, None when unconditional or self-conditioned (clusters come from z)."""
-        return None if self.self_conditioning else self.net_classes(data_classes)
+        return self.net_classes(data_classes) if self.serves_labels else None
 
     def validate_for_data(self, image_shape: tuple, num_classes: int | None, prefix: str = PREFIX) -> "TrainConfig":
         """Checks that the architecture can model data of this shape (and labels)."""

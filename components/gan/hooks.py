@@ -205,8 +205,7 @@ class TrainingFid:
         self.latent = rng.normal(size=(FID_SAMPLES, self.config.latent_dim)).astype(np.float32)
         # A conditional generator draws the training images' class mix; a self-conditioned one its
         # clusters, from the latent (trainer.generate), as the exported model does.
-        conditional = self.trainer.num_classes and self.trainer.clusters is None
-        self.labels = rng.choice(labels, FID_SAMPLES).astype(np.int32) if conditional else None
+        self.labels = rng.choice(labels, FID_SAMPLES).astype(np.int32) if self.trainer.served_classes else None
         self.num_real = len(images)
 
     def _generated_features(self) -> np.ndarray:
@@ -257,8 +256,7 @@ class SampleGrids:
     def __init__(self, trainer: GanTraining, config: TrainConfig, run_dir: str, writer, chief: bool):
         self.trainer, self.run_dir, self.writer, self.chief = trainer, run_dir, writer, chief
         # A self-conditioned generator's grid is drawn as it is served: clusters from the latent.
-        self.latent, self.labels, self.columns = fixed_latent(
-            config, trainer.num_classes if trainer.clusters is None else None)
+        self.latent, self.labels, self.columns = fixed_latent(config, trainer.served_classes)
         self.paths: list[str] = []
         self.grids: list[tuple[int, np.ndarray]] = []  # (step, images) for the strip
 

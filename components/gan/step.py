@@ -84,6 +84,11 @@ class GanTraining:
         return tf.train.Checkpoint(**parts)
 
     @property
+    def served_classes(self) -> int | None:
+        """The labels callers give the generator: None when unconditional or self-conditioned."""
+        return self.num_classes if self.config.serves_labels else None
+
+    @property
     def export_generator(self) -> keras.Model:
         return self.ema_generator if self.ema_generator is not None else self.generator
 

@@ -24,7 +24,7 @@ import tensorflow as tf
 from components.gan.config import TrainConfig
 from components.gan.devices import is_chief, resolve_precision, resolve_strategy, strategy_name, worker_dirs
 from components.gan.example_format import load_arrays, training_dataset
-from components.gan.export import export_generator, load_clusters, save_keras_models
+from components.gan.export import export_generator, save_keras_models
 from components.gan.hooks import (GRIDS_PER_RUN, HISTORY_FILENAME, HISTORY_KEYS, CheckpointWriteError, Checkpoints,
                                   DivergenceGuard, ProgressLog, SampleGrids, TrainingDivergedError, TrainingFid,
                                   empty_history)
@@ -101,9 +101,8 @@ def train_gan(config: TrainConfig, train_files: list[str], image_shape: tuple[in
     elif warm_start_dir and warm_start(trainer, warm_start_dir, log, class_names):
         warm_started_from = warm_start_dir
     if config.self_conditioning:
-        trainer.clusters = _self_conditioning_clusters(config, train_files, image_shape, checkpoint_dir,
-                                                       resumed=bool(checkpoints.latest),
-                                                       warm_started_from=warm_started_from, log=log)
+        _set_clusters(trainer, train_files, image_shape, checkpoint_dir, resumed=bool(checkpoints.latest),
+                      warm_started_from=warm_started_from, log=log)
     step = resumed_from = int(trainer.step.numpy())
     classes = (f"{trainer.clusters.k} clusters (self-conditioning)" if trainer.clusters is not None
                else f"{num_classes or 'no'} classes")
@@ -167,26 +166,27 @@ def train_gan(config: TrainConfig, train_files: list[str], image_shape: tuple[in
                        warm_started_from=warm_started_from, clusters=trainer.clusters)
 
 
-def _self_conditioning_clusters(config: TrainConfig, train_files, image_shape, checkpoint_dir: str,
-                                resumed: bool, warm_started_from: str | None, log) -> Clusters:
-    """The clusters a self-conditioned run trains on: a resumed run's own, a warm start's (its
-    generator learnt those), else k-means on the training images. Kept in ``checkpoint_dir``."""
+def _set_clusters(trainer: GanTraining, train_files, image_shape, checkpoint_dir: str, resumed: bool,
+                  warm_started_from: str | None, log) -> None:
+    """The clusters a self-conditioned run trains on: a resumed run's own, a warm start's (set by
+    warm_start(): its generator learnt those), else k-means on the training images. Kept in
+    ``checkpoint_dir``."""
     if resumed:
-        clusters = Clusters.load(checkpoint_dir)
-        if clusters is None:
+        trainer.clusters = Clusters.load(checkpoint_dir)
+        if trainer.clusters is None:
             raise FileNotFoundError(f"{checkpoint_dir} has a checkpoint of a self-conditioned run but no "
                                     f"{CLUSTERS_FILENAME}; delete the checkpoint directory to train from scratch")
-        return clusters
+        return
     if warm_started_from:
-        clusters = load_clusters(warm_started_from)  # warm_start() checked they fit
-        log(f"self-conditioning: the {clusters.k} clusters of {warm_started_from}")
+        log(f"self-conditioning: the {trainer.clusters.k} clusters of {warm_started_from}")
     else:
         started = time.perf_counter()
-        clusters = fit_clusters(load_arrays(train_files, image_shape)[0], config.self_conditioning, config.seed)
-        log(f"self-conditioning: {clusters.k} k-means clusters of the training images in "
-            f"{time.perf_counter() - started:.1f} s; shares {clusters.prior.min():.1%}-{clusters.prior.max():.1%}")
-    clusters.save(checkpoint_dir)  # every worker: each resumes from its own checkpoint_dir
-    return clusters
+        trainer.clusters = fit_clusters(load_arrays(train_files, image_shape)[0], trainer.config.self_conditioning,
+                                        trainer.config.seed)
+        log(f"self-conditioning: {trainer.clusters.k} k-means clusters of the training images in "
+            f"{time.perf_counter() - started:.1f} s; "
+            f"shares {trainer.clusters.prior.min():.1%}-{trainer.clusters.prior.max():.1%}")
+    trainer.clusters.save(checkpoint_dir)  # every worker: each resumes from its own checkpoint_dir
 
 
 # ---------------------------------------------------------------------------- saving

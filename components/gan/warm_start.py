@@ -14,18 +14,18 @@ from components.gan.step import GanTraining
 
 def warm_start(trainer: GanTraining, warm_start_dir: str, log: Callable[[str], None],
                class_names: list[str] | None = None) -> bool:
-    """Loads both nets' weights (and the EMA generator's, from the generator) from ``warm_start_dir``.
+    """Loads both nets' weights (and the EMA generator's, from the generator; a self-conditioned
+    trainer's clusters) from ``warm_start_dir``.
     Returns False, with a warning, when a model is missing, makes images of another shape or
     classes (its gan_metadata.json; ``class_names``, the data's, when known), was not
     self-conditioned on as many clusters as this config asks for, or its weight shapes differ from
     the models this config builds; the trainer is then left as it was."""
     # Checked before the weights, so that the warning names the difference in words.
     metadata = layout.read_metadata(warm_start_dir)
-    served_classes = None if trainer.config.self_conditioning else trainer.num_classes
     if metadata is not None:
         incomparable = layout.incomparable_reason(f"the generator in {warm_start_dir}", metadata,
-                                                  trainer.image_shape, served_classes,
-                                                  class_names if served_classes else None)
+                                                  trainer.image_shape, trainer.served_classes,
+                                                  class_names if trainer.served_classes else None)
         if incomparable:
             log(f"WARNING: warm start skipped: {incomparable}; training from scratch")
             return False
@@ -54,6 +54,8 @@ def warm_start(trainer: GanTraining, warm_start_dir: str, log: Callable[[str], N
             return False
         loaded[name] = src
     trainer.generator.set_weights(loaded["generator"])
+    if trainer.config.self_conditioning:
+        trainer.clusters = clusters
     trainer.discriminator.set_weights(loaded["discriminator"])
     if trainer.ema_generator is not None:
         trainer.ema_generator.set_weights(loaded["generator"])
