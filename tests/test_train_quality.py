@@ -93,3 +93,12 @@ def test_a_conditional_keras_generator_is_drawn_with_the_given_labels():
     out = generate(model, 300, 4, seed=3, labels=np.arange(300) % 7, truncation_psi=0.5)
     np.testing.assert_allclose(out[:, :4], 0.5 * np.random.RandomState(3).normal(size=(300, 4)), rtol=1e-5)
     np.testing.assert_array_equal(out[:, 4], np.arange(300) % 7)
+
+
+def test_time_to_quality_refuses_a_self_conditioned_config_in_one_line(capsys):
+    from benchmarks import time_to_quality
+
+    with pytest.raises(SystemExit) as exit_info:
+        time_to_quality.main(["--config", "pipeline/configs/examples/self_conditioned.yaml"])
+    assert exit_info.value.code == 2
+    assert "training.self_conditioning is not supported here" in capsys.readouterr().err
