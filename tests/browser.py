@@ -13,6 +13,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -145,11 +146,13 @@ def render(url: str, probe: str, screenshot_path: str | None = None, width: int 
     JavaScript expression ``probe`` (its JSON-serialisable value comes back) and saves a
     full-page PNG screenshot to ``screenshot_path``."""
     binary = chromium_or_skip()
-    with tempfile.TemporaryDirectory(prefix="chromium-") as user_data_dir:
+    user_data_dir = tempfile.mkdtemp(prefix="chromium-")
+    try:
+        # Its own process group, so that stopping it reaches the renderer, GPU and utility processes too.
         process = subprocess.Popen(
             [binary, *QUIET_FLAGS, f"--user-data-dir={user_data_dir}", "--remote-debugging-port=0",
              f"--window-size={width},{height}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
             tools = DevTools(_devtools_url(user_data_dir, process))
             try:
@@ -178,9 +181,43 @@ def render(url: str, probe: str, screenshot_path: str | None = None, width: int 
             finally:
                 tools.close()
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            _stop(process)
+    finally:
+        _remove_profile(user_data_dir)
+
+
+def _stop(process: subprocess.Popen, timeout_s: float = 10) -> None:
+    """Ends Chromium and every process it started (they share its process group)."""
+    def signal_group(sig: int) -> bool:
+        try:
+            os.killpg(process.pid, sig)
+            return True
+        except ProcessLookupError:  # the whole group is gone
+            return False
+
+    signal_group(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        signal_group(signal.SIGKILL)
+        process.wait()
+    deadline = time.monotonic() + timeout_s
+    while signal_group(0) and time.monotonic() < deadline:  # children still shutting down
+        time.sleep(0.05)
+    signal_group(signal.SIGKILL)
+
+
+def _remove_profile(user_data_dir: str, attempts: int = 10) -> None:
+    """Deletes Chromium's profile directory. A child that was still flushing its profile when the
+    directory was removed made rmtree fail with "Directory not empty: 'Default'" (a flaky CI run);
+    the group is stopped first, and a late write gets a few retries. A profile left in the temp
+    directory is harmless to the test, so the last attempt ignores errors instead of failing it."""
+    for _ in range(attempts - 1):
+        try:
+            shutil.rmtree(user_data_dir)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.2)
+    shutil.rmtree(user_data_dir, ignore_errors=True)
