@@ -146,8 +146,8 @@ def render(url: str, probe: str, screenshot_path: str | None = None, width: int 
     JavaScript expression ``probe`` (its JSON-serialisable value comes back) and saves a
     full-page PNG screenshot to ``screenshot_path``."""
     binary = chromium_or_skip()
-    user_data_dir = tempfile.mkdtemp(prefix="chromium-")
-    try:
+    # A profile Chromium still wrote to after it was stopped stays in the temp dir instead of failing the test.
+    with tempfile.TemporaryDirectory(prefix="chromium-", ignore_cleanup_errors=True) as user_data_dir:
         # Its own process group, so that stopping it reaches the renderer, GPU and utility processes too.
         process = subprocess.Popen(
             [binary, *QUIET_FLAGS, f"--user-data-dir={user_data_dir}", "--remote-debugging-port=0",
@@ -182,12 +182,12 @@ def render(url: str, probe: str, screenshot_path: str | None = None, width: int 
                 tools.close()
         finally:
             _stop(process)
-    finally:
-        _remove_profile(user_data_dir)
 
 
 def _stop(process: subprocess.Popen, timeout_s: float = 10) -> None:
-    """Ends Chromium and every process it started (they share its process group)."""
+    """Ends Chromium and every process it started (they share its process group), and waits for
+    them: stopping only the main process left children writing the profile while it was deleted
+    ("Directory not empty: 'Default'", a flaky CI run)."""
     def signal_group(sig: int) -> bool:
         try:
             os.killpg(process.pid, sig)
@@ -205,19 +205,3 @@ def _stop(process: subprocess.Popen, timeout_s: float = 10) -> None:
     while signal_group(0) and time.monotonic() < deadline:  # children still shutting down
         time.sleep(0.05)
     signal_group(signal.SIGKILL)
-
-
-def _remove_profile(user_data_dir: str, attempts: int = 10) -> None:
-    """Deletes Chromium's profile directory. A child that was still flushing its profile when the
-    directory was removed made rmtree fail with "Directory not empty: 'Default'" (a flaky CI run);
-    the group is stopped first, and a late write gets a few retries. A profile left in the temp
-    directory is harmless to the test, so the last attempt ignores errors instead of failing it."""
-    for _ in range(attempts - 1):
-        try:
-            shutil.rmtree(user_data_dir)
-            return
-        except FileNotFoundError:
-            return
-        except OSError:
-            time.sleep(0.2)
-    shutil.rmtree(user_data_dir, ignore_errors=True)
