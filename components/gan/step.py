@@ -86,7 +86,7 @@ class GanTraining:
     @property
     def served_classes(self) -> int | None:
         """The labels callers give the generator: None when unconditional or self-conditioned."""
-        return self.num_classes if self.config.serves_labels else None
+        return self.config.served_classes(self.num_classes)
 
     @property
     def export_generator(self) -> keras.Model:
