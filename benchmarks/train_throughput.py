@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 
@@ -119,6 +118,7 @@ def make_reference(train_images, policy: str = "float32"):
             train_step(next(iterator))
 
     run.generator = generator  # benchmarks/time_to_quality.py scores it
+    run.discriminator, run.batch = discriminator, BATCH_SIZE
     return run
 
 
@@ -146,32 +146,29 @@ def make_ours(files, config, layer_options: dict | None = None, image_shape=(28,
         float(metrics["d_loss"])  # wait for the last step
 
     run.generator = trainer.export_generator  # the EMA generator when there is one: what ships
+    run.discriminator, run.batch = trainer.discriminator, config.batch_size
     return run
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=20, help="train steps per variant per round")
-    parser.add_argument("--rounds", type=int, default=5, help="measured rounds (after one warm-up round)")
-    parser.add_argument("--variants",
-                        default="reference,reference_bf16,ours_fp32,ours_bf16_keras_layers,ours,ours_xla,ours_default")
-    parser.add_argument("--out", default="outputs/benchmarks/train_throughput.json")
-    args = parser.parse_args(argv)
+def pipeline_training_config(**changes):
+    """The ``training`` section of the pipeline's default config (what ./gan run trains), changed."""
+    import yaml
 
     from components.gan.config import TrainConfig
-    from components.gan.synthetic import write_tfrecords
-    from data.digits import digits_28x28
 
-    digits, labels = digits_28x28()
-    train_images = (digits[..., None].astype(np.float32) - 127.5) / 127.5
-    tmp = os.path.join(os.path.dirname(os.path.abspath(args.out)), "throughput_tmp")
-    files = write_tfrecords(digits, labels, os.path.join(tmp, "digits.tfrecord.gz"))
+    with open(os.path.join(os.path.dirname(__file__), "..", "pipeline", "configs", "digits.yaml")) as f:
+        section = yaml.safe_load(f)["training"]
+    return TrainConfig.from_dict({**section, **changes})
+
+
+def make_builders(files, train_images) -> dict:
+    from components.gan.config import TrainConfig
 
     same = dict(architecture="dcgan_28", loss="bce", batch_size=BATCH_SIZE, g_learning_rate=1e-4,
                 d_learning_rate=1e-4, beta_1=0.9, beta_2=0.999, diffaugment="", ema_decay=0.0)
     keras_layers = {"fused_batch_norm": False, "float32_input_conv": False, "dropout_dtype": None,
                     "fast_dropout": False, "activation_dtype": None}
-    builders = {
+    return {
         "reference": lambda: make_reference(train_images),
         "reference_bf16": lambda: make_reference(train_images, "mixed_bfloat16"),
         "ours_fp32": lambda: make_ours(files, TrainConfig.from_dict({**same, "mixed_precision": "off"})),
@@ -181,51 +178,112 @@ def main(argv=None) -> int:
         "ours_xla": lambda: make_ours(files, TrainConfig.from_dict({**same, "mixed_precision": "auto",
                                                                      "jit_compile": True})),
         "ours_default": lambda: make_ours(files, TrainConfig.from_dict({"batch_size": BATCH_SIZE})),
+        # What ./gan run trains (pipeline/configs/digits.yaml, its batch size): as shipped, and in
+        # float32 (what an AVX2-only CPU runs), and the tutorial-sized nets it replaced.
+        "pipeline": lambda: make_ours(files, pipeline_training_config()),
+        "pipeline_fp32": lambda: make_ours(files, pipeline_training_config(mixed_precision="off")),
+        "pipeline_tutorial_size_fp32": lambda: make_ours(files, pipeline_training_config(
+            mixed_precision="off", g_width=1.0, g_base_kernel=5, d_kernel=5)),
     }
-    names = [v.strip() for v in args.variants.split(",") if v.strip()]
-    runners = {}
-    for name in names:
-        runners[name] = builders[name]()
-        runners[name](2)  # trace and build
-    times = {name: [] for name in names}
-    for round_index in range(args.rounds + 1):
-        for name in names:
+
+
+def run_rounds(runners: dict, steps: int, rounds: int) -> dict:
+    """Images/s of each runner per round, variants alternating; round 0 is a warm-up."""
+    rates = {name: [] for name in runners}
+    for round_index in range(rounds + 1):
+        for name, run in runners.items():
             start = time.perf_counter()
-            runners[name](args.steps)
-            elapsed = time.perf_counter() - start
-            if round_index > 0:  # round 0 is warm-up
-                times[name].append(elapsed)
-        print(f"round {round_index}/{args.rounds}: " + "  ".join(
-            f"{n} {args.steps * BATCH_SIZE / times[n][-1]:.0f}" for n in names if times[n]) + " img/s", flush=True)
+            run(steps)
+            if round_index > 0:
+                rates[name].append(steps * run.batch / (time.perf_counter() - start))
+        print(f"round {round_index}/{rounds}: " + "  ".join(
+            f"{n} {r[-1]:.0f}" for n, r in rates.items() if r) + " img/s", flush=True)
+    return rates
+
+
+def summarise(runners: dict, rates: dict, peak: dict) -> dict:
+    """Median images/s, the median per-round ratio to the reference, and the achieved fraction of
+    the measured fp32 peak (benchmarks/flops.py counts the FLOPs)."""
+    from benchmarks.flops import step_flops_per_image
 
     results = {}
-    for name in names:
-        ips = [args.steps * BATCH_SIZE / t for t in times[name]]
-        entry = {"images_per_sec_median": statistics.median(ips), "images_per_sec_rounds": ips}
-        if "reference" in names and name != "reference":
-            ratios = [tr / t for tr, t in zip(times["reference"], times[name])]
+    for name, run in runners.items():
+        ips = rates[name]
+        flops = step_flops_per_image(run.generator, run.discriminator)
+        gflops = statistics.median(ips) * flops / 1e9
+        entry = {"batch_size": run.batch, "images_per_sec_median": statistics.median(ips),
+                 "images_per_sec_rounds": ips, "step_mflops_per_image": flops / 1e6,
+                 "achieved_gflops": gflops, "fraction_of_fp32_peak": gflops / peak["peak_gflops"]}
+        if "reference" in rates and name != "reference":
+            ratios = [ours / ref for ref, ours in zip(rates["reference"], ips)]
             entry["speedup_vs_reference_median"] = statistics.median(ratios)
             entry["speedup_vs_reference_rounds"] = ratios
         results[name] = entry
+    return results
 
-    report = {
-        "benchmark": "train_throughput",
-        "batch_size": BATCH_SIZE,
-        "steps_per_round": args.steps,
-        "rounds": args.rounds,
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "tensorflow": tf.__version__, "keras": keras.__version__,
-                    "gpus": len(tf.config.list_physical_devices("GPU"))},
-        "results": results,
-    }
+
+def print_tables(results: dict, peak: dict, layers: list[dict]) -> None:
+    print(f"\nfp32 peak measured in this process: matmul {peak['matmul_gflops']:.0f} GFLOP/s, "
+          f"conv {peak['conv_gflops']:.0f} GFLOP/s")
+    print(f"\n{'variant':<30}{'batch':>6}{'images/s':>10}{'x reference':>13}{'MFLOP/img':>11}"
+          f"{'GFLOP/s':>9}{'of peak':>9}")
+    for name, r in results.items():
+        ratio = r.get("speedup_vs_reference_median")
+        print(f"{name:<30}{r['batch_size']:>6}{r['images_per_sec_median']:>10.0f}"
+              f"{'' if ratio is None else f'{ratio:.2f}x':>13}{r['step_mflops_per_image']:>11.0f}"
+              f"{r['achieved_gflops']:>9.0f}{r['fraction_of_fp32_peak']:>9.0%}")
+    if layers:
+        print(f"\nthe pipeline's nets in float32, each kernel layer trained alone (forward + both gradients):")
+        print(f"{'layer':<44}{'input':>11}{'kernel':>15}{'MFLOP':>8}{'ms':>7}{'GFLOP/s':>9}{'of peak':>9}")
+        for row in layers:
+            print(f"{row['model'] + '/' + row['layer']:<44}{row['input']:>11}{row['kernel']:>15}"
+                  f"{row['mflops_per_batch']:>8.0f}{row['ms']:>7.2f}{row['gflops']:>9.0f}"
+                  f"{row['gflops'] / peak['peak_gflops']:>9.0%}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=20, help="train steps per variant per round")
+    parser.add_argument("--rounds", type=int, default=5, help="measured rounds (after one warm-up round)")
+    parser.add_argument("--variants", default="reference,reference_bf16,ours_fp32,ours_bf16_keras_layers,ours,"
+                                              "ours_xla,ours_default,pipeline,pipeline_fp32,pipeline_tutorial_size_fp32")
+    parser.add_argument("--no_layers", action="store_true", help="skip the per-layer table")
+    parser.add_argument("--out", default="outputs/benchmarks/train_throughput.json")
+    args = parser.parse_args(argv)
+
+    from benchmarks.flops import layer_efficiency, measure_peak
+    from benchmarks.machine import print_machine
+    from components.gan.synthetic import write_tfrecords
+    from data.digits import digits_28x28
+
+    machine = print_machine()
+    digits, labels = digits_28x28()
+    train_images = (digits[..., None].astype(np.float32) - 127.5) / 127.5
+    tmp = os.path.join(os.path.dirname(os.path.abspath(args.out)), "throughput_tmp")
+    files = write_tfrecords(digits, labels, os.path.join(tmp, "digits.tfrecord.gz"))
+
+    builders = make_builders(files, train_images)
+    runners = {}
+    for name in (v.strip() for v in args.variants.split(",") if v.strip()):
+        runners[name] = builders[name]()
+        runners[name](2)  # trace and build
+    peak = measure_peak()
+    rates = run_rounds(runners, args.steps, args.rounds)
+    results = summarise(runners, rates, peak)
+    layers = []
+    if not args.no_layers:
+        from components.gan.models import build_models
+
+        config = pipeline_training_config(mixed_precision="off")
+        for net in build_models(config, (28, 28, 1), 10, "float32"):
+            layers += layer_efficiency(net, config.batch_size)
+
+    report = {"benchmark": "train_throughput", "steps_per_round": args.steps, "rounds": args.rounds,
+              "machine": machine, "fp32_peak": peak, "results": results, "layers": layers}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(report, f, indent=2)
-    print(f"\n{'variant':<24}{'images/s (median)':>20}{'x reference':>14}")
-    for name in names:
-        r = results[name]
-        ratio = r.get("speedup_vs_reference_median")
-        print(f"{name:<24}{r['images_per_sec_median']:>20.0f}{'' if ratio is None else f'{ratio:.2f}x':>14}")
+    print_tables(results, peak, layers)
     print(f"\nwritten {args.out}")
     return 0
 

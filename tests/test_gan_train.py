@@ -221,3 +221,20 @@ def test_a_full_disk_during_a_checkpoint_is_a_clear_error_and_keeps_the_last_one
         assert tf.train.latest_checkpoint(str(mount / "ckpt")).endswith("ckpt-3")  # the last good one
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_max_minutes_stops_training_early_and_keeps_what_it_trained(digit_files, tmp_path):
+    # A budget of ~0.1 s cannot hold 10,000 steps: training stops after the step that ran it out,
+    # checkpoints that step and returns a usable generator.
+    config = tiny(train_steps=10_000, max_minutes=0.002, log_every_steps=10_000, checkpoint_every_steps=10_000)
+    logs = []
+    result = train_gan(config, digit_files, SHAPE, 10, str(tmp_path / "run"), str(tmp_path / "ckpt"), log=logs.append)
+    assert 1 <= result.steps < 10_000
+    stop = [line for line in logs if line.startswith("training.max_minutes")]
+    assert stop == [f"training.max_minutes (0.002) reached: stopping at step {result.steps} of 10000"], logs
+    assert result.history["step"][-1] == result.steps  # the last log row is the stopping step
+    restored = GanTraining(config, SHAPE, 10, "float32")
+    tf.train.Checkpoint(step=restored.step).read(tf.train.latest_checkpoint(str(tmp_path / "ckpt"))).expect_partial()
+    assert int(restored.step.numpy()) == result.steps
+    latent = tf.random.normal([2, config.latent_dim])
+    assert np.all(np.isfinite(result.generator(latent, training=False).numpy()))

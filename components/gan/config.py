@@ -50,11 +50,22 @@ class TrainConfig:
     g_upsampling: str = option("transposed", choices=UPSAMPLING)
     # A minibatch standard-deviation channel before the DCGAN discriminator's last layer.
     d_minibatch_std: bool = option(False)
+    # The DCGAN nets' size (models.DcganShape; the defaults are the tutorial's): G's channel widths
+    # relative to the tutorial's, the kernel of G's stride-1 convolution at the base resolution
+    # (most of a step's multiply-adds at 5), and the kernel of D's stride-2 convolutions.
+    g_width: float = option(1.0, minimum=0, maximum=4, exclusive=True)
+    g_base_kernel: int = option(5, choices=(1, 3, 5))
+    d_kernel: int = option(5, choices=(3, 4, 5))
     # Optimisation (Adam; TTUR = different g/d learning rates). Defaults tuned on the bundled
     # digits with benchmarks/train_quality.py for a < 10 minute run on 2 CPU cores: D learning 2x
     # faster than G measured best; 4000 steps of 64 take 7-8 min at ~560 images/s.
     batch_size: int = option(64, minimum=0, exclusive=True)
     train_steps: int = option(4000, minimum=0, exclusive=True)
+    # A wall-clock budget for the training loop (from its first step, per start of train_gan): when
+    # it runs out, training stops after that step and exports what it has, so a slow CPU trains
+    # fewer steps instead of taking longer. null: train all train_steps.
+    max_minutes: float | None = option(None, minimum=0, exclusive=True,
+                                       help="minutes of training at most; null disables")
     g_learning_rate: float = option(2e-4, minimum=0, exclusive=True)
     d_learning_rate: float = option(4e-4, minimum=0, exclusive=True)
     beta_1: float = option(0.5, minimum=0, maximum=1, exclusive_max=True)

@@ -8,13 +8,43 @@ import os
 import tensorflow as tf
 
 
-def cpu_supports_bf16() -> bool:
+# The vector extensions that decide how fast a CPU trains (oneDNN picks its kernels by them).
+VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16")
+# ONEDNN_MAX_CPU_ISA values under which oneDNN still runs bfloat16 natively (oneDNN's ISA names).
+_BF16_ISAS = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16",
+              "AVX10_1_512", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "DEFAULT", "ALL")
+
+
+def cpu_info() -> dict:
+    """The CPU's model name, its VECTOR_FLAGS and ``isa``: what oneDNN may use, "AVX-512+AMX",
+    "AVX-512" or "AVX2", lowered by ONEDNN_MAX_CPU_ISA when that is set (the way to run a fast CPU
+    as a slow one: ONEDNN_MAX_CPU_ISA=AVX2 leaves oneDNN only the kernels an AVX2-only CPU has)."""
+    model, flags = "unknown", set()
     try:
         with open("/proc/cpuinfo") as f:
-            flags = f.read()
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model == "unknown":
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
     except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+        pass
+    present = [flag for flag in VECTOR_FLAGS if flag in flags]
+    isa = "AVX-512+AMX" if "amx_bf16" in flags else "AVX-512" if "avx512f" in flags else \
+        "AVX2" if "avx2" in flags else "no AVX2"
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    if cap and cap not in ("ALL", "DEFAULT"):
+        capped = "AVX2" if cap.startswith(("AVX2", "AVX", "SSE")) else "AVX-512" if "AMX" not in cap else isa
+        if capped != isa:
+            isa = f"{capped} (ONEDNN_MAX_CPU_ISA={cap} on an {isa} CPU)"
+    bf16 = bool({"avx512_bf16", "amx_bf16"} & flags) and (not cap or cap in _BF16_ISAS)
+    return {"model": model, "flags": present, "isa": isa, "native_bf16": bf16, "cores": os.cpu_count()}
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether oneDNN runs bfloat16 natively here (AVX512-BF16 or AMX, not capped below them)."""
+    return cpu_info()["native_bf16"]
 
 
 def resolve_precision(setting: str) -> str:

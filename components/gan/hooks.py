@@ -108,9 +108,10 @@ class ProgressLog:
     grids, FID, checkpoints) is not counted in images/s; the ETA counts it, since it recurs."""
 
     def __init__(self, history: dict, writer, global_batch: int, train_steps: int, step: int,
-                 log: Callable[[str], None]):
+                 log: Callable[[str], None], deadline: float | None = None):
         self.history, self.writer, self.log = history, writer, log
         self.global_batch, self.train_steps = global_batch, train_steps
+        self.deadline = deadline  # time.perf_counter() at which training.max_minutes runs out
         self.window = {k: [] for k in LOGGED_METRICS}
         self.started, self.start_step = time.perf_counter(), step
         self.restart_clock(step)
@@ -120,6 +121,9 @@ class ProgressLog:
         elapsed = time.perf_counter() - self.started
         done = step - self.start_step
         left = elapsed / done * (self.train_steps - step) if done else float("nan")
+        if done and self.deadline is not None and time.perf_counter() + left > self.deadline:
+            left = max(0.0, self.deadline - time.perf_counter())
+            return f"{format_duration(elapsed)} elapsed, ~{format_duration(left)} left (training.max_minutes)"
         return f"{format_duration(elapsed)} elapsed, " + (f"~{format_duration(left)} left" if done else "")
 
     def restart_clock(self, step: int) -> None:

@@ -244,9 +244,10 @@ class _Layers:
     """Makes the layers of one network: one dtype policy, spectral norm or not, LayerOptions."""
 
     def __init__(self, dtype: str, spectral_norm: bool = False, options: LayerOptions = SHIPPED_LAYERS,
-                 upsampling: str = "transposed", minibatch_std: bool = False):
+                 upsampling: str = "transposed", minibatch_std: bool = False, shape: "DcganShape | None" = None):
         self.dtype, self.spectral_norm, self.options = dtype, spectral_norm, options
         self.upsampling, self.minibatch_std = upsampling, minibatch_std
+        self.shape = shape or DcganShape()
 
     def leaky_relu(self, dtype=None, **kwargs):
         return layers.LeakyReLU(dtype=self.options.activation_dtype or dtype or self.dtype, **kwargs)
@@ -283,23 +284,35 @@ class _Layers:
 
 
 # ---------------------------------------------------------------------------- bodies
-def _dcgan_plan(size: int):
+@dataclass(frozen=True)
+class DcganShape:
+    """How big the DCGAN nets are (TrainConfig's g_width, g_base_kernel, d_kernel). The defaults are
+    TF's DCGAN tutorial model; most of its compute is the stride-1 5x5 transposed convolution at the
+    base resolution (40M of G's 57M multiply-adds per 28x28 image), which a 3x3 kernel cuts by 64%."""
+    g_width: float = 1.0       # G's channels relative to the tutorial's (256, 128, 64 at 28 px)
+    g_base_kernel: int = 5     # kernel of G's stride-1 convolution at the base resolution
+    d_kernel: int = 5          # kernel of D's stride-2 convolutions
+
+
+def _dcgan_plan(size: int, g_width: float = 1.0):
     """(base resolution, channels of the projected base, number of stride-2 upsamplings)."""
-    return {28: (7, 256, 2), 32: (8, 256, 2), 64: (8, 512, 3)}[size]
+    base, width, n_up = {28: (7, 256, 2), 32: (8, 256, 2), 64: (8, 512, 3)}[size]
+    return base, max(2 ** n_up, int(round(width * g_width))), n_up
 
 
 def _dcgan_generator_body(x, image_shape, nets: _Layers):
     """TF DCGAN tutorial generator, generalised: Dense -> BN -> LReLU -> reshape -> ConvT (s1) ->
     x2 upsampling ... -> x2 upsampling to ``channels`` -> tanh (``nets.upsample``)."""
     height, _, channels = image_shape
-    base, width, n_up = _dcgan_plan(height)
+    base, width, n_up = _dcgan_plan(height, nets.shape.g_width)
     dtype = nets.dtype
     x = layers.Dense(base * base * width, use_bias=False, dtype=dtype)(x)
     x = nets.batch_norm()(x)
     x = nets.leaky_relu()(x)
     x = layers.Reshape((base, base, width), dtype=dtype)(x)
     width //= 2
-    x = layers.Conv2DTranspose(width, 5, strides=1, padding="same", use_bias=False, dtype=dtype)(x)
+    x = layers.Conv2DTranspose(width, nets.shape.g_base_kernel, strides=1, padding="same", use_bias=False,
+                               dtype=dtype)(x)
     x = nets.batch_norm()(x)
     x = nets.leaky_relu()(x)
     for _ in range(n_up - 1):
@@ -319,7 +332,7 @@ def _dcgan_discriminator_features(x, image_shape, nets: _Layers):
         # The first conv sees 1 or 3 input channels: oneDNN's bfloat16 path is slower than float32
         # there, so under a mixed policy that layer (and the dropout masks) stay float32.
         layer_dtype = "float32" if i == 0 and nets.options.float32_input_conv else nets.dtype
-        x = nets.conv(filters, 5, 2, dtype=layer_dtype)(x)
+        x = nets.conv(filters, nets.shape.d_kernel, 2, dtype=layer_dtype)(x)
         x = nets.leaky_relu(layer_dtype)(x)
         x = nets.dropout(0.3)(x)
     if nets.minibatch_std:
@@ -402,25 +415,26 @@ def _entry_and_labels(architecture: str):
 
 def build_generator(architecture: str, image_shape, latent_dim: int, num_classes: int | None = None,
                     dtype: str = "float32", layer_options: LayerOptions = SHIPPED_LAYERS,
-                    upsampling: str = "transposed") -> keras.Model:
+                    upsampling: str = "transposed", shape: DcganShape | None = None) -> keras.Model:
     """The generator: ``latent`` (+ ``labels``) -> float32 images in [-1, 1]. Inputs are trusted:
     TrainConfig.validate_for_data checks the shape and labels before anything is built."""
     entry, labels = _entry_and_labels(architecture)
     latent = keras.Input((latent_dim,), name="latent")
     images = entry.build(latent, labels, tuple(int(d) for d in image_shape), num_classes,
-                         _Layers(dtype, options=layer_options, upsampling=upsampling))
+                         _Layers(dtype, options=layer_options, upsampling=upsampling, shape=shape))
     return keras.Model(latent if labels is None else [latent, labels], images, name="generator")
 
 
 def build_discriminator(architecture: str, image_shape, num_classes: int | None = None, spectral_norm: bool = False,
                         dtype: str = "float32", layer_options: LayerOptions = SHIPPED_LAYERS,
-                        minibatch_std: bool = False) -> keras.Model:
+                        minibatch_std: bool = False, shape: DcganShape | None = None) -> keras.Model:
     """The discriminator: ``images`` (+ ``labels``) -> one float32 logit per image."""
     entry, labels = _entry_and_labels(architecture)
     image_shape = tuple(int(d) for d in image_shape)
     images = keras.Input(image_shape, name="images")
     logits = entry.info["discriminator"](images, labels, image_shape, num_classes,
-                                         _Layers(dtype, spectral_norm, layer_options, minibatch_std=minibatch_std))
+                                         _Layers(dtype, spectral_norm, layer_options, minibatch_std=minibatch_std,
+                                                 shape=shape))
     return keras.Model(images if labels is None else [images, labels], logits, name="discriminator")
 
 
@@ -428,8 +442,9 @@ def build_models(config, image_shape, num_classes: int | None, dtype: str = "flo
                  layer_options: LayerOptions = SHIPPED_LAYERS):
     """(generator, discriminator) for a TrainConfig."""
     classes = num_classes if config.conditional else None
+    shape = DcganShape(config.g_width, config.g_base_kernel, config.d_kernel)
     generator = build_generator(config.architecture, image_shape, config.latent_dim, classes, dtype, layer_options,
-                                config.g_upsampling)
+                                config.g_upsampling, shape)
     discriminator = build_discriminator(config.architecture, image_shape, classes, config.spectral_norm, dtype,
-                                        layer_options, config.d_minibatch_std)
+                                        layer_options, config.d_minibatch_std, shape)
     return generator, discriminator

@@ -122,8 +122,10 @@ def train_gan(config: TrainConfig, train_files: list[str], image_shape: tuple[in
         batches = _batches(train_files, image_shape, global_batch, config.seed, strategy, trainer.clusters)
         step_fn = trainer.make_step_fn(strategy)
         guard = DivergenceGuard()
-        progress = ProgressLog(history, writer, global_batch, config.train_steps, step, log)
-        while step < config.train_steps:
+        deadline = None if config.max_minutes is None else time.perf_counter() + 60 * config.max_minutes
+        progress = ProgressLog(history, writer, global_batch, config.train_steps, step, log, deadline)
+        last = False
+        while not last:
             metrics = step_fn(next(batches))
             step += 1
             guard.watch(step, metrics)
@@ -132,7 +134,11 @@ def train_gan(config: TrainConfig, train_files: list[str], image_shape: tuple[in
             if step == resumed_from + 1:  # leave tracing/compilation out of images/s
                 progress.add(guard.check())
                 progress.restart_clock(step)
-            last = step == config.train_steps
+            out_of_time = deadline is not None and time.perf_counter() >= deadline and step < config.train_steps
+            last = step == config.train_steps or out_of_time
+            if out_of_time:
+                log(f"training.max_minutes ({config.max_minutes:g}) reached: stopping at step {step} of "
+                    f"{config.train_steps}")
             if step % config.log_every_steps == 0 or last:
                 progress.add(guard.check())
                 progress.write(step)
