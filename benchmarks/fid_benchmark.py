@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 import warnings
 
@@ -141,6 +140,9 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--repeats", type=int, default=1, help="best of this many runs per timing")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    from benchmarks.machine import print_machine
+
+    machine = print_machine()
     if args.dim < 2 or min(args.sizes) < 2 or args.repeats < 1:
         parser.error("--dim and every --sizes value must be >= 2, --repeats >= 1")
 
@@ -155,8 +157,7 @@ def main(argv=None) -> list[dict]:
                 "benchmark": "fid",
                 "reference": "pytorch-fid calculate_frechet_distance (scipy.linalg.sqrtm, 1e-6 offset fix)",
                 "timing": f"end to end from features (mean, unbiased covariance, distance), best of {args.repeats}",
-                "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                            "load_average_1m_before_after": [load_before, os.getloadavg()[0]]},
+                "machine": {**machine, "load_average_1m_before_after": [load_before, os.getloadavg()[0]]},
                 "rows": rows,
             }, f, indent=2)
         print(f"wrote {args.out}")

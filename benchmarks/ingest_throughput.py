@@ -86,6 +86,9 @@ def main(argv=None) -> int:
     parser.add_argument("--images", type=int, default=50_000)
     parser.add_argument("--out", default="outputs/benchmarks/ingest_throughput.json")
     args = parser.parse_args(argv)
+    from benchmarks.machine import print_machine
+
+    machine = print_machine()
     work = tempfile.mkdtemp(prefix="ingest_throughput_")
     try:
         input_base = os.path.join(work, "data")
@@ -103,7 +106,7 @@ def main(argv=None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
-        json.dump({"benchmark": "ingest_throughput", "images": args.images, "cpu_count": os.cpu_count(),
+        json.dump({"benchmark": "ingest_throughput", "images": args.images, "machine": machine,
                    "results": results}, f, indent=2)
     print(f"\n| setting | ImageExampleGen s (images/s) | StatisticsGen s (images/s) |\n|---|---|---|")
     for name, result in results.items():

@@ -195,12 +195,15 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", default="0", help="comma-separated: the split, extractor and noise seeds")
     parser.add_argument("--out", default="outputs/benchmarks/sensitivity")
     args = parser.parse_args(argv)
+    from benchmarks.machine import print_machine
+
+    machine = print_machine()
     os.makedirs(args.out, exist_ok=True)
     tables = [run_suite(dataset, tuple(args.extractors.split(",")), seed=int(seed),
                         grid_png=os.path.join(args.out, f"{dataset}_seed{seed}.png"))
               for dataset in args.datasets.split(",") for seed in args.seeds.split(",")]
     with open(os.path.join(args.out, "sensitivity.json"), "w") as f:
-        json.dump(tables, f, indent=2)
+        json.dump({"machine": machine, "tables": tables}, f, indent=2)
     text = markdown(tables)
     with open(os.path.join(args.out, "sensitivity.md"), "w") as f:
         f.write(text + "\n")

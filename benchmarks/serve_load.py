@@ -23,7 +23,6 @@ import http.client
 import itertools
 import json
 import os
-import platform
 import queue
 import statistics
 import subprocess
@@ -300,6 +299,9 @@ def main(argv=None) -> int:
     parser.add_argument("--server_args", default="", help="extra flags for the server, e.g. '--max_concurrent 4'")
     parser.add_argument("--out", default=DEFAULT_OUT, help="results JSON (default: %(default)s)")
     args = parser.parse_args(argv)
+    from benchmarks.machine import print_machine
+
+    machine = print_machine()
     if min(args.requests, args.concurrency, args.batch, args.rounds) < 1:
         parser.error("--requests, --concurrency, --batch and --rounds must be positive")
 
@@ -359,8 +361,7 @@ def main(argv=None) -> int:
             "signature": "serving_default, row format (instances)",
         },
         "machine": {
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
+            **machine,
             "loadavg_before": load_before,
             "loadavg_after": load_after,
         },

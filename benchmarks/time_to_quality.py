@@ -105,6 +105,9 @@ def main(argv=None) -> int:
     parser.add_argument("--extractor_cache", default="outputs/benchmarks/extractor_cache")
     parser.add_argument("--out", default="outputs/benchmarks/time_to_quality.json")
     args = parser.parse_args(argv)
+    from benchmarks.machine import print_machine
+
+    machine = print_machine()
 
     from pipeline.config import load_config, parse_overrides
     from components.gan.synthetic import write_tfrecords
@@ -170,7 +173,7 @@ def main(argv=None) -> int:
         ratio, verdict = None, "ours did not reach the target"
     stem = os.path.splitext(os.path.abspath(args.out))[0]
     save_plot(recipes, list(references), args.target, f"{stem}.png")
-    report = {"benchmark": "time_to_quality", "config_file": args.config, "overrides": args.set,
+    report = {"benchmark": "time_to_quality", "machine": machine, "config_file": args.config, "overrides": args.set,
               "config": config.to_dict(), "target_fid_over_floor": args.target, "primary_extractor": primary,
               "n": n, "floors": {name: ref.floor["fid"] for name, ref in references.items()},
               "slice_seconds": args.slice_seconds,

@@ -189,6 +189,9 @@ def main(argv=None) -> int:
     parser.add_argument("--keep_checkpoints", default=None,
                         help="checkpoint dir to use/keep (default: a fresh temp dir, deleted at the end)")
     args = parser.parse_args(argv)
+    from benchmarks.machine import print_machine
+
+    machine = print_machine()
     try:
         sweep = [float(v) for v in args.truncation_sweep.split(",") if v.strip()]
     except ValueError:
@@ -268,7 +271,7 @@ def main(argv=None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     goals = check_goals(report, goal_kind)
-    full = {"benchmark": "train_quality", "config": config.to_dict(), "precision": result.precision,
+    full = {"benchmark": "train_quality", "machine": machine, "config": config.to_dict(), "precision": result.precision,
             "data": {"input_base": pipeline_config.data.input_base, "image_shape": [int(d) for d in image_shape],
                      "num_classes": num_classes},
             "split": {"seed": SPLIT_SEED, "train": int(len(train_images)), "held_out": int(len(held_images))},
