@@ -22,6 +22,17 @@ ours            our step as shipped, ``mixed_precision: auto`` (mixed_bfloat16 o
 ours_xla        ours with ``jit_compile: true`` (XLA): the check behind leaving it off on CPU.
 ours_default    our default TrainConfig at batch 256 (its DiffAugment/EMA settings on): what a
                 default training run gets.
+pipeline        what ``./gan run`` trains (pipeline/configs/digits.yaml's training section, its
+                batch of 64 and lean net sizes), as shipped (bf16 where the CPU has it).
+pipeline_fp32   the same in float32: what an AVX2-only CPU runs.
+pipeline_tutorial_size[_fp32]  the same with the tutorial's net sizes (g_width 1, g_base_kernel 5,
+                d_kernel 5): the default before the lean sizes.
+
+It also reports each variant's FLOPs per image (benchmarks/flops.py), its achieved GFLOP/s as a
+fraction of the fp32 peak measured in this process (a 2048^3 matmul and a 3x3 convolution), and
+each kernel layer of the pipeline's nets trained alone at its real shapes. The CPU (model, vector
+flags, the ISA oneDNN may use) is printed first: ``ONEDNN_MAX_CPU_ISA=AVX2`` runs an AVX-512/AMX
+CPU with only the kernels an AVX2-only CPU has.
 """
 from __future__ import annotations
 
@@ -161,6 +172,10 @@ def pipeline_training_config(**changes):
     return TrainConfig.from_dict({**section, **changes})
 
 
+# The tutorial's net sizes (TrainConfig's defaults), which the pipeline's config trained before.
+TUTORIAL_SIZE = {"g_width": 1.0, "g_base_kernel": 5, "d_kernel": 5}
+
+
 def make_builders(files, train_images) -> dict:
     from components.gan.config import TrainConfig
 
@@ -182,8 +197,9 @@ def make_builders(files, train_images) -> dict:
         # float32 (what an AVX2-only CPU runs), and the tutorial-sized nets it replaced.
         "pipeline": lambda: make_ours(files, pipeline_training_config()),
         "pipeline_fp32": lambda: make_ours(files, pipeline_training_config(mixed_precision="off")),
+        "pipeline_tutorial_size": lambda: make_ours(files, pipeline_training_config(**TUTORIAL_SIZE)),
         "pipeline_tutorial_size_fp32": lambda: make_ours(files, pipeline_training_config(
-            mixed_precision="off", g_width=1.0, g_base_kernel=5, d_kernel=5)),
+            mixed_precision="off", **TUTORIAL_SIZE)),
     }
 
 
@@ -239,6 +255,16 @@ def print_tables(results: dict, peak: dict, layers: list[dict]) -> None:
             print(f"{row['model'] + '/' + row['layer']:<44}{row['input']:>11}{row['kernel']:>15}"
                   f"{row['mflops_per_batch']:>8.0f}{row['ms']:>7.2f}{row['gflops']:>9.0f}"
                   f"{row['gflops'] / peak['peak_gflops']:>9.0%}")
+        convs = convolutions_together(layers)
+        print(f"{'all convolutions together':<44}{'':>11}{'':>15}{convs['mflops_per_batch']:>8.0f}"
+              f"{convs['ms']:>7.2f}{convs['gflops']:>9.0f}{convs['gflops'] / peak['peak_gflops']:>9.0%}")
+
+
+def convolutions_together(layers: list[dict]) -> dict:
+    """The convolution layers' FLOPs over their time: the step's convolutions' share of the peak."""
+    convs = [row for row in layers if row["kind"].startswith("Conv")]
+    mflops, ms = sum(r["mflops_per_batch"] for r in convs), sum(r["ms"] for r in convs)
+    return {"mflops_per_batch": mflops, "ms": ms, "gflops": mflops / ms}
 
 
 def main(argv=None) -> int:
@@ -246,7 +272,8 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=20, help="train steps per variant per round")
     parser.add_argument("--rounds", type=int, default=5, help="measured rounds (after one warm-up round)")
     parser.add_argument("--variants", default="reference,reference_bf16,ours_fp32,ours_bf16_keras_layers,ours,"
-                                              "ours_xla,ours_default,pipeline,pipeline_fp32,pipeline_tutorial_size_fp32")
+                                              "ours_xla,ours_default,pipeline,pipeline_fp32,pipeline_tutorial_size,"
+                                              "pipeline_tutorial_size_fp32")
     parser.add_argument("--no_layers", action="store_true", help="skip the per-layer table")
     parser.add_argument("--out", default="outputs/benchmarks/train_throughput.json")
     args = parser.parse_args(argv)
@@ -279,7 +306,8 @@ def main(argv=None) -> int:
             layers += layer_efficiency(net, config.batch_size)
 
     report = {"benchmark": "train_throughput", "steps_per_round": args.steps, "rounds": args.rounds,
-              "machine": machine, "fp32_peak": peak, "results": results, "layers": layers}
+              "machine": machine, "fp32_peak": peak, "results": results, "layers": layers,
+              "convolutions_together": convolutions_together(layers) if layers else None}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(report, f, indent=2)

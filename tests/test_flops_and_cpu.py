@@ -3,7 +3,9 @@ and the CPU description that picks the precision (an AVX2-only CPU, or oneDNN ca
 train in float32)."""
 import keras
 import pytest
+import tensorflow as tf
 
+from benchmarks import flops as flops_lib
 from benchmarks.flops import forward_macs, layer_efficiency, measure_peak, step_flops_per_image
 from benchmarks.train_throughput import make_discriminator_model, make_generator_model
 from components.gan import devices
@@ -47,6 +49,19 @@ def test_peak_and_layer_efficiency_are_measured_not_assumed():
     assert [r["kind"] for r in rows] == ["Conv2D", "Conv2D", "Dense"]
     assert rows[1]["mflops_per_batch"] == pytest.approx(6 * 49 * 25 * 64 * 128 * 8 / 1e6)
     assert all(r["ms"] > 0 and r["gflops"] > 0 for r in rows)
+
+
+def test_a_layer_is_timed_with_all_three_passes():
+    # A large convolution trained alone cannot beat the same convolution's forward-only rate by
+    # much; timed without its forward pass (which TF prunes when the output is unused) it would
+    # seem 1.5x faster. Both rates come from this process, so load slows them alike.
+    layer = keras.layers.Conv2D(128, 3, padding="same")
+    model = keras.Sequential([keras.Input((28, 28, 128)), layer])
+    x, k = tf.random.normal([32, 28, 28, 128]), layer.kernel
+    forward = tf.function(lambda: tf.reduce_sum(tf.nn.conv2d(x, k, 1, "SAME")))
+    forward_gflops = 2 * 32 * 28 * 28 * 9 * 128 * 128 / flops_lib.best_seconds(lambda: float(forward()), 3) / 1e9
+    (row,) = layer_efficiency(model, batch=32, repeats=3)
+    assert row["gflops"] < 1.3 * forward_gflops, (row, forward_gflops)
 
 
 def test_onednn_capped_to_avx2_means_no_native_bf16_and_float32_training(monkeypatch):
