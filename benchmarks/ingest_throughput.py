@@ -10,7 +10,10 @@ StatisticsGen with LocalDagRunner twice, once per Beam setting, each in a fresh 
     multi_processing   --direct_running_mode=multi_processing --direct_num_workers=2
 
 The same Beam arguments reach every Beam-based component through ``data.beam_args`` in the
-config. Reported: seconds and images/s per component and setting.
+config. Then ``--photos`` photos as users have them (the bundled ``photo_crops``: JPEG and PNG of
+48-240 px sides, grayscale, RGBA and EXIF-rotated among them) through the transform
+``data.image_size: 64`` (centre crop, Lanczos, RGB), in_memory: what resizing costs per image.
+Reported: seconds and images/s per component and setting.
 """
 from __future__ import annotations
 
@@ -48,13 +51,22 @@ def write_shifted_digits(span_dir: str, count: int, seed: int = 0) -> None:
             print(f"[ingest_throughput] wrote {i + 1} / {count} PNGs", flush=True)
 
 
-def run_ingestion(input_base: str, root: str, beam_args: list[str]) -> dict:
-    """ImageExampleGen + StatisticsGen under LocalDagRunner; returns seconds per component."""
+def write_photos(span_dir: str, count: int) -> None:
+    from data.photo_patches import photo_crops
+
+    for class_name, name, content in photo_crops(per_class=(count + 1) // 2):
+        os.makedirs(os.path.join(span_dir, class_name), exist_ok=True)
+        with open(os.path.join(span_dir, class_name, name), "wb") as f:
+            f.write(content)
+
+
+def run_ingestion(input_base: str, root: str, beam_args: list[str], transform=None) -> dict:
+    """ImageExampleGen (+ ``transform``) + StatisticsGen under LocalDagRunner; returns seconds per component."""
     from tfx import v1 as tfx
 
     from components.image_example_gen import ImageExampleGen
 
-    example_gen = ImageExampleGen(input_base)
+    example_gen = ImageExampleGen(input_base, transform=transform)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     seconds = {}
     pipeline = tfx.dsl.Pipeline(
@@ -84,8 +96,10 @@ def component_seconds(metadata_path: str) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=50_000)
+    parser.add_argument("--photos", type=int, default=2_000, help="photos resized to 64x64 (0: skip)")
     parser.add_argument("--out", default="outputs/benchmarks/ingest_throughput.json")
     args = parser.parse_args(argv)
+    from data.image_transform import ImageTransform
     from benchmarks.machine import print_machine
 
     machine = print_machine()
@@ -102,16 +116,25 @@ def main(argv=None) -> int:
                              "images_per_second": {k: args.images / v for k, v in seconds.items() if v > 0}}
             print(f"[ingest_throughput] {name}: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()),
                   flush=True)
+        if args.photos:
+            photos_base = os.path.join(work, "photos")
+            write_photos(os.path.join(photos_base, "span-1"), args.photos)
+            count = sum(len(files) for _, _, files in os.walk(photos_base))
+            seconds = run_ingestion(photos_base, os.path.join(work, "photos_root"), SETTINGS["in_memory"],
+                                    ImageTransform(size=(64, 64)))
+            results["photos_to_64x64_in_memory"] = {
+                "beam_args": SETTINGS["in_memory"], "images": count, "seconds": seconds,
+                "images_per_second": {k: count / v for k, v in seconds.items() if v > 0}}
     finally:
         shutil.rmtree(work, ignore_errors=True)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({"benchmark": "ingest_throughput", "images": args.images, "machine": machine,
                    "results": results}, f, indent=2)
-    print(f"\n| setting | ImageExampleGen s (images/s) | StatisticsGen s (images/s) |\n|---|---|---|")
+    print(f"\n| setting | images | ImageExampleGen s (images/s) | StatisticsGen s (images/s) |\n|---|---|---|---|")
     for name, result in results.items():
         s, r = result["seconds"], result["images_per_second"]
-        print(f"| {name} | {s['ImageExampleGen']:.0f} ({r['ImageExampleGen']:.0f}) | "
+        print(f"| {name} | {result.get('images', args.images)} | {s['ImageExampleGen']:.0f} ({r['ImageExampleGen']:.0f}) | "
               f"{s['StatisticsGen']:.0f} ({r['StatisticsGen']:.0f}) |")
     print(f"written {args.out}")
     return 0

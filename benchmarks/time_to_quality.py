@@ -122,7 +122,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"the tutorial's model makes 28x28x1 images; {pipeline_config.data.input_base} holds "
                          f"{'x'.join(map(str, image_shape))}")
     num_classes = None if labels is None else int(labels.max()) + 1
-    config.validate_for_data(image_shape, num_classes)
+    config = config.validate_for_data(image_shape, num_classes)
     train, held = split(images, labels)
     fingerprint = (f"{os.path.basename(os.path.normpath(pipeline_config.data.input_base))}-n{len(images)}"
                    f"-split{SPLIT_SEED}-epochs{evaluation.classifier_epochs}")

@@ -210,7 +210,7 @@ def main(argv=None) -> int:
     images, labels = load_dataset(pipeline_config)
     image_shape = images.shape[1:]
     num_classes = None if labels is None else int(labels.max()) + 1
-    config.validate_for_data(image_shape, num_classes)
+    config = config.validate_for_data(image_shape, num_classes)
     (train_images, train_labels), (held_images, held_labels) = split(images, labels)
     goal_kind = goals_for(config, image_shape)
 

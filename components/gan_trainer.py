@@ -16,7 +16,8 @@ model, and the evaluator and Pusher pass it on: no training, no push, the reason
 A serving generator of other images or classes is never warm-started from.
 
 The data's class names (folder names, recorded by ImageExampleGen) go into gan_metadata.json as
-``class_names`` (index = label) for ``generate --label NAME`` and the server's metadata.
+``class_names`` (index = label) for ``generate --label NAME`` and the server's metadata, and the
+image transform that made the training images from the user's files (``image_transform``).
 """
 
 import json
@@ -51,13 +52,13 @@ def GanTrainer(
 
     from components.gan.config import TrainConfig
     from components.gan.train import save_trained_models, train_gan
-    from components.image_example_gen import label_names_of
+    from components.image_example_gen import image_transform_of, label_names_of
 
     config = TrainConfig.from_dict(json.loads(training_config))
     data_schema = schema_utils.load_schema(schema.uri)
     image_shape = schema_utils.image_shape(data_schema)
     num_classes = schema_utils.num_classes(data_schema)
-    config.validate_for_data(image_shape, num_classes)
+    config = config.validate_for_data(image_shape, num_classes)
 
     identity = lineage.training_identity(lineage.examples_spans(examples),
                                          examples.get_string_custom_property("input_fingerprint") or examples.uri,
@@ -91,6 +92,9 @@ def GanTrainer(
                         image_shape, num_classes)
     if model_classes and class_names:  # what `generate --label NAME` and the server's metadata show
         layout.add_metadata(layout.serving_dir(model.uri), class_names=class_names)
+    transform = image_transform_of(examples)
+    if transform is not None:  # how the training images were made from the user's files
+        layout.add_metadata(layout.serving_dir(model.uri), image_transform=transform)
     model.set_int_custom_property("train_steps", int(result.steps))
     model.set_string_custom_property("architecture", config.architecture)
     model.set_string_custom_property("warm_started_from", result.warm_started_from or "")

@@ -11,7 +11,11 @@ the component's ``custom_config``; the ``input_fingerprint`` covers every file o
 class folders), so an image added to or replaced in a span is seen. The Examples artifact records
 the spans as the custom property ``spans`` (a JSON list) and, for labelled data, the class names
 as ``label_names`` (a JSON list, index = label: the class folders' names; read it with
-``label_names_of``).
+``label_names_of``) and, when ``data.image_size``/``channels``/``convert_16bit`` ask for a
+transform (data/image_transform.py), its parameters as ``image_transform`` (JSON; read it with
+``image_transform_of``). The transform runs in the Beam job's ToExample stage, one image at a time,
+so a large folder is never held in memory; the evaluator's real images are the eval split of
+these Examples, so they went through the same transform.
 
 TFX resolves the span in ExampleGen's driver, which LocalDagRunner runs but a compiled Kubeflow
 spec runs only as ``lifecycle.preCacheCheck``, a hook Vertex AI runs and open-source KFP never
@@ -36,9 +40,10 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
 from components.gan import example_format
-from data import ingest
+from data import image_transform, ingest
 
 LABEL_NAMES_PROPERTY = "label_names"
+TRANSFORM_PROPERTY = "image_transform"
 SPLIT_KEY_FEATURE = example_format.IMAGE_KEY  # what the train/eval split hashes: the encoded image bytes
 
 
@@ -62,24 +67,41 @@ def newest_span_in(split_pattern: str) -> int:
     return int(os.path.dirname(split_pattern).rsplit("span-", 1)[-1])
 
 
-def spans_config(policy: str) -> example_gen_pb2.CustomConfig:
-    """ExampleGen's custom_config (a proto Any) carrying ``data.spans``."""
+def spans_config(policy: str, transform: image_transform.ImageTransform | None = None) -> example_gen_pb2.CustomConfig:
+    """ExampleGen's custom_config (a proto Any) carrying ``data.spans`` and, when the config asks
+    for one, the image transform (``data.image_size`` and friends, as JSON)."""
     options = struct_pb2.Struct()
     options.update({"spans": policy})
+    if transform is not None:
+        options.update({TRANSFORM_PROPERTY: transform.to_json()})
     config = example_gen_pb2.CustomConfig()
     config.custom_config.Pack(options)
     return config
 
 
+def _custom_options(exec_properties: dict[str, Any]) -> dict[str, Any]:
+    if not exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY):
+        return {}
+    config, options = example_gen_pb2.CustomConfig(), struct_pb2.Struct()
+    proto_utils.json_to_proto(exec_properties[standard_component_specs.CUSTOM_CONFIG_KEY], config)
+    return dict(options) if config.custom_config.Unpack(options) else {}
+
+
 def selected_spans(exec_properties: dict[str, Any], newest: int) -> list[int]:
     """The spans ``data.spans`` (in custom_config) selects, ending at the resolved newest span."""
-    policy = "latest"
-    if exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY):
-        config, options = example_gen_pb2.CustomConfig(), struct_pb2.Struct()
-        proto_utils.json_to_proto(exec_properties[standard_component_specs.CUSTOM_CONFIG_KEY], config)
-        if config.custom_config.Unpack(options) and "spans" in options:
-            policy = options["spans"]
+    policy = _custom_options(exec_properties).get("spans", "latest")
     return ingest.select_spans(exec_properties[standard_component_specs.INPUT_BASE_KEY], policy, newest)
+
+
+def transform_of(exec_properties: dict[str, Any]) -> image_transform.ImageTransform | None:
+    recorded = _custom_options(exec_properties).get(TRANSFORM_PROPERTY)
+    return image_transform.ImageTransform.from_json(recorded) if recorded else None
+
+
+def image_transform_of(examples) -> dict | None:
+    """The image transform recorded on an Examples artifact (its parameters, channels decided), or None."""
+    recorded = examples.get_string_custom_property(TRANSFORM_PROPERTY)
+    return json.loads(recorded) if recorded else None
 
 
 def resolve_spans(exec_properties: dict[str, Any], examples_artifact=None) -> dict[str, Any]:
@@ -130,8 +152,13 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         spans = selected_spans(resolved, newest_span_in(input_config.splits[0].pattern))
         # Every image is read and checked up front, so that a bad file fails the run by name before
         # anything is written; the Beam stages then read and serialise in parallel.
-        self._records = ingest.scan_spans(resolved[standard_component_specs.INPUT_BASE_KEY], spans)
+        transform = transform_of(resolved)
+        if transform is not None:
+            print(f"[ingest] image transform: {transform.describe()}")
+        self._records = ingest.scan_spans(resolved[standard_component_specs.INPUT_BASE_KEY], spans, transform)
         examples.set_string_custom_property("spans", json.dumps(spans))
+        if self._records[0].transform is not None:  # with the channel count decided from the images
+            examples.set_string_custom_property(TRANSFORM_PROPERTY, self._records[0].transform.to_json())
         names = ingest.label_names(self._records)
         if names is not None:
             examples.set_string_custom_property(LABEL_NAMES_PROPERTY, json.dumps(names))
@@ -149,12 +176,13 @@ class ImageExampleGenComponent(FileBasedExampleGen):
 
 
 def ImageExampleGen(input_base: str, eval_buckets: int = 1, train_buckets: int = 4, span_pattern: str = "span-{SPAN}/*",
-                    spans: str = "latest"):
+                    spans: str = "latest", transform: image_transform.ImageTransform | None = None):
     """An ExampleGen over ``<input_base>/span-<N>/``: the spans ``spans`` selects (ending at the
-    newest), split train:eval by a hash of each image's bytes."""
+    newest), each image through ``transform`` when one is given, split train:eval by a hash of
+    each (transformed) image's bytes."""
     return ImageExampleGenComponent(
         input_base=input_base,
-        custom_config=spans_config(spans),
+        custom_config=spans_config(spans, transform),
         input_config=example_gen_pb2.Input(splits=[
             example_gen_pb2.Input.Split(name="images", pattern=span_pattern)]),
         output_config=example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[

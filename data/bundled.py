@@ -2,6 +2,8 @@
 
     ./gan make-data                          # data/digits/span-1/<0..9>/*.png
     ./gan make-data --dataset photo_patches  # data/photo_patches/span-1/{china,flower}/*.png
+    ./gan make-data --dataset photo_crops    # data/photo_crops/span-1/{china,flower}/*.jpg|png:
+                                             # mixed sizes and modes (train with data.image_size)
 
 Both are built from images inside installed packages (nothing is downloaded): scikit-learn's
 digit scans (data/digits.py) and its two sample photographs (data/photo_patches.py).
@@ -22,8 +24,10 @@ DATA_DIR = os.path.dirname(os.path.abspath(__file__))
 def _datasets() -> dict:
     from data import digits, photo_patches
 
-    # name -> function returning (uint8 images [N, H, W] or [N, H, W, 3], class folder name per image)
-    return {"digits": digits.digits_span, "photo_patches": photo_patches.photo_patches_span}
+    # name -> function returning (uint8 images [N, H, W] or [N, H, W, 3], class folder name per
+    # image), written as PNGs, or a list of (class folder, file name, file bytes), written as given.
+    return {"digits": digits.digits_span, "photo_patches": photo_patches.photo_patches_span,
+            "photo_crops": photo_patches.photo_crops}
 
 
 def default_dir(name: str) -> str:
@@ -46,12 +50,18 @@ def write_span(name: str, out_dir: str | None = None, span: int = 1, overwrite: 
             return span_dir
         shutil.rmtree(span_dir)
     os.makedirs(out_dir, exist_ok=True)
-    images, class_names = datasets[name]()
+    made = datasets[name]()
     tmp = tempfile.mkdtemp(prefix=".span-", dir=out_dir)
-    for index, (image, class_name) in enumerate(zip(images, class_names)):
-        class_dir = os.path.join(tmp, str(class_name))
-        os.makedirs(class_dir, exist_ok=True)
-        Image.fromarray(np.asarray(image, np.uint8)).save(os.path.join(class_dir, f"{index:04d}.png"))
+    if isinstance(made, list):  # files as they are
+        for class_name, file_name, content in made:
+            os.makedirs(os.path.join(tmp, class_name), exist_ok=True)
+            with open(os.path.join(tmp, class_name, file_name), "wb") as f:
+                f.write(content)
+    else:
+        for index, (image, class_name) in enumerate(zip(*made)):
+            class_dir = os.path.join(tmp, str(class_name))
+            os.makedirs(class_dir, exist_ok=True)
+            Image.fromarray(np.asarray(image, np.uint8)).save(os.path.join(class_dir, f"{index:04d}.png"))
     os.rename(tmp, span_dir)
     return span_dir
 

@@ -2,7 +2,9 @@
 
 Everything is checked before anything is written: a file that does not decode, or an image whose
 size or channel count differs from the rest, is reported by name and the ingestion fails. Nothing
-is skipped or resized silently.
+is skipped or resized silently: images are resized or converted only through a transform the
+config asks for (``data.image_size``, ``channels``, ``convert_16bit``: data/image_transform.py),
+which to_example applies one image at a time in the Beam job.
 
 Layouts of one span folder (``<input_base>/span-<N>/``):
   images    ``*.png|*.jpg|*.jpeg`` directly (unlabelled) or in one subfolder per class, never
@@ -56,6 +58,7 @@ from google.protobuf.message import DecodeError
 from PIL import Image, UnidentifiedImageError
 
 from components.gan import example_format
+from data import image_transform
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 NPZ_EXTENSIONS = (".npz",)
@@ -92,6 +95,8 @@ class ImageRecord:
     label: int | None
     encoded: bytes | None = None  # None: read ``source`` from disk when the Example is built
     class_name: str | None = None  # the class folder's name when labels follow names' sorted order
+    # The transform (data/image_transform.py) that makes the training image; None: the file as found.
+    transform: image_transform.ImageTransform | None = None
 
 
 def list_input_files(paths: list[str]) -> list[str]:
@@ -187,9 +192,11 @@ def label_names(records: list[ImageRecord]) -> list[str] | None:
     return [str(label) for label in range(max(labels) + 1)]
 
 
-def scan_spans(input_base: str, spans: list[int]) -> list[ImageRecord]:
+def scan_spans(input_base: str, spans: list[int],
+               transform: image_transform.ImageTransform | None = None) -> list[ImageRecord]:
     """``scan`` of several spans, which must agree on image shape and labelling."""
-    records = [r for span in spans for r in scan(os.path.join(input_base, f"span-{span}"))]
+    records = _resolve_transform(
+        [r for span in spans for r in _scan_one(os.path.join(input_base, f"span-{span}"), transform)], transform)
     _check_consistent_shapes(records)
     if len({r.label is None for r in records}) > 1:
         raise IngestionError(f"spans {spans} mix labelled and unlabelled images")
@@ -201,9 +208,16 @@ def scan_spans(input_base: str, spans: list[int]) -> list[ImageRecord]:
     return records
 
 
-def scan(span: str) -> list[ImageRecord]:
+def scan(span: str, transform: image_transform.ImageTransform | None = None) -> list[ImageRecord]:
     """Reads and checks every image of one span folder (or of one .npz/TFRecord file); returns one
-    record per image."""
+    record per image. With a ``transform`` (``data.image_size`` and friends) the records' shapes
+    are the transformed ones and each record carries the transform, with its channel count decided."""
+    records = _resolve_transform(_scan_one(span, transform), transform)
+    _check_consistent_shapes(records)
+    return records
+
+
+def _scan_one(span: str, transform) -> list[ImageRecord]:
     if not tf.io.gfile.exists(span):
         raise IngestionError(f"span folder not found: {span}; give one span-<N>/ folder of your data, which "
                              "holds the images")
@@ -222,22 +236,40 @@ def scan(span: str) -> list[ImageRecord]:
         raise IngestionError(f"no input files in {span} (hidden files are ignored)")
     kind = detect_format(files)
     if kind == "images":
-        records = _scan_image_files(files, span_dirs)
+        records = _scan_image_files(files, span_dirs, transform)
     elif kind == "npz":
-        records = [r for f in files for r in _scan_npz(f)]
+        records = [r for f in files for r in _scan_npz(f, transform)]
     else:
-        records = [r for f in files for r in _scan_tfrecords(f)]
+        records = [r for f in files for r in _scan_tfrecords(f, transform)]
     if not records:
         raise IngestionError(f"no images in {_names(files)}")
-    _check_consistent_shapes(records)
     return records
 
 
+def _resolve_transform(records: list[ImageRecord], transform) -> list[ImageRecord]:
+    """Records scanned for a transform hold (H, W, 3 if colour else 1); this decides the channel
+    count (``data.channels``, or 3 when any image is in colour) and gives every record the result."""
+    if transform is None:
+        return records
+    channels = transform.channels
+    if channels is None:
+        channels = 3 if any(r.shape[2] == 3 for r in records) else 1
+        print(f"[ingest] data.channels not set: {channels} ({'some images are in colour' if channels == 3 else 'every image is grayscale'})")
+    resolved = transform.with_channels(channels)
+    return [dataclasses.replace(r, shape=r.shape[:2] + (channels,), transform=resolved) for r in records]
+
+
 def to_example(record: ImageRecord) -> tf.train.Example:
+    """The record's tf.train.Example; with a transform, the image is transformed here (in the
+    Beam job, one image at a time) and stored as PNG."""
     encoded = record.encoded
     if encoded is None:
         with tf.io.gfile.GFile(record.source, "rb") as f:
             encoded = f.read()
+    if record.transform is not None:
+        encoded, shape = image_transform.transformed_png(encoded, record.transform)
+        if shape != record.shape:  # the scan decided the shape from the header: they must agree
+            raise IngestionError(f"{record.source}: transformed to {shape}, scanned as {record.shape}")
     height, width, channels = record.shape
     return example_format.make_example(encoded, height, width, channels, record.source, record.label)
 
@@ -266,9 +298,9 @@ def _problem(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _image_shape(encoded: bytes) -> tuple[int, int, int]:
-    """(height, width, channels) after checking the header's size against ``MAX_PIXELS`` and the
-    pixel depth, then decoding fully (a truncated file fails here, not later in training)."""
+def _open_header(encoded: bytes) -> Image.Image:
+    """The image opened by PIL (header only) after checking its format and its size against
+    ``MAX_PIXELS``: a decompression bomb is refused before any pixel is decoded."""
     try:
         with warnings.catch_warnings():  # PIL warns from 89 Mpx; our lower limit is checked below
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -277,13 +309,57 @@ def _image_shape(encoded: bytes) -> tuple[int, int, int]:
         raise _RefusedImage("not a PNG or JPEG image (or its header is damaged)") from None
     except Image.DecompressionBombError as e:  # PIL's own refusal, from 179 Mpx
         raise _RefusedImage(f"{e} (the limit here is {MAX_PIXELS:,}: data.ingest.MAX_PIXELS)") from None
+    if image.width * image.height > MAX_PIXELS:
+        image.close()
+        raise _RefusedImage(f"{image.width}x{image.height} pixels is over the limit of {MAX_PIXELS:,} "
+                            "(data.ingest.MAX_PIXELS); resize it first")
+    return image
+
+
+def _png_bit_depth(encoded: bytes, image: Image.Image) -> int:
+    # PIL opens 16-bit RGB(A) PNGs as 8-bit modes, so the depth is read from the IHDR chunk,
+    # which the PNG format puts first: byte 24 of the file.
+    return encoded[24] if image.format == "PNG" else 8
+
+
+def _check_tf_decodes(encoded: bytes, height: int, width: int) -> None:
+    # Training decodes with TensorFlow, which is stricter than PIL (e.g. a PNG cut after its last
+    # IDAT chunk loads in PIL but not in TF): the file must decode there too, to the same size.
+    decoded = tf.io.decode_image(encoded, expand_animations=False)
+    if tuple(decoded.shape[:2]) != (height, width):
+        raise _RefusedImage(f"TensorFlow decodes it to {tuple(decoded.shape)}, PIL to {(height, width)}")
+
+
+def _transformed_shape(encoded: bytes, transform: image_transform.ImageTransform) -> tuple[int, int, int]:
+    """(height, width, 3 if colour else 1) of the image after ``transform``, after the same checks
+    as without one (format, size limit, full decode in PIL and TF); modes and depths the transform
+    converts are accepted, 16-bit only with ``convert_16bit``."""
+    with _open_header(encoded) as image:
+        if _png_bit_depth(encoded, image) > 8 and not transform.convert_16bit:
+            raise _RefusedImage(f"{_png_bit_depth(encoded, image)}-bit PNG: set data.convert_16bit: true to "
+                                "convert it to 8 bits (value >> 8), or convert it first")
+        try:
+            image_transform.check_mode(image, transform)
+        except image_transform.TransformError as e:
+            raise _RefusedImage(str(e)) from None
+        colour = image_transform.is_colour(image)
+        image.load()
+        width, height = image.size
+        orientation = image.getexif().get(0x0112, 1)  # EXIF orientation: 5-8 turn the image by 90 degrees
+    _check_tf_decodes(encoded, height, width)
+    if transform.size is not None:
+        height, width = transform.size
+    elif orientation in (5, 6, 7, 8):
+        height, width = width, height
+    return height, width, 3 if colour else 1
+
+
+def _image_shape(encoded: bytes) -> tuple[int, int, int]:
+    """(height, width, channels) after checking the header's size against ``MAX_PIXELS`` and the
+    pixel depth, then decoding fully (a truncated file fails here, not later in training)."""
+    image = _open_header(encoded)
     with image:
-        if image.width * image.height > MAX_PIXELS:
-            raise _RefusedImage(f"{image.width}x{image.height} pixels is over the limit of {MAX_PIXELS:,} "
-                                "(data.ingest.MAX_PIXELS); resize it first")
-        # PIL opens 16-bit RGB(A) PNGs as 8-bit modes, so the depth is read from the IHDR chunk,
-        # which the PNG format puts first: byte 24 of the file.
-        if image.format == "PNG" and encoded[24] > 8:
+        if _png_bit_depth(encoded, image) > 8:
             raise _RefusedImage(f"{encoded[24]}-bit PNG: 8-bit pixels are expected; convert it first "
                                 "(e.g. value >> 8)")
         channels = _CHANNELS_BY_MODE.get(image.mode)
@@ -353,13 +429,14 @@ def _class_labels(files: list[str], span_dirs: set[str]) -> dict[str, tuple[int 
     return {f: classes[os.path.dirname(f)] for f in files}
 
 
-def _scan_image_files(files: list[str], span_dirs: set[str]) -> list[ImageRecord]:
+def _scan_image_files(files: list[str], span_dirs: set[str], transform=None) -> list[ImageRecord]:
     classes = _class_labels(files, span_dirs)
     records, corrupt = [], []
     for f in files:
         try:
             with tf.io.gfile.GFile(f, "rb") as fh:
-                shape = _image_shape(fh.read())
+                encoded = fh.read()
+            shape = _image_shape(encoded) if transform is None else _transformed_shape(encoded, transform)
         except _DECODE_ERRORS as e:
             corrupt.append(f"{f} ({_problem(e)})")
             continue
@@ -370,7 +447,7 @@ def _scan_image_files(files: list[str], span_dirs: set[str]) -> list[ImageRecord
     return records
 
 
-def _scan_npz(path: str) -> list[ImageRecord]:
+def _scan_npz(path: str, transform=None) -> list[ImageRecord]:
     try:
         with tf.io.gfile.GFile(path, "rb") as f:
             arrays = dict(np.load(io.BytesIO(f.read()), allow_pickle=False))
@@ -397,14 +474,17 @@ def _scan_npz(path: str) -> list[ImageRecord]:
             raise IngestionError(f"{path}: y_{part} has shape {y.shape}; expected [{len(x)}] labels")
         if y is not None and not np.issubdtype(y.dtype, np.integer):
             raise IngestionError(f"{path}: y_{part} has dtype {y.dtype}; integer labels are expected")
+        shape = tuple(x.shape[1:])
+        if transform is not None:  # (H, W, 3 if colour else 1): _resolve_transform decides the channels
+            shape = (transform.size or shape[:2]) + (shape[2],)
         for i, image in enumerate(x):
             encoded = tf.io.encode_png(image).numpy()
             label = None if y is None else _checked_label(int(y[i]), f"{path}[y_{part}][{i}]")
-            records.append(ImageRecord(f"{path}[x_{part}][{i}]", tuple(image.shape), label, encoded))
+            records.append(ImageRecord(f"{path}[x_{part}][{i}]", shape, label, encoded))
     return records
 
 
-def _scan_tfrecords(path: str) -> list[ImageRecord]:
+def _scan_tfrecords(path: str, transform=None) -> list[ImageRecord]:
     compression = "GZIP" if path.endswith(".gz") else ""
     records, bad = [], []
     try:
@@ -425,7 +505,7 @@ def _scan_tfrecords(path: str) -> list[ImageRecord]:
                 continue
             encoded = feature[example_format.IMAGE_KEY].bytes_list.value[0]
             try:
-                shape = _image_shape(encoded)
+                shape = _image_shape(encoded) if transform is None else _transformed_shape(encoded, transform)
             except _DECODE_ERRORS as e:
                 bad.append(f"{source} ({_problem(e)})")
                 continue

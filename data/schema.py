@@ -4,6 +4,7 @@ labels come from named class folders, the label feature's comments record which 
 is (``class 0: cats``), so that the mapping is kept beside the schema it belongs to.
 
     ./gan make-schema --span_dir data/mine/span-1 --out data/schema/mine/schema.pbtxt
+    ./gan make-schema --span_dir photos/span-1 --out photos_schema.pbtxt --set data.image_size=64
 """
 from __future__ import annotations
 
@@ -43,8 +44,10 @@ def curated_schema(height: int, width: int, channels: int, num_classes: int | No
     return schema
 
 
-def schema_for_span(span_dir: str) -> schema_pb2.Schema:
-    records = ingest.scan(span_dir)
+def schema_for_span(span_dir: str, transform=None) -> schema_pb2.Schema:
+    """The schema of one span's images as training sees them: after ``transform``
+    (data/image_transform.py) when one is given."""
+    records = ingest.scan(span_dir, transform)
     height, width, channels = records[0].shape
     labels = {r.label for r in records if r.label is not None}  # ingestion checked they are >= 0
     class_names = {r.label: r.class_name for r in records if r.class_name is not None}
@@ -55,15 +58,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--span_dir", required=True, help="one span folder of your data, e.g. data/mine/span-1")
     parser.add_argument("--out", required=True, help="where to write schema.pbtxt")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing schema file")
+    parser.add_argument("--set", action="append", default=[], metavar="data.KEY=VALUE",
+                        help="the config's image options, so the schema describes what training sees: "
+                             "data.image_size=64, data.resize=pad, data.channels=3, data.background=black, "
+                             "data.convert_16bit=true")
+
+
+TRANSFORM_KEYS = ("image_size", "resize", "channels", "background", "convert_16bit")
+
+
+def transform_from_sets(pairs: list[str]):
+    """The ImageTransform that ``--set data.KEY=VALUE`` items ask for (None: none), parsed and
+    checked as the pipeline config's data section is."""
+    from components.options import ConfigError, parse_options
+    from pipeline.config import DataConfig, image_transform_from, parse_overrides
+
+    overrides = parse_overrides(pairs)
+    data = overrides.pop("data", {})
+    odd = sorted(set(overrides) | (set(data) - set(TRANSFORM_KEYS)))
+    if odd:
+        raise ConfigError(f"--set: make-schema takes only data.{{{','.join(TRANSFORM_KEYS)}}}, got {', '.join(odd)}")
+    options = parse_options(DataConfig, {"input_base": "-", "schema_file": "-", **data}, "data")
+    return image_transform_from(options)
 
 
 def run(args: argparse.Namespace) -> int:
     if os.path.exists(args.out) and not args.overwrite:
         print(f"error: {args.out} exists; pass --overwrite to replace it", file=sys.stderr)
         return 2
+    from components.options import ConfigError
+
     try:
-        schema = schema_for_span(args.span_dir)
-    except ingest.IngestionError as e:
+        schema = schema_for_span(args.span_dir, transform_from_sets(args.set))
+    except (ingest.IngestionError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

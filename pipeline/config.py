@@ -17,6 +17,8 @@ import json
 import os
 import re
 
+from typing import Any
+
 import yaml
 
 from components.evaluation import EvaluationConfig
@@ -39,6 +41,13 @@ class DataConfig:
                                        "the label distribution from the previous span; null: no check")
     beam_args: tuple[str, ...] | None = option(None, help="Beam pipeline args for every Beam-based component "
                                                "(local runs; null: one in-process worker)")
+    # How images become training images (data/image_transform.py); unset: every image must already
+    # have the same size, and is used as found.
+    image_size: Any = option(None, help="an int (square) or [height, width]; null: sizes must match")
+    resize: str = option("center_crop", choices=("center_crop", "pad", "stretch"))
+    channels: int | None = option(None, choices=(1, 3), help="1 grayscale, 3 RGB; null: 3 if any image is colour")
+    background: Any = option("white", help="white, black or [r, g, b]: under transparent pixels and padding")
+    convert_16bit: bool = option(False, help="convert 16-bit images to 8 bits (value >> 8) instead of refusing them")
 
     def check(self, prefix: str) -> None:
         from data.ingest import parse_span_policy
@@ -50,6 +59,28 @@ class DataConfig:
             parse_span_policy(self.spans)
         except ValueError as e:
             raise ConfigError(f"{prefix}.spans: {e}") from None
+        image_transform_from(self, prefix)
+
+    def image_transform(self):
+        """The data/image_transform.py ImageTransform these options ask for, or None (none asked)."""
+        return image_transform_from(self, "data")
+
+
+def image_transform_from(options, prefix: str = "data"):
+    """An ImageTransform from an object with DataConfig's transform fields; None when they ask for
+    nothing (no size, channels or 16-bit conversion); a ConfigError naming a bad value."""
+    from data.image_transform import ImageTransform, parse_background, parse_image_size
+
+    values = {}
+    for name, parse in (("image_size", parse_image_size), ("background", parse_background)):
+        try:
+            values[name] = parse(getattr(options, name))
+        except ValueError as e:
+            raise ConfigError(f"{prefix}.{name}: {e}") from None
+    if values["image_size"] is None and options.channels is None and not options.convert_16bit:
+        return None
+    return ImageTransform(size=values["image_size"], resize=options.resize, channels=options.channels,
+                          background=values["background"], convert_16bit=options.convert_16bit)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,6 +255,16 @@ def load_config(path: str = DEFAULT_CONFIG, overrides: dict | None = None) -> Pi
     return parse_config(raw)
 
 
+def _training(section) -> TrainConfig:
+    """The training section; a pipeline that names no architecture gets the one chosen for its data
+    (``auto``: components/gan/config.py ``choose_architecture``, printed when the trainer starts)."""
+    if isinstance(section, dict) and "architecture" not in section:
+        section = {**section, "architecture": "auto"}
+    elif section is None:
+        section = {"architecture": "auto"}
+    return TrainConfig.from_dict(section)
+
+
 def parse_config(raw: dict) -> PipelineConfig:
     """Validates a config mapping; its relative paths (none, from ``load_config``) are relative to the
     working directory."""
@@ -262,7 +303,7 @@ def parse_config(raw: dict) -> PipelineConfig:
     return PipelineConfig(
         pipeline_name=name,
         data=data,
-        training=TrainConfig.from_dict(raw.get("training")),
+        training=_training(raw.get("training")),
         evaluation=evaluation,
         push_destination=folders["push_destination"],
         output_dir=folders["output_dir"],

@@ -31,7 +31,8 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None,
     """The pipeline; ``beam_pipeline_args`` None means ``data.beam_args`` or else LOCAL_BEAM_ARGS, [] none
     at the pipeline level."""
     example_gen = ImageExampleGen(config.data.input_base, eval_buckets=config.data.eval_buckets,
-                                  train_buckets=config.data.train_buckets, spans=config.data.spans)
+                                  train_buckets=config.data.train_buckets, spans=config.data.spans,
+                                  transform=config.data.image_transform())
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=config.data.schema_file)
     example_validator = tfx.components.ExampleValidator(

@@ -29,7 +29,7 @@ def test_yaml_values_are_coerced():
 
 @pytest.mark.parametrize("overrides, fragments", [
     ({"architecture": "dcgan28"},
-     ["training.architecture", "'dcgan28' is not one of: mlp, dcgan_28, dcgan_rgb, conditional_dcgan"]),
+     ["training.architecture", "'dcgan28' is not one of: auto, mlp, dcgan_28, dcgan_rgb, dcgan, conditional_dcgan"]),
     ({"loss": "wgan"}, ["training.loss", "bce, minimax, lsgan, wgan_gp, hinge"]),
     ({"mixed_precision": "bf16"}, ["training.mixed_precision", "auto, off, mixed_float16, mixed_bfloat16"]),
     ({"distribution": "tpu"}, ["training.distribution", "auto, none, mirrored, multi_worker"]),
@@ -54,7 +54,7 @@ def test_bad_values_name_the_key_and_choices(overrides, fragments):
 def test_validate_for_data():
     TrainConfig().validate_for_data((28, 28, 1), 10)
     TrainConfig(architecture="mlp").validate_for_data((28, 28, 1), None)
-    for size in (28, 32, 64):
+    for size in (28, 32, 64, 128):
         TrainConfig(architecture="dcgan_rgb").validate_for_data((size, size, 3), None)
         TrainConfig(architecture="conditional_dcgan").validate_for_data((size, size, 1), 3)
 
@@ -66,7 +66,7 @@ def test_validate_for_data():
 
     with pytest.raises(ConfigError) as err:
         TrainConfig(architecture="dcgan_rgb").validate_for_data((48, 48, 3), None)
-    assert "28x28x3, 32x32x3, 64x64x3" in str(err.value) and "no architecture supports 48x48x3" in str(err.value)
+    assert "28x28x3, 32x32x3, 64x64x3, 128x128x3" in str(err.value) and "no architecture supports 48x48x3" in str(err.value)
 
     with pytest.raises(ConfigError) as err:
         TrainConfig(architecture="conditional_dcgan").validate_for_data((28, 28, 1), None)
@@ -82,3 +82,37 @@ def test_example_configs_are_valid():
         if "training" in raw:
             found.add(TrainConfig.from_dict(raw["training"]).architecture)
     assert found >= set(ARCHITECTURES), f"example configs cover {sorted(found)}"
+
+
+def test_auto_chooses_the_architecture_from_the_data(capsys):
+    auto = TrainConfig(architecture="auto")
+    cases = {((28, 28, 1), 10): "conditional_dcgan", ((64, 64, 3), 2): "conditional_dcgan",
+             ((28, 28, 1), None): "dcgan_28", ((64, 64, 3), None): "dcgan", ((128, 128, 1), None): "dcgan"}
+    for (shape, classes), expected in cases.items():
+        assert auto.validate_for_data(shape, classes).architecture == expected
+    assert "training.architecture auto: dcgan (for 128x128x1 images, unlabelled)" in capsys.readouterr().out
+    assert TrainConfig(architecture="auto", self_conditioning=10).validate_for_data((32, 32, 3), None).conditional
+    with pytest.raises(ConfigError, match="no architecture supports 48x64x3"):
+        auto.validate_for_data((48, 64, 3), None)
+    with pytest.raises(ConfigError, match="chosen from the data first"):
+        auto.conditional
+
+
+def test_a_pipeline_config_without_an_architecture_means_auto(tmp_path):
+    from pipeline.config import parse_config
+
+    (tmp_path / "schema.pbtxt").write_text("")
+    config = parse_config({"pipeline_name": "p", "data": {"input_base": str(tmp_path),
+                                                          "schema_file": str(tmp_path / "schema.pbtxt")},
+                           "training": {"train_steps": 10}})
+    assert config.training.architecture == "auto"
+
+
+def test_128px_nets_build_with_the_right_shapes():
+    from components.gan.models import build_models
+
+    for architecture, classes in (("conditional_dcgan", 2), ("dcgan", None)):
+        config = TrainConfig(architecture=architecture, g_upsampling="resize", g_width=0.5, g_base_kernel=3, d_kernel=4)
+        generator, discriminator = build_models(config, (128, 128, 3), classes)
+        assert tuple(generator.output_shape[1:]) == (128, 128, 3)
+        assert tuple(discriminator.output_shape[1:]) == (1,)

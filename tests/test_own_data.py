@@ -57,6 +57,30 @@ def gan(*args: str, cwd) -> subprocess.CompletedProcess:
     return subprocess.run([GAN, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
 
 
+def write_recipe_config(path, pipeline_name: str, input_base_line: str) -> None:
+    """A copy of the shipped config with the README's three lines edited (pipeline_name,
+    data.input_base, data.schema_file: my_schema.pbtxt)."""
+    config_text = open(os.path.join(REPO, "pipeline", "configs", "digits.yaml")).read()
+    edits = {"pipeline_name: gan-digits": f"pipeline_name: {pipeline_name}",
+             "input_base: ../../data/digits": input_base_line,
+             "schema_file: ../../data/schema/digits/schema.pbtxt": "schema_file: my_schema.pbtxt"}
+    for old, new in edits.items():
+        assert config_text.count(old) == 1, old
+        config_text = config_text.replace(old, new)
+    path.write_text(config_text)
+
+
+def generate_images(work, push_dir: str, count: int, label: str) -> str:
+    """``gan generate`` of ``count`` images of ``label`` into work/<label>s; the first one's path."""
+    out = work / f"{label}s"
+    generated = gan("generate", "--push_dir", push_dir, "--num_images", str(count), "--label", label,
+                    "--out", str(out), cwd=work)
+    assert generated.returncode == 0, generated.stdout + generated.stderr
+    pngs = sorted(p for p in os.listdir(out) if p.endswith(".png") and p != "grid.png")
+    assert len(pngs) == count
+    return str(out / pngs[0])
+
+
 def files_under(*roots: str) -> dict[str, float]:
     """{path: mtime} of every file under the roots (absent roots: none)."""
     found = {}
@@ -91,14 +115,7 @@ def test_the_readme_own_data_recipe_from_a_folder_outside_the_repository(tmp_pat
     assert all(f'comment: "class {i}: {name}"' in schema_text for i, name in enumerate(CLASSES))
 
     # 2. A copy of the shipped config, three lines edited as the README says.
-    config_text = open(os.path.join(REPO, "pipeline", "configs", "digits.yaml")).read()
-    edits = {"pipeline_name: gan-digits": "pipeline_name: shapes",
-             "input_base: ../../data/digits": "input_base: my_data",
-             "schema_file: ../../data/schema/digits/schema.pbtxt": "schema_file: my_schema.pbtxt"}
-    for old, new in edits.items():
-        assert config_text.count(old) == 1, old
-        config_text = config_text.replace(old, new)
-    (work / "my.yaml").write_text(config_text)
+    write_recipe_config(work / "my.yaml", "shapes", "input_base: my_data")
 
     # 3. The run: the README's quick try (tiny training, one feature space, thresholds off).
     run = gan("run", "--config", "my.yaml", *QUICK_TRY, cwd=work)
@@ -140,12 +157,7 @@ def test_the_readme_own_data_recipe_from_a_folder_outside_the_repository(tmp_pat
     (page,) = os.listdir(work / "outputs" / "shapes" / "reports")
     html = (work / "outputs" / "shapes" / "reports" / page).read_text(encoding="utf-8")
     assert all(name in html for name in CLASSES) and 'src="http' not in html
-    generated = gan("generate", "--push_dir", "serving/shapes", "--num_images", "20", "--label", "square",
-                    "--out", "squares", cwd=work)
-    assert generated.returncode == 0, generated.stdout + generated.stderr
-    pngs = sorted(p for p in os.listdir(work / "squares") if p.endswith(".png") and p != "grid.png")
-    assert len(pngs) == 20
-    with Image.open(work / "squares" / pngs[0]) as image:
+    with Image.open(generate_images(work, "serving/shapes", 20, "square")) as image:
         assert image.size == (28, 28)
 
 
@@ -157,3 +169,34 @@ def test_a_missing_span_folder_is_one_line_with_exit_code_2(tmp_path):
     assert error_lines == ["error: span folder not found: my_data/span-1; give one span-<N>/ folder of your data, "
                            "which holds the images"]
     assert not (tmp_path / "my_schema.pbtxt").exists()
+
+
+def test_a_folder_of_mixed_size_photos_with_one_added_line(tmp_path):
+    """The recipe on photos as a user has them (the bundled ``photo_crops``: JPEG and PNG crops of
+    48-240 px sides at 1:2 to 2:1, grayscale, RGBA and EXIF-rotated ones among them), with the one
+    line the README adds, ``data.image_size: 64``: a pushed 64x64x3 generator."""
+    work = tmp_path / "photos-project"
+    work.mkdir()
+    written = gan("make-data", "--dataset", "photo_crops", "--out_dir", "my_photos", cwd=work)
+    assert written.returncode == 0, written.stderr
+    sizes = {Image.open(p).size for p in (work / "my_photos" / "span-1").glob("*/*")}
+    assert len(sizes) > 50
+
+    made = gan("make-schema", "--span_dir", "my_photos/span-1", "--out", "my_schema.pbtxt",
+               "--set", "data.image_size=64", cwd=work)
+    assert made.returncode == 0, made.stdout + made.stderr
+    write_recipe_config(work / "my.yaml", "photos", "input_base: my_photos\n  image_size: 64")  # the added line
+
+    run = gan("run", "--config", "my.yaml", *QUICK_TRY, cwd=work)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+    assert "image transform: size 64x64 (center_crop)" in run.stdout
+    assert "data.channels not set: 3 (some images are in colour)" in run.stdout
+
+    versions = layout.list_versions(str(work / "serving" / "photos"))
+    assert len(versions) == 1, run.stdout[-2000:]
+    metadata = layout.read_metadata(versions[0][1])
+    assert metadata["image_shape"] == [64, 64, 3] and metadata["class_names"] == ["china", "flower"]
+    assert metadata["image_transform"] == {"size": [64, 64], "resize": "center_crop", "channels": 3,
+                                           "background": [255, 255, 255], "convert_16bit": False}
+    with Image.open(generate_images(work, "serving/photos", 2, "flower")) as image:
+        assert image.size == (64, 64) and image.mode == "RGB"

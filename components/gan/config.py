@@ -24,6 +24,16 @@ DIFFAUGMENT_POLICIES = ("translation", "cutout", "color")
 UPSAMPLING = ("transposed", "resize")
 
 PREFIX = "training"
+AUTO = "auto"
+
+
+def choose_architecture(image_shape, num_classes: int | None, self_conditioning: int = 0) -> str:
+    """What ``architecture: auto`` means for data of this shape: the conditional DCGAN for labelled
+    data (or self-conditioning), the tutorial's model for 28x28 grayscale, else the DCGAN of the
+    image's size and channels."""
+    if self_conditioning or (num_classes is not None and int(num_classes) >= 2):
+        return "conditional_dcgan"
+    return "dcgan_28" if tuple(int(d) for d in image_shape) == (28, 28, 1) else "dcgan"
 
 
 def _fmt_shape(shape) -> str:
@@ -42,7 +52,9 @@ def _prepare(name: str, value: Any) -> Any:
 @dataclass(frozen=True)
 class TrainConfig:
     # What to train.
-    architecture: str = option("dcgan_28", choices=ARCHITECTURES.names)
+    # "auto": chosen from the data by validate_for_data (choose_architecture); a pipeline config
+    # that names none means auto (pipeline/config.py).
+    architecture: str = option("dcgan_28", choices=lambda: (AUTO,) + tuple(ARCHITECTURES.names()))
     loss: str = option("bce", choices=LOSSES.names)
     latent_dim: int = option(100, minimum=0, exclusive=True)
     # How the DCGAN generators upsample x2: "transposed" (the tutorial's 5x5 stride-2 transposed
@@ -130,7 +142,7 @@ class TrainConfig:
                     "(comma-separated; '' disables)")
         if self.self_conditioning == 1:
             raise ConfigError(f"{prefix}.self_conditioning: 1 cluster is no conditioning; use >= 2 (or 0 to disable)")
-        if self.self_conditioning and not self.conditional:
+        if self.self_conditioning and self.architecture != AUTO and not self.conditional:
             conditional = [e.name for e in ARCHITECTURES.entries() if e.info["conditional"]]
             raise ConfigError(
                 f"{prefix}.self_conditioning: {self.architecture!r} takes no labels; self-conditioning needs a "
@@ -150,6 +162,8 @@ class TrainConfig:
 
     @property
     def conditional(self) -> bool:
+        if self.architecture == AUTO:
+            raise ConfigError(f"{PREFIX}.architecture: 'auto' is chosen from the data first (validate_for_data)")
         return ARCHITECTURES.entry(self.architecture).info["conditional"]
 
     @property
@@ -171,8 +185,14 @@ class TrainConfig:
         return self.net_classes(data_classes) if self.serves_labels else None
 
     def validate_for_data(self, image_shape: tuple, num_classes: int | None, prefix: str = PREFIX) -> "TrainConfig":
-        """Checks that the architecture can model data of this shape (and labels)."""
+        """Checks that the architecture can model data of this shape (and labels); returns the
+        config to train, with ``auto`` replaced by the architecture chosen for the data (printed)."""
         shape = tuple(int(d) for d in image_shape)
+        if self.architecture == AUTO:
+            chosen = choose_architecture(shape, num_classes, self.self_conditioning)
+            classes = f"{num_classes} classes" if num_classes else "unlabelled"
+            print(f"{prefix}.architecture auto: {chosen} (for {_fmt_shape(shape)} images, {classes})")
+            self = dataclasses.replace(self, architecture=chosen)
         supported = ARCHITECTURES.entry(self.architecture).info["shapes"]
         if shape not in supported:
             fitting = [e.name for e in ARCHITECTURES.entries() if shape in e.info["shapes"]]

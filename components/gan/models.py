@@ -296,7 +296,7 @@ class DcganShape:
 
 def _dcgan_plan(size: int, g_width: float = 1.0):
     """(base resolution, channels of the projected base, number of stride-2 upsamplings)."""
-    base, width, n_up = {28: (7, 256, 2), 32: (8, 256, 2), 64: (8, 512, 3)}[size]
+    base, width, n_up = {28: (7, 256, 2), 32: (8, 256, 2), 64: (8, 512, 3), 128: (8, 512, 4)}[size]
     return base, max(2 ** n_up, int(round(width * g_width))), n_up
 
 
@@ -326,9 +326,9 @@ def _dcgan_generator_body(x, image_shape, nets: _Layers):
 
 def _dcgan_discriminator_features(x, image_shape, nets: _Layers):
     """TF DCGAN tutorial discriminator: Conv 64, 128 (5x5, s2) each LReLU + Dropout 0.3 (+ Conv 256
-    at 64 px), (MinibatchStd,) Flatten."""
-    n_conv = 3 if image_shape[0] == 64 else 2
-    for i, filters in enumerate((64, 128, 256)[:n_conv]):
+    at 64 px, + Conv 512 at 128 px), (MinibatchStd,) Flatten."""
+    n_conv = {64: 3, 128: 4}.get(image_shape[0], 2)
+    for i, filters in enumerate((64, 128, 256, 512)[:n_conv]):
         # The first conv sees 1 or 3 input channels: oneDNN's bfloat16 path is slower than float32
         # there, so under a mixed policy that layer (and the dropout masks) stay float32.
         layer_dtype = "float32" if i == 0 and nets.options.float32_input_conv else nets.dtype
@@ -345,7 +345,9 @@ def _dcgan_discriminator_features(x, image_shape, nets: _Layers):
 # tensor, with the discriminator builder (images, labels, image_shape, num_classes, nets) -> logits
 # in its info, the image shapes it can produce (H, W, C) and whether it needs class labels.
 ARCHITECTURES = Registry("architecture")
-DCGAN_RGB_SHAPES = ((28, 28, 3), (32, 32, 3), (64, 64, 3))
+DCGAN_SIZES = (28, 32, 64, 128)
+DCGAN_RGB_SHAPES = tuple((size, size, 3) for size in DCGAN_SIZES)
+DCGAN_SHAPES = tuple((size, size, c) for size in DCGAN_SIZES for c in (1, 3))
 
 
 def _mlp_discriminator(images, labels, image_shape, num_classes, nets: _Layers):
@@ -382,6 +384,8 @@ ARCHITECTURES.register("dcgan_28", "TF's DCGAN tutorial model, layer for layer",
                        conditional=False, discriminator=_dcgan_discriminator)(_dcgan_generator)
 ARCHITECTURES.register("dcgan_rgb", "the DCGAN for colour images, one more upsampling block per size",
                        shapes=DCGAN_RGB_SHAPES, conditional=False, discriminator=_dcgan_discriminator)(_dcgan_generator)
+ARCHITECTURES.register("dcgan", "the same DCGAN for grayscale or colour images of any size it supports",
+                       shapes=DCGAN_SHAPES, conditional=False, discriminator=_dcgan_discriminator)(_dcgan_generator)
 
 
 def _projection_discriminator(images, labels, image_shape, num_classes, nets: _Layers):
@@ -398,7 +402,7 @@ def _projection_discriminator(images, labels, image_shape, num_classes, nets: _L
 
 @ARCHITECTURES.register(
     "conditional_dcgan", "the DCGAN with a label embedding into G and a projection discriminator: "
-    '"500 more images of class 3"', shapes=tuple((s, s, c) for s in (28, 32, 64) for c in (1, 3)),
+    '"500 more images of class 3"', shapes=DCGAN_SHAPES,
     conditional=True, discriminator=_projection_discriminator)
 def _conditional_dcgan_generator(latent, labels, image_shape, num_classes, nets: _Layers, label_embedding_dim=50):
     embedded = layers.Embedding(num_classes, label_embedding_dim, dtype=nets.dtype, name="label_embedding")(labels)
