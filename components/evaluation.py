@@ -56,7 +56,7 @@ class EvaluationConfig:
     regression_z: float = option(2.0, minimum=0, help="standard errors of the FID difference counted as noise")
     # Epochs of the domain CNN (features, class confidences). 20: ~96% of held-out real digits
     # get confidence >= 0.9, so the recognisability figures are fair.
-    classifier_epochs: int = option(20, minimum=1)
+    classifier_epochs: int = option(20, minimum=1, help="epochs of the domain CNN (features and class confidences)")
 
     def check(self, prefix: str) -> None:
         if len(set(self.extractors)) != len(self.extractors):

@@ -91,14 +91,20 @@ def check_rules(key: str, value: Any, meta: dict) -> None:
     too_low = lo is not None and (value <= lo if meta.get("exclusive") else value < lo)
     too_high = hi is not None and (value >= hi if meta.get("exclusive_max") else value > hi)
     if too_low or too_high:
-        if lo is not None and hi is not None:
-            rule = f"in {'(' if meta.get('exclusive') else '['}{lo:g}, {hi:g}{')' if meta.get('exclusive_max') else ']'}"
-        elif lo is not None:
-            rule = f"{'>' if meta.get('exclusive') else '>='} {lo:g}"
-        else:
-            rule = f"{'<' if meta.get('exclusive_max') else '<='} {hi:g}"
         note = f" ({meta['help']})" if meta.get("help") else ""
-        raise ConfigError(f"{key}: must be {rule}{note}, got {value!r}")
+        raise ConfigError(f"{key}: must be {range_rule(meta)}{note}, got {value!r}")
+
+
+def range_rule(meta: dict) -> str | None:
+    """A field's bounds as words: "> 0", "in [0, 1)", "<= 16"; None when it has none."""
+    lo, hi = meta.get("minimum"), meta.get("maximum")
+    if lo is not None and hi is not None:
+        return f"in {'(' if meta.get('exclusive') else '['}{lo:g}, {hi:g}{')' if meta.get('exclusive_max') else ']'}"
+    if lo is not None:
+        return f"{'>' if meta.get('exclusive') else '>='} {lo:g}"
+    if hi is not None:
+        return f"{'<' if meta.get('exclusive_max') else '<='} {hi:g}"
+    return None
 
 
 def parse_options(cls: type[T], mapping: Any, prefix: str, prepare: Callable[[str, Any], Any] | None = None) -> T:

@@ -25,6 +25,7 @@ COMMANDS = {
     "rollback": ("pipeline.rollback", "serve an earlier version again (published as the newest version)"),
     "serve": ("components.serving.server", "serve a push directory over TF Serving's REST API"),
     "generate": ("components.serving.generate", "write generated images from a push directory or a server"),
+    "docs": ("pipeline.docs", "rewrite docs/configuration.md from the option definitions and registries"),
 }
 
 
@@ -87,6 +88,20 @@ VERBOSE_HELP = "every library's log (absl, TFX, TensorFlow, Beam) and full trace
 HELP_FLAGS = ("-h", "--help")
 
 
+def underscored_flags(argv: list[str]) -> list[str]:
+    """``--push-dir`` -> ``--push_dir`` (TFX's and kfp's CLIs take hyphens; our flags are spelled with
+    underscores): every ``--long-flag`` before a ``--`` separator, its ``=value`` kept as given."""
+    out = []
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            return out + argv[i:]
+        if arg.startswith("--") and "-" in arg[2:].split("=", 1)[0]:
+            name, sep, value = arg.partition("=")
+            arg = "--" + name[2:].replace("-", "_") + sep + value
+        out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None, prog: str = "./gan") -> int:
     """Runs a command line. With ``argv`` None (a process of its own) it also sets up logging and
     warnings (pipeline/console.py); a caller passing ``argv`` keeps its own."""
@@ -108,7 +123,7 @@ def main(argv: list[str] | None = None, prog: str = "./gan") -> int:
             module.add_arguments(command_parser)
             command_parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
             command_parser.set_defaults(func=module.run)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(underscored_flags(argv))
     if not hasattr(args, "func"):  # `./gan test` reached Python: ./gan handles it before
         parser.error("`test` runs through ./gan (./gan test [pytest args])")
     try:

@@ -34,7 +34,7 @@ class DataConfig:
     input_base: str = option(help="holds span-1/, span-2/, ...")
     schema_file: str = option(help="curated TFDV schema: image size, channels, label domain")
     train_buckets: int = option(4, minimum=1, help="train:eval split by hash buckets")
-    eval_buckets: int = option(1, minimum=1)
+    eval_buckets: int = option(1, minimum=1, help="hash buckets of the eval split")
     spans: str = option("latest", help="what a run trains on: latest (the newest span), last:K or all")
     # 0.3: two draws of the same balanced digits differ by < 0.05; one class only is ~0.9.
     label_drift: float | None = option(0.3, minimum=0, exclusive=True, help="largest Jensen-Shannon divergence of "
@@ -44,7 +44,7 @@ class DataConfig:
     # How images become training images (data/image_transform.py); unset: every image must already
     # have the same size, and is used as found.
     image_size: Any = option(None, help="an int (square) or [height, width]; null: sizes must match")
-    resize: str = option("center_crop", choices=("center_crop", "pad", "stretch"))
+    resize: str = option("center_crop", choices=("center_crop", "pad", "stretch"), help="fitting another aspect ratio")
     channels: int | None = option(None, choices=(1, 3), help="1 grayscale, 3 RGB; null: 3 if any image is colour")
     background: Any = option("white", help="white, black or [r, g, b]: under transparent pixels and padding")
     convert_16bit: bool = option(False, help="convert 16-bit images to 8 bits (value >> 8) instead of refusing them")
@@ -94,9 +94,9 @@ class TaskResources:
     """What one task's pod asks Kubernetes for (KFP's driver writes these into the pod spec)."""
     cpu_request: float = option(1.0, minimum=0, exclusive=True,
                                 help="CPU cores; a Beam task runs this many workers (rounded down, at least 1)")
-    cpu_limit: float = option(2.0, minimum=0, exclusive=True)
-    memory_request_gb: float = option(2.0, minimum=0, exclusive=True)
-    memory_limit_gb: float = option(4.0, minimum=0, exclusive=True)
+    cpu_limit: float = option(2.0, minimum=0, exclusive=True, help="CPU cores at most")
+    memory_request_gb: float = option(2.0, minimum=0, exclusive=True, help="memory requested, GB")
+    memory_limit_gb: float = option(4.0, minimum=0, exclusive=True, help="memory at most, GB")
 
     def check(self, prefix: str) -> None:
         for kind, unit in (("cpu", ""), ("memory", "_gb")):
@@ -117,7 +117,7 @@ class KubeflowConfig:
     """The ``kubeflow:`` section: what each task of the compiled spec requests (./gan compile-kfp only)."""
     trainer_gpu: bool = option(True, help="GanTrainer requests GPUs; false on clusters without them")
     trainer_gpu_type: str = option("nvidia.com/gpu", help="the GPU's Kubernetes resource name")
-    trainer_gpu_count: int = option(1, minimum=1)
+    trainer_gpu_count: int = option(1, minimum=1, help="GPUs GanTrainer requests")
     resources: dict = dataclasses.field(default_factory=lambda: dict(DEFAULT_TASK_RESOURCES))
 
     @classmethod

@@ -154,3 +154,11 @@ def test_user_errors_are_recognised_by_class_name():
     assert console.user_error_prefix(ConfigError("bad")) == "config error"
     assert console.user_error_prefix(FileNotFoundError(2, "No such file")) == "error"
     assert console.user_error_prefix(KeyError("x")) is None
+
+
+def test_hyphenated_flags_mean_the_underscored_ones():
+    from pipeline.cli import underscored_flags
+
+    assert underscored_flags(["generate", "--push-dir", "serving/x", "--grid-max=4", "--set", "a.b=c-d",
+                              "--", "--not-a-flag"]) == \
+        ["generate", "--push_dir", "serving/x", "--grid_max=4", "--set", "a.b=c-d", "--", "--not-a-flag"]

@@ -54,50 +54,56 @@ class TrainConfig:
     # What to train.
     # "auto": chosen from the data by validate_for_data (choose_architecture); a pipeline config
     # that names none means auto (pipeline/config.py).
-    architecture: str = option("dcgan_28", choices=lambda: (AUTO,) + tuple(ARCHITECTURES.names()))
-    loss: str = option("bce", choices=LOSSES.names)
-    latent_dim: int = option(100, minimum=0, exclusive=True)
+    architecture: str = option("dcgan_28", choices=lambda: (AUTO,) + tuple(ARCHITECTURES.names()),
+                               help="the GAN's nets (table below); auto: chosen from the data's shape and labels")
+    loss: str = option("bce", choices=LOSSES.names, help="the adversarial loss (table below)")
+    latent_dim: int = option(100, minimum=0, exclusive=True, help="size of the latent vector z")
     # How the DCGAN generators upsample x2: "transposed" (the tutorial's 5x5 stride-2 transposed
     # convolutions) or "resize" (nearest-neighbour, then a 3x3 convolution: no checkerboard).
-    g_upsampling: str = option("transposed", choices=UPSAMPLING)
+    g_upsampling: str = option("transposed", choices=UPSAMPLING,
+                               help="transposed (the tutorial's 5x5 stride 2) or resize (nearest x2 + 3x3 conv)")
     # A minibatch standard-deviation channel before the DCGAN discriminator's last layer.
-    d_minibatch_std: bool = option(False)
+    d_minibatch_std: bool = option(False, help="a minibatch standard-deviation channel before D's last layer")
     # The DCGAN nets' size (models.DcganShape; the defaults are the tutorial's): G's channel widths
     # relative to the tutorial's, the kernel of G's stride-1 convolution at the base resolution
     # (most of a step's multiply-adds at 5), and the kernel of D's stride-2 convolutions.
-    g_width: float = option(1.0, minimum=0, maximum=4, exclusive=True)
-    g_base_kernel: int = option(5, choices=(1, 3, 5))
-    d_kernel: int = option(5, choices=(3, 4, 5))
+    g_width: float = option(1.0, minimum=0, maximum=4, exclusive=True,
+                            help="G's channel widths relative to the tutorial's")
+    g_base_kernel: int = option(5, choices=(1, 3, 5), help="kernel of G's stride-1 convolution at the base resolution")
+    d_kernel: int = option(5, choices=(3, 4, 5), help="kernel of D's stride-2 convolutions")
     # Optimisation (Adam; TTUR = different g/d learning rates). Defaults tuned on the bundled
     # digits with benchmarks/train_quality.py for a < 10 minute run on 2 CPU cores: D learning 2x
     # faster than G measured best; 4000 steps of 64 take 7-8 min at ~560 images/s.
-    batch_size: int = option(64, minimum=0, exclusive=True)
-    train_steps: int = option(4000, minimum=0, exclusive=True)
+    batch_size: int = option(64, minimum=0, exclusive=True, help="images per step")
+    train_steps: int = option(4000, minimum=0, exclusive=True, help="generator steps")
     # A wall-clock budget for the training loop (from its first step, per start of train_gan): when
     # it runs out, training stops after that step and exports what it has, so a slow CPU trains
     # fewer steps instead of taking longer. null: train all train_steps.
     max_minutes: float | None = option(None, minimum=0, exclusive=True,
                                        help="minutes of training at most; null disables")
-    g_learning_rate: float = option(2e-4, minimum=0, exclusive=True)
-    d_learning_rate: float = option(4e-4, minimum=0, exclusive=True)
-    beta_1: float = option(0.5, minimum=0, maximum=1, exclusive_max=True)
-    beta_2: float = option(0.999, minimum=0, maximum=1, exclusive_max=True)
-    d_steps_per_g_step: int = option(1, minimum=1, maximum=16)
+    g_learning_rate: float = option(2e-4, minimum=0, exclusive=True, help="Adam learning rate of G")
+    d_learning_rate: float = option(4e-4, minimum=0, exclusive=True,
+                                    help="Adam learning rate of D (TTUR when it differs from G's)")
+    beta_1: float = option(0.5, minimum=0, maximum=1, exclusive_max=True, help="Adam beta_1")
+    beta_2: float = option(0.999, minimum=0, maximum=1, exclusive_max=True, help="Adam beta_2")
+    d_steps_per_g_step: int = option(1, minimum=1, maximum=16, help="D updates per G update")
     # Late learning-rate decay: from this fraction of train_steps both learning rates fall linearly
     # to 0 at the last step (smaller steps at the end: fewer off-manifold samples). 1 disables.
-    lr_decay_from: float = option(1.0, minimum=0, maximum=1)
+    lr_decay_from: float = option(1.0, minimum=0, maximum=1,
+                                  help="share of train_steps after which the rates fall linearly to 0; 1 disables")
     # Stabilisation and small-data tricks. DiffAugment is off by default: over this short budget
     # the discriminator never overfits the 1,437 digits and augmentation only slowed learning
     # (FID/floor at 3,500 steps: 4.0 with translation vs 2.2 without; at 1,500 steps: 4.8 with
     # translation+cutout vs 3.1 without). Turn it on ("translation,cutout") for long runs.
-    ema_decay: float = option(0.999, minimum=0, maximum=1, exclusive_max=True, help="0 disables the EMA generator")
-    spectral_norm: bool = option(False)
-    r1_gamma: float = option(0.0, minimum=0)
-    gp_weight: float = option(10.0, minimum=0)
+    ema_decay: float = option(0.999, minimum=0, maximum=1, exclusive_max=True,
+                              help="decay of the EMA generator that is exported; 0 disables")
+    spectral_norm: bool = option(False, help="spectral normalisation of D's layers")
+    r1_gamma: float = option(0.0, minimum=0, help="weight of the R1 gradient penalty on real images; 0 disables")
+    gp_weight: float = option(10.0, minimum=0, help="weight of WGAN-GP's gradient penalty (loss wgan_gp only)")
     diffaugment: str = option("", help="comma-separated: translation, cutout, color; '' disables")
     # Weight of the mode-seeking term in G's loss (losses.mode_seeking_penalty): against the same
     # few images per class from different latents.
-    mode_seeking: float = option(0.0, minimum=0, help="0 disables")
+    mode_seeking: float = option(0.0, minimum=0, help="weight of the mode-seeking term in G's loss; 0 disables")
     # The truncation trick in z (StyleGAN's psi; z's mean is 0): the exported generator, the sample
     # grids and the training FID draw G(psi * z), z ~ N(0, I). Below 1 it trades variety (recall)
     # for fidelity (precision): for a model whose recall is to spare.
@@ -108,20 +114,23 @@ class TrainConfig:
     # (the cluster is drawn from the latent). For unlabelled data; the data's labels, if any, are unused.
     self_conditioning: int = option(0, minimum=0, help="number of clusters; 0 disables")
     # Speed.
-    mixed_precision: str = option("auto", choices=MIXED_PRECISION)
-    jit_compile: bool = option(False)
-    distribution: str = option("auto", choices=DISTRIBUTIONS)
+    mixed_precision: str = option("auto", choices=MIXED_PRECISION,
+                                  help="auto: mixed_float16 on GPU, mixed_bfloat16 with AVX512-BF16/AMX, else float32")
+    jit_compile: bool = option(False, help="XLA for the train step (slower on CPU)")
+    distribution: str = option("auto", choices=DISTRIBUTIONS,
+                               help="auto: multi_worker when TF_CONFIG names workers, mirrored with >1 GPU, else none")
     # Retraining: start from the generator and discriminator serving now (the newest version in
     # the pipeline's push_destination) when there is one and its weight shapes match.
-    warm_start: bool = option(False)
+    warm_start: bool = option(False, help="start from the serving generator and discriminator when their shapes match")
     # Bookkeeping.
-    checkpoint_every_steps: int = option(500, minimum=0, exclusive=True)
-    log_every_steps: int = option(100, minimum=0, exclusive=True)
+    checkpoint_every_steps: int = option(500, minimum=0, exclusive=True,
+                                         help="steps between checkpoints (a killed run resumes from the last)")
+    log_every_steps: int = option(100, minimum=0, exclusive=True, help="steps between progress lines")
     sample_every_steps: int = option(0, minimum=0, help="0: about 10 grids spaced across training")
     # The training FID (random_cnn features of 1,024 EMA samples vs the training images): ~1-2% of
     # a default run's time at 500.
     fid_every_steps: int = option(500, minimum=0, help="0 disables the FID during training")
-    seed: int = option(0, minimum=0)
+    seed: int = option(0, minimum=0, help="seed of the weights, latents and data order")
 
     # ------------------------------------------------------------------ construction
     @classmethod
