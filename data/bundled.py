@@ -77,7 +77,8 @@ def bundled_dataset_at(input_base: str) -> str | None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="digits", choices=sorted(_datasets()), help="default: %(default)s")
-    parser.add_argument("--out_dir", default=None, help="where span-<N>/ is written (default: the repository's data/<dataset>)")
+    parser.add_argument("--out", "--out_dir", dest="out_dir", default=None,
+                        help="where span-<N>/ is written (default: the repository's data/<dataset>)")
     parser.add_argument("--span", type=int, default=1, help="span number: writes span-<N>/ (default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace span-<N>/ when it exists (default: keep it)")
 

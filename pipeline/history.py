@@ -33,8 +33,8 @@ def add_push_arguments(parser: argparse.ArgumentParser) -> None:
     from pipeline.config import DEFAULT_CONFIG
 
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="whose push_destination (default: %(default)s)")
-    parser.add_argument("--push_destination", default=None, help="a push directory (overrides --config): list "
-                        "its run records only, without ML Metadata")
+    parser.add_argument("--push_dir", "--push_destination", dest="push_destination", default=None,
+                        help="a push directory (overrides --config): list its run records only, without ML Metadata")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -33,7 +33,8 @@ DEFAULT_MODEL_NAME = "gan"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of the `serve` command (names follow tensorflow_model_server where it has one)."""
-    parser.add_argument("--model_base_path", help="push directory: <path>/<integer version>/saved_model.pb")
+    parser.add_argument("--model_base_path", "--push_dir", dest="model_base_path",
+                        help="push directory: <path>/<integer version>/saved_model.pb (TF Serving's flag)")
     parser.add_argument("--model_name", default=DEFAULT_MODEL_NAME, help="name in /v1/models/NAME (default: %(default)s)")
     parser.add_argument(
         "--model_config_file", "--model_config", dest="model_config",
