@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import argparse
 import base64
-import html
 import io
 import json
 import os
 import re
 import sys
 import time
+
+from markupsafe import Markup, escape
 
 from pipeline.history import PipelineRun, artifact_property, open_store, read_runs, run_outcome
 
@@ -49,17 +50,21 @@ nav a { margin-right: 14px; } table.fields td { text-align: left; }
 
 
 # --------------------------------------------------------------------------- HTML pieces
-def esc(value) -> str:
-    return html.escape(str(value))
+# One escaping point: every piece of text goes through escape() (markupsafe, Jinja's own), which
+# leaves Markup (HTML this module built) as it is. table() escapes every cell, so a cell is either
+# plain text or Markup, and nothing reaches the page unescaped by accident. Pieces are joined with
+# f-strings and "".join, never `str + Markup` (which would escape the str side).
+def esc(value) -> Markup:
+    return escape(value)
 
 
-def png_tag(png: bytes, alt: str, width: int | None = None, pixels: bool = False) -> str:
+def png_tag(png: bytes, alt: str, width: int | None = None, pixels: bool = False) -> Markup:
     size = f' width="{width}"' if width else ""
     kind = ' class="pixels"' if pixels else ""
-    return f'<img alt="{esc(alt)}"{size}{kind} src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+    return Markup(f'<img alt="{esc(alt)}"{size}{kind} src="data:image/png;base64,{base64.b64encode(png).decode()}">')
 
 
-def png_file_tag(path: str, alt: str, width: int | None = None, pixels: bool = False) -> str:
+def png_file_tag(path: str, alt: str, width: int | None = None, pixels: bool = False) -> Markup:
     with open(path, "rb") as f:
         return png_tag(f.read(), alt, width, pixels)
 
@@ -70,7 +75,7 @@ def note(text: str) -> str:
 
 def table(header: list[str] | None, rows: list[list], first_is_name: bool = True, kind: str = "") -> str:
     head = "" if header is None else "".join(f'<th{" class=name" if i == 0 and first_is_name else ""}>{esc(h)}</th>' for i, h in enumerate(header))
-    body = "".join("<tr>" + "".join(f'<td{" class=name" if i == 0 and first_is_name else ""}>{cell}</td>'
+    body = "".join("<tr>" + "".join(f'<td{" class=name" if i == 0 and first_is_name else ""}>{esc(cell)}</td>'
                                     for i, cell in enumerate(row)) + "</tr>" for row in rows)
     head = f"<tr>{head}</tr>" if head else ""
     return f'<table class="{kind}">{head}{body}</table>'
@@ -142,7 +147,7 @@ def feature_tables(statistics) -> str:
     numeric, categorical, other = [], [], []
     total = statistics.num_examples
     for feature in statistics.features:
-        name = esc(".".join(feature.path.step) or feature.name)
+        name = ".".join(feature.path.step) or feature.name
         kind = feature.WhichOneof("stats")
         if kind == "num_stats":
             s = feature.num_stats
@@ -210,9 +215,8 @@ def real_images_html(examples_uri: str, schema_uri: str) -> str:
     # Evenly spaced over the first examples read: the files are in folder (class) order.
     picked = np.stack(images)[np.linspace(0, len(images) - 1, min(REAL_IMAGES, len(images))).astype(int)]
     columns = 12
-    return (f"<h3>Real training images ({len(picked)} of the train split)</h3>"
-            + png_tag(grid_png(picked, columns), "real training images", width=columns * (shape[1] + 2) * 2,
-                      pixels=True))
+    grid = png_tag(grid_png(picked, columns), "real training images", width=columns * (shape[1] + 2) * 2, pixels=True)
+    return f"<h3>Real training images ({len(picked)} of the train split)</h3>{grid}"
 
 
 def data_section(run: PipelineRun) -> str:
@@ -331,7 +335,7 @@ def evaluation_section(run: PipelineRun) -> str:
         parts.append(table(["candidate", "value"], extra))
     samples = os.path.join(evaluation.uri, "samples.png")
     if os.path.exists(samples):
-        parts.append("<h3>Samples per class</h3>" + png_file_tag(samples, "samples per class"))
+        parts.append(f"<h3>Samples per class</h3>{png_file_tag(samples, 'samples per class')}")
     return "".join(parts)
 
 
@@ -365,7 +369,7 @@ def lineage_section(run: PipelineRun) -> str:
     ]
     parts = [table(None, rows, kind="fields")]
     if record:
-        parts.append("<h3>Run record (push directory)</h3><pre>" + esc(json.dumps(record, indent=2)) + "</pre>")
+        parts.append(f"<h3>Run record (push directory)</h3><pre>{esc(json.dumps(record, indent=2))}</pre>")
     for component, key in (("GanTrainer", "training_config"), ("GanEvaluator", "evaluation_config")):
         found = run.component(component)
         raw = found.properties.get(key) if found else None
@@ -385,8 +389,7 @@ def render_report(run: PipelineRun, pipeline_name: str) -> str:
     outcome = run_outcome(run)
     stopped = run.stopped_at
     if stopped is None:
-        status = ('<p class="status ok">Complete: ' if outcome["blessed"] else '<p class="status">Complete: ') + \
-            esc(outcome["reason"] or "") + "</p>"
+        status = f'<p class="status{" ok" if outcome["blessed"] else ""}">Complete: {esc(outcome["reason"] or "")}</p>'
     else:
         found = run.component(stopped)
         why = f"{stopped} {found.state}" if found else f"{stopped} did not run"

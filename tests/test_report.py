@@ -113,6 +113,7 @@ def test_report_of_a_complete_run_renders_every_section_in_chromium(two_runs, ca
     assert "sample grids across training" in alts  # the trainer's titled strip
     assert "label histogram" in alts  # TFDV's statistics, drawn per feature
     for expected in ("Statistics: split train", "Statistics: split eval", "No anomalies", "Numeric features",
+                     "Real training images", "Samples per class",
                      "FID during training", "fid_random_cnn", "domain_cnn", "serving baseline", "Blessed", "data fingerprint",
                      "code version", "training config", f"version {history.run_outcome(complete)['pushed_version']}"):
         assert expected in text, expected
@@ -138,3 +139,11 @@ def test_report_errors_are_one_line_with_exit_code_2(two_runs, capsys, tmp_path)
     assert "is a folder" in capsys.readouterr().err
     assert report.run(argparse.Namespace(config=str(tmp_path / "none.yaml"), run_id=None, out=None)) == 2
     assert "config file not found" in capsys.readouterr().err
+
+
+def test_every_table_cell_is_escaped_once_and_built_html_is_kept():
+    image = report.png_tag(b"\x89PNG", 'alt with "quotes" & <tags>')
+    page = report.table(["feature <i>", "value"], [["<script>alert(1)</script>", image], ["a & b", report.esc("x<y")]])
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "feature &lt;i&gt;" in page and "a &amp; b" in page and "x&lt;y" in page and "x&amp;lt;y" not in page
+    assert '<img alt="alt with &#34;quotes&#34; &amp; &lt;tags&gt;"' in page  # the built tag stays HTML
