@@ -18,7 +18,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import components  # noqa: E402,F401  sets the Keras environment before TensorFlow is imported
+import tfx_gan  # noqa: E402,F401  sets the Keras environment before TensorFlow is imported
 
 import numpy as np  # noqa: E402
 
@@ -37,7 +37,7 @@ ROWS = (
 def seconds_per_1000_steps(architecture: str, size: int, channels: int, classes: int | None, steps: int,
                            tmp: str) -> dict:
     from benchmarks.train_throughput import make_ours, pipeline_training_config
-    from components.gan.synthetic import write_tfrecords
+    from tfx_gan.components.gan.synthetic import write_tfrecords
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (256, size, size, channels), dtype=np.uint8)

@@ -24,7 +24,7 @@ import shutil
 import tempfile
 import time
 
-import components  # noqa: F401  sets the Keras environment before TensorFlow is imported
+import tfx_gan  # noqa: F401  sets the Keras environment before TensorFlow is imported
 
 import numpy as np  # noqa: E402
 
@@ -37,7 +37,7 @@ SETTINGS = {
 def write_shifted_digits(span_dir: str, count: int, seed: int = 0) -> None:
     from PIL import Image
 
-    from data.digits import digits_28x28
+    from tfx_gan.data.digits import digits_28x28
 
     images, labels = digits_28x28()
     rng = np.random.default_rng(seed)
@@ -52,7 +52,7 @@ def write_shifted_digits(span_dir: str, count: int, seed: int = 0) -> None:
 
 
 def write_photos(span_dir: str, count: int) -> None:
-    from data.photo_patches import photo_crops
+    from tfx_gan.data.photo_patches import photo_crops
 
     for class_name, name, content in photo_crops(per_class=(count + 1) // 2):
         os.makedirs(os.path.join(span_dir, class_name), exist_ok=True)
@@ -64,7 +64,7 @@ def run_ingestion(input_base: str, root: str, beam_args: list[str], transform=No
     """ImageExampleGen (+ ``transform``) + StatisticsGen under LocalDagRunner; returns seconds per component."""
     from tfx import v1 as tfx
 
-    from components.image_example_gen import ImageExampleGen
+    from tfx_gan.components.image_example_gen import ImageExampleGen
 
     example_gen = ImageExampleGen(input_base, transform=transform)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     parser.add_argument("--photos", type=int, default=2_000, help="photos resized to 64x64 (0: skip)")
     parser.add_argument("--out", default="outputs/benchmarks/ingest_throughput.json")
     args = parser.parse_args(argv)
-    from data.image_transform import ImageTransform
+    from tfx_gan.data.image_transform import ImageTransform
     from benchmarks.machine import print_machine
 
     machine = print_machine()

@@ -3,7 +3,7 @@
     python -m benchmarks.serve_load                       # builds a DCGAN-sized generator itself
     python -m benchmarks.serve_load --push_dir serving/gan
 
-The server runs as its own process (``python -m components.serving.server``) on 127.0.0.1; 16
+The server runs as its own process (``python -m tfx_gan.server.server``) on 127.0.0.1; 16
 client threads (stdlib http.client, one keep-alive connection each) send --requests requests of
 16 images each to ``serving_default`` in row format. The same number of calls of the same
 signature, with the same batch and the same 16 threads, go to the SavedModel loaded in this
@@ -43,7 +43,7 @@ def build_dcgan_push_dir(root: str, latent_dim: int = LATENT_DIM) -> str:
     import keras
     from keras import layers
 
-    from components.gan.export import export_generator
+    from tfx_gan.components.gan.export import export_generator
 
     generator = keras.Sequential(
         [
@@ -75,7 +75,7 @@ class ServerProcess:
             TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
         )
         command = [
-            sys.executable, "-m", "components.serving.server",
+            sys.executable, "-m", "tfx_gan.server.server",
             "--model_base_path", push_dir, "--model_name", model_name,
             "--host", "127.0.0.1", "--port", "0", "--settle_s", "0", "--log_level", "WARNING",
             *extra_args,
@@ -252,7 +252,7 @@ def profile_server_work(model, bodies: list[bytes], repeats: int = 50) -> dict:
     """Median milliseconds of each step the server does for one request, run sequentially here."""
     import tensorflow as tf
 
-    from components.serving import json_codec
+    from tfx_gan.server import json_codec
 
     function = model.signatures["serving_default"].function
     body = bodies[0]
@@ -310,7 +310,7 @@ def main(argv=None) -> int:
     tmp = tempfile.TemporaryDirectory(prefix="serve_load_")
     push_dir = args.push_dir or build_dcgan_push_dir(tmp.name)
 
-    from components.serving.model_store import load_latest
+    from tfx_gan.server.model_store import load_latest
 
     model = load_latest(push_dir, name=args.model_name, settle_s=0, warmup=True)
     latent_dim = model.signatures["serving_default"].inputs["latent"].shape[1]

@@ -33,7 +33,7 @@ import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import components  # noqa: E402,F401  sets the Keras environment before TensorFlow is imported
+import tfx_gan  # noqa: E402,F401  sets the Keras environment before TensorFlow is imported
 
 import numpy as np  # noqa: E402
 
@@ -77,7 +77,7 @@ class Recipe:
 
 
 def save_plot(recipes: dict, extractors: list[str], target: float, path: str) -> None:
-    from components.gan.samples import pyplot, save_figure
+    from tfx_gan.components.gan.samples import pyplot, save_figure
 
     plt = pyplot()
     fig, axes = plt.subplots(1, len(extractors), figsize=(6 * len(extractors), 4), squeeze=False)
@@ -109,8 +109,8 @@ def main(argv=None) -> int:
 
     machine = print_machine()
 
-    from pipeline.config import load_config, parse_overrides
-    from components.gan.synthetic import write_tfrecords
+    from tfx_gan.pipeline.config import load_config, parse_overrides
+    from tfx_gan.components.gan.synthetic import write_tfrecords
 
     pipeline_config = load_config(args.config, parse_overrides(args.set))
     config, evaluation = pipeline_config.training, pipeline_config.evaluation

@@ -4,13 +4,13 @@
                                        [--out outputs/benchmarks/train_quality.json] [--truncation_sweep 1,0.8,0.6]
 
 1. The newest span of the config's ``data.input_base`` (a bundled dataset is written first, as
-   ./gan run does) is read by the pipeline's ingestion (``data.ingest.scan``) and split 80/20 at
+   ./gan run does) is read by the pipeline's ingestion (``tfx_gan.data.ingest.scan``) and split 80/20 at
    random (fixed seed; the bundled digits: 1,438 train, 359 held out); the train images are
    written as gzipped TFRecords of the project's Example format so ``train_gan`` reads them
    through its real input path.
 2. ``train_gan`` trains with the ``training`` section of --config, the pipeline's default config
    unless told otherwise (``--set section.key=value`` overrides one value, as for ./gan run).
-3. The held-out images are cut like the pipeline cuts them (components/reference.py: stratified
+3. The held-out images are cut like the pipeline cuts them (components/evaluation/reference.py: stratified
    by class) into a reference half R and a floor half F, and every extractor of the config's
    ``evaluation.extractors`` is built on the train split (the domain CNN trained for
    ``evaluation.classifier_epochs``, cached in --extractor_cache per dataset and split), as
@@ -41,7 +41,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import components  # noqa: E402,F401  sets the Keras environment before TensorFlow is imported
+import tfx_gan  # noqa: E402,F401  sets the Keras environment before TensorFlow is imported
 
 import numpy as np  # noqa: E402
 
@@ -62,9 +62,9 @@ def load_dataset(pipeline_config) -> tuple[np.ndarray, np.ndarray | None]:
     ``data.input_base``, read as the pipeline's ImageExampleGen reads it."""
     import tensorflow as tf
 
-    from data.bundled import bundled_dataset_at, write_span
-    from data.ingest import scan
-    from pipeline.config import check_input_data
+    from tfx_gan.data.bundled import bundled_dataset_at, write_span
+    from tfx_gan.data.ingest import scan
+    from tfx_gan.pipeline.config import check_input_data
 
     bundled = bundled_dataset_at(pipeline_config.data.input_base)
     if bundled:  # written on first use, as ./gan run does
@@ -112,8 +112,8 @@ def check_goals(report: dict, kind: str) -> dict:
 def build_references(evaluation, train, held, num_classes, cache_dir, fingerprint):
     """{extractor name: ExtractorReference} and N: the pipeline's stratified R/F cut of the held-out
     images, every extractor built on the train split."""
-    from components.metrics.extractors import EXTRACTORS
-    from components.reference import build_extractor_reference, stratified_halves
+    from tfx_gan.components.metrics.extractors import EXTRACTORS
+    from tfx_gan.components.evaluation.reference import build_extractor_reference, stratified_halves
 
     (train_images, train_labels), (held_images, held_labels) = train, held
     held_float, train_float = to_float(held_images), to_float(train_images)
@@ -134,10 +134,10 @@ def build_references(evaluation, train, held, num_classes, cache_dir, fingerprin
 def generate(generator, n: int, latent_dim: int, seed: int, labels=None, truncation_psi: float = 1.0,
              clusters=None, batch: int = 256) -> np.ndarray:
     """n images of ``generator`` as the exported model draws them: G(truncation_psi * z), a
-    self-conditioned generator's ``clusters`` drawn from z (components.gan.export.generator_inputs)."""
+    self-conditioned generator's ``clusters`` drawn from z (tfx_gan.components.gan.export.generator_inputs)."""
     import tensorflow as tf
 
-    from components.gan.export import generator_inputs
+    from tfx_gan.components.gan.export import generator_inputs
 
     latent = np.random.RandomState(seed).normal(size=(n, latent_dim)).astype(np.float32)
     out = []
@@ -151,7 +151,7 @@ def generate(generator, n: int, latent_dim: int, seed: int, labels=None, truncat
 def quality_report(generated: np.ndarray, references: dict, num_draws: int, num_classes: int | None) -> dict:
     """The evaluator's scoring of ``num_draws`` equal draws of ``generated`` in every feature space
     (``references``: {extractor: ExtractorReference}), next to each floor."""
-    from components.evaluation import summarise_draws
+    from tfx_gan.components.evaluation.evaluate import summarise_draws
 
     n = len(generated) // num_draws
     report = {"n": n, "num_draws": num_draws, "extractors": {}}
@@ -174,7 +174,89 @@ def quality_report(generated: np.ndarray, references: dict, num_draws: int, num_
     return report
 
 
-def main(argv=None) -> int:
+def score_trained(result, config, evaluation, references, n, num_classes, sweep, train_images, train_labels,
+                  generated_npy):
+    """The trained generator scored as the evaluator scores it (plus the live generator without EMA,
+    the truncation sweep, cluster purity and label accuracy where they apply). Returns
+    (generated images, report)."""
+    total = n * evaluation.num_draws
+    served_classes = config.served_classes(num_classes)
+    gen_labels = (np.arange(total) % served_classes).astype(np.int32) if served_classes else None
+    generated = generate(result.generator, total, config.latent_dim, seed=1, labels=gen_labels,
+                         truncation_psi=config.truncation_psi, clusters=result.clusters)
+    np.save(generated_npy, generated)  # to re-score without retraining
+    report = quality_report(generated, references, evaluation.num_draws, num_classes)
+    if result.clusters is not None and train_labels is not None:
+        report["cluster_purity"] = cluster_purity(result.clusters.assign(to_float(train_images)).numpy(),
+                                                  train_labels)
+    if config.ema_decay > 0 and result.live_generator is not None:  # what the EMA buys
+        live = generate(result.live_generator, total, config.latent_dim, seed=1, labels=gen_labels,
+                        truncation_psi=config.truncation_psi, clusters=result.clusters)
+        live_report = quality_report(live, references, evaluation.num_draws, num_classes)
+        report["live_generator"] = {k: live_report[k] for k in ("fid_ratio", "confident_fraction",
+                                                                 "min_class_share", "precision", "recall")
+                                    if k in live_report}
+    report["truncation_sweep"] = []
+    for psi in sweep:
+        scored = quality_report(generate(result.generator, total, config.latent_dim, seed=1, labels=gen_labels,
+                                         truncation_psi=psi, clusters=result.clusters),
+                                references, evaluation.num_draws, num_classes)
+        report["truncation_sweep"].append(
+            {"truncation_psi": psi, **{k: scored[k] for k in SWEEP_FIGURES if k in scored},
+             **{f"{name}_fid_ratio": e["fid_ratio"] for name, e in scored["extractors"].items()}})
+    if served_classes:  # does the generator obey the label?
+        classifier = references[evaluation.extractors[0]].extractor
+        predicted = classifier.predict_proba(generated).argmax(axis=1)
+        report["conditional_label_accuracy"] = float(np.mean(predicted == gen_labels))
+
+    return generated, report
+
+
+def print_results(report, goals, goal_kind, primary, n, train_seconds, out, stem) -> None:
+    """The results table: each figure beside its goal and the real images' value."""
+    bounds = {metric: f"{'<=' if how == 'max' else '>='} {bound:g}" for metric, bound, how in GOALS[goal_kind]}
+    print(f"\nN = {report['n']} per draw, {report['num_draws']} draws; floor: {n} held-out images no component saw;"
+          f" goals: {goal_kind}")
+    for name, entry in report["extractors"].items():
+        fid, floor = entry["scores"]["fid"], entry["floor"]["fid"]
+        low, high = entry["fid_ratio_range"]
+        print(f"{name + ' FID / floor':<36}{fid['mean']:>9.4g} / {floor:.4g} = {entry['fid_ratio']:.2f}"
+              f" (draws {low:.2f}-{high:.2f})  {bounds['fid_ratio'] if name == primary else ''}")
+    floor = report["extractors"][primary]["floor"]
+    if "confident_fraction" in report:
+        print(f"{'confident (p >= 0.9)':<36}{report['confident_fraction']:>12.1%}  {bounds.get('confident_fraction', '')}"
+              f" (real: {floor['confident_fraction']:.1%})")
+        print(f"{'smallest class share of confident':<36}{report['min_class_share']:>12.1%}  "
+              f"{bounds.get('min_class_share', '')}")
+    print(f"{'train seconds':<36}{train_seconds:>12.0f}  {bounds['train_seconds']}")
+    if "conditional_label_accuracy" in report:
+        print(f"{'conditional label accuracy':<36}{report['conditional_label_accuracy']:>12.1%}")
+    print(f"{'precision / recall / novelty':<36}{report['precision']:>6.2f} / {report['recall']:.2f} / "
+          f"{report['novelty']:.2f}  (real: {floor['precision']:.2f} / {floor['recall']:.2f} / {floor['novelty']:.2f})"
+          + (f"  {bounds.get('precision', '-')} / {bounds['recall']}" if "recall" in bounds else ""))
+    if "live_generator" in report:
+        live = report["live_generator"]
+        print(f"{'without EMA: ratio / P / R':<36}{live['fid_ratio']:>6.2f} / {live['precision']:.2f} / "
+              f"{live['recall']:.2f}")
+    if report["truncation_sweep"]:
+        names = list(report["extractors"])
+        print("truncation psi  " + "  ".join(f"{n + ' FID/floor':>20}" for n in names)
+              + "  precision  recall  confident  smallest class")
+        for row in report["truncation_sweep"]:
+            print(f"{row['truncation_psi']:>14.2f}  " + "  ".join(f"{row[n + '_fid_ratio']:>20.2f}" for n in names)
+                  + f"  {row['precision']:>9.2f}  {row['recall']:>6.2f}"
+                  + (f"  {row['confident_fraction']:>9.1%}  {row['min_class_share']:>14.1%}"
+                     if "confident_fraction" in row else ""))
+    if "cluster_purity" in report:
+        print(f"{'cluster purity (training labels)':<36}{report['cluster_purity']:>12.1%}")
+    if "class_shares_of_confident" in report:
+        print(f"class shares: {' '.join(f'{s:.0%}' for s in report['class_shares_of_confident'])}")
+    print(f"goals met: {sum(goals.values())}/{len(goals)}" + "".join(f"; missed {k}" for k, ok in goals.items() if not ok))
+    print(f"written {out} and {stem}_samples.png / {stem}_loss_curve.png next to it")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """The options; --truncation_sweep parsed into ``args.sweep``."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="pipeline/configs/digits.yaml",
                         help="pipeline config whose data, training section and evaluation settings to measure")
@@ -189,20 +271,27 @@ def main(argv=None) -> int:
     parser.add_argument("--keep_checkpoints", default=None,
                         help="checkpoint dir to use/keep (default: a fresh temp dir, deleted at the end)")
     args = parser.parse_args(argv)
-    from benchmarks.machine import print_machine
-
-    machine = print_machine()
     try:
         sweep = [float(v) for v in args.truncation_sweep.split(",") if v.strip()]
     except ValueError:
         parser.error(f"--truncation_sweep: expected numbers separated by commas, got {args.truncation_sweep!r}")
     if any(not 0 < psi <= 1 for psi in sweep):
         parser.error(f"--truncation_sweep: every psi must be in (0, 1], got {args.truncation_sweep!r}")
+    args.sweep = sweep
+    return args
 
-    from pipeline.config import load_config, parse_overrides
-    from components.gan.synthetic import write_tfrecords
-    from components.gan.samples import image_grid, save_png
-    from components.gan.train import train_gan
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    sweep = args.sweep
+    from benchmarks.machine import print_machine
+
+    machine = print_machine()
+    from tfx_gan.pipeline.config import load_config, parse_overrides
+    from tfx_gan.components.gan.synthetic import write_tfrecords
+    from tfx_gan.components.gan.samples import image_grid, save_png
+    from tfx_gan.components.gan.train import train_gan
 
     pipeline_config = load_config(args.config, parse_overrides(args.set))
     config = pipeline_config.training
@@ -234,37 +323,9 @@ def main(argv=None) -> int:
         references, n = build_references(evaluation, (train_images, train_labels), (held_images, held_labels),
                                          num_classes, args.extractor_cache, fingerprint)
         reference_seconds = time.perf_counter() - t0
-        total = n * evaluation.num_draws
-        served_classes = config.served_classes(num_classes)
-        gen_labels = (np.arange(total) % served_classes).astype(np.int32) if served_classes else None
-        generated = generate(result.generator, total, config.latent_dim, seed=1, labels=gen_labels,
-                             truncation_psi=config.truncation_psi, clusters=result.clusters)
-        np.save(os.path.join(out_dir, f"{stem}_generated.npy"), generated)  # to re-score without retraining
-        report = quality_report(generated, references, evaluation.num_draws, num_classes)
+        generated, report = score_trained(result, config, evaluation, references, n, num_classes, sweep,
+                                          train_images, train_labels, os.path.join(out_dir, f"{stem}_generated.npy"))
         report["train_seconds"] = train_seconds
-        if result.clusters is not None and train_labels is not None:
-            report["cluster_purity"] = cluster_purity(result.clusters.assign(to_float(train_images)).numpy(),
-                                                      train_labels)
-        if config.ema_decay > 0 and result.live_generator is not None:  # what the EMA buys
-            live = generate(result.live_generator, total, config.latent_dim, seed=1, labels=gen_labels,
-                            truncation_psi=config.truncation_psi, clusters=result.clusters)
-            live_report = quality_report(live, references, evaluation.num_draws, num_classes)
-            report["live_generator"] = {k: live_report[k] for k in ("fid_ratio", "confident_fraction",
-                                                                     "min_class_share", "precision", "recall")
-                                        if k in live_report}
-        report["truncation_sweep"] = []
-        for psi in sweep:
-            scored = quality_report(generate(result.generator, total, config.latent_dim, seed=1, labels=gen_labels,
-                                             truncation_psi=psi, clusters=result.clusters),
-                                    references, evaluation.num_draws, num_classes)
-            report["truncation_sweep"].append(
-                {"truncation_psi": psi, **{k: scored[k] for k in SWEEP_FIGURES if k in scored},
-                 **{f"{name}_fid_ratio": e["fid_ratio"] for name, e in scored["extractors"].items()}})
-        if served_classes:  # does the generator obey the label?
-            classifier = references[evaluation.extractors[0]].extractor
-            predicted = classifier.predict_proba(generated).argmax(axis=1)
-            report["conditional_label_accuracy"] = float(np.mean(predicted == gen_labels))
-
         grid = image_grid(generated[:100], columns=10)
         save_png(grid, os.path.join(out_dir, f"{stem}_samples.png"))
     finally:
@@ -282,45 +343,7 @@ def main(argv=None) -> int:
             **report, "goals": goal_kind, "goals_met": goals}
     with open(args.out, "w") as f:
         json.dump(full, f, indent=2)
-    bounds = {metric: f"{'<=' if how == 'max' else '>='} {bound:g}" for metric, bound, how in GOALS[goal_kind]}
-    print(f"\nN = {report['n']} per draw, {report['num_draws']} draws; floor: {n} held-out images no component saw;"
-          f" goals: {goal_kind}")
-    for name, entry in report["extractors"].items():
-        fid, floor = entry["scores"]["fid"], entry["floor"]["fid"]
-        low, high = entry["fid_ratio_range"]
-        print(f"{name + ' FID / floor':<36}{fid['mean']:>9.4g} / {floor:.4g} = {entry['fid_ratio']:.2f}"
-              f" (draws {low:.2f}-{high:.2f})  {bounds['fid_ratio'] if name == evaluation.extractors[0] else ''}")
-    floor = report["extractors"][evaluation.extractors[0]]["floor"]
-    if "confident_fraction" in report:
-        print(f"{'confident (p >= 0.9)':<36}{report['confident_fraction']:>12.1%}  {bounds.get('confident_fraction', '')}"
-              f" (real: {floor['confident_fraction']:.1%})")
-        print(f"{'smallest class share of confident':<36}{report['min_class_share']:>12.1%}  "
-              f"{bounds.get('min_class_share', '')}")
-    print(f"{'train seconds':<36}{train_seconds:>12.0f}  {bounds['train_seconds']}")
-    if "conditional_label_accuracy" in report:
-        print(f"{'conditional label accuracy':<36}{report['conditional_label_accuracy']:>12.1%}")
-    print(f"{'precision / recall / novelty':<36}{report['precision']:>6.2f} / {report['recall']:.2f} / "
-          f"{report['novelty']:.2f}  (real: {floor['precision']:.2f} / {floor['recall']:.2f} / {floor['novelty']:.2f})"
-          + (f"  {bounds.get('precision', '-')} / {bounds['recall']}" if "recall" in bounds else ""))
-    if "live_generator" in report:
-        live = report["live_generator"]
-        print(f"{'without EMA: ratio / P / R':<36}{live['fid_ratio']:>6.2f} / {live['precision']:.2f} / "
-              f"{live['recall']:.2f}")
-    if report["truncation_sweep"]:
-        names = list(report["extractors"])
-        print("truncation psi  " + "  ".join(f"{n + ' FID/floor':>20}" for n in names)
-              + "  precision  recall  confident  smallest class")
-        for row in report["truncation_sweep"]:
-            print(f"{row['truncation_psi']:>14.2f}  " + "  ".join(f"{row[n + '_fid_ratio']:>20.2f}" for n in names)
-                  + f"  {row['precision']:>9.2f}  {row['recall']:>6.2f}"
-                  + (f"  {row['confident_fraction']:>9.1%}  {row['min_class_share']:>14.1%}"
-                     if "confident_fraction" in row else ""))
-    if "cluster_purity" in report:
-        print(f"{'cluster purity (training labels)':<36}{report['cluster_purity']:>12.1%}")
-    if "class_shares_of_confident" in report:
-        print(f"class shares: {' '.join(f'{s:.0%}' for s in report['class_shares_of_confident'])}")
-    print(f"goals met: {sum(goals.values())}/{len(goals)}" + "".join(f"; missed {k}" for k, ok in goals.items() if not ok))
-    print(f"written {args.out} and {stem}_samples.png / {stem}_loss_curve.png next to it")
+    print_results(report, goals, goal_kind, evaluation.extractors[0], n, train_seconds, args.out, stem)
     return 0
 
 

@@ -4,7 +4,7 @@ TFX's Pusher copies the model file by file into ``<base>/<version>/`` (saved_mod
 kill during the copy leaves a partial version folder behind for ever, which servers and baseline
 lookups then trip over. This executor keeps Pusher's contract (only blessed models are pushed;
 ``pushed``, ``pushed_destination`` and ``pushed_version`` on the PushedModel artifact; the model
-archived under the artifact's uri) and publishes through ``components.layout.publish_version``:
+archived under the artifact's uri) and publishes through ``tfx_gan.components.common.layout.publish_version``:
 copy beside the versions, then rename. The pushed copy's gan_metadata.json gets the run's
 lineage and the run record its version (both from the blessing, components/gan_evaluator.py);
 ``custom_config={"keep_versions": K}`` then removes all but the newest K versions (never the
@@ -13,6 +13,7 @@ parameters) with this executor; TFX deprecates ``custom_executor_spec`` in favou
 """
 from __future__ import annotations
 
+import logging
 import json
 from typing import Any
 
@@ -24,7 +25,9 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-from components import layout
+from tfx_gan.components.common import layout
+
+logger = logging.getLogger(__name__)
 
 
 class AtomicPushExecutor(pusher_executor.Executor):
@@ -47,7 +50,7 @@ class AtomicPushExecutor(pusher_executor.Executor):
         model_path = self.GetModelPath(input_dict)
         version, serving_path = layout.publish_version(model_path, base,
                                                        metadata={"lineage": json.loads(lineage)} if lineage else None)
-        print(f"[pusher] version {version} published to {serving_path}")
+        logger.info(f"[pusher] version {version} published to {serving_path}")
         run_record = blessing.get_string_custom_property("run_record")
         if run_record:
             layout.update_run_record(run_record, pushed_version=int(version))
@@ -58,7 +61,7 @@ class AtomicPushExecutor(pusher_executor.Executor):
             serving = layout.find_latest_usable(base)
             protect = (int(version),) + ((serving[0],) if serving else ())
             for path in layout.prune_versions(base, keep["keep_versions"], protect=protect):
-                print(f"[pusher] removed old version {path} (push.keep_versions {keep['keep_versions']})")
+                logger.info(f"[pusher] removed old version {path} (push.keep_versions {keep['keep_versions']})")
 
 
 class AtomicPusher(Pusher):

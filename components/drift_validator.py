@@ -8,14 +8,17 @@ thresholds raises DataValidationError, one line naming the spans and each drifte
 any other anomaly, and is not stored as "previous", so the next span is compared with the last
 good one.
 """
+import logging
 import json
 import os
 
 from tfx import v1 as tfx
 
-from components import drift, layout, schema_utils, validation_gate
-from components.lineage import examples_spans
-from components.validation_gate import DataValidationError
+from tfx_gan.components.common import drift, layout, schema_utils, validation_gate
+from tfx_gan.components.common.lineage import examples_spans
+from tfx_gan.components.common.validation_gate import DataValidationError
+
+logger = logging.getLogger(__name__)
 
 
 @tfx.dsl.components.component
@@ -34,7 +37,7 @@ def DriftValidator(
     limits = {name: value for name, value in json.loads(thresholds).items() if value is not None}
     previous = drift.previous_span(statistics_store, max(spans))
     if previous is None:
-        print(f"[drift] no earlier span's statistics in {statistics_store}: nothing to compare span(s) {spans} with")
+        logger.info(f"[drift] no earlier span's statistics in {statistics_store}: nothing to compare span(s) {spans} with")
     elif limits:
         messages = drift.drift_messages(current, drift.stats_path(statistics_store, previous),
                                         schema_utils.load_schema(schema.uri), limits)
@@ -43,5 +46,5 @@ def DriftValidator(
                 f"span(s) {', '.join(map(str, spans))} drifted from span {previous}, training will not start: "
                 f"{'; '.join(messages)} (if the new mix is intended, raise data.label_drift, or set it to null "
                 "for one run)")
-        print(f"[drift] span(s) {spans} vs span {previous}: within {limits}")
+        logger.info(f"[drift] span(s) {spans} vs span {previous}: within {limits}")
     drift.store_stats(statistics_store, max(spans), current)

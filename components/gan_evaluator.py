@@ -14,6 +14,7 @@ A serving generator of other images or classes (gan_metadata.json) is no baselin
 is judged on the thresholds alone, and the reason and ``no_comparable_baseline`` say why.
 """
 
+import logging
 import json
 import os
 import time
@@ -22,8 +23,10 @@ import tensorflow as tf
 
 from tfx import v1 as tfx
 
-from components import layout, lineage, schema_utils
-from components.reference_stats_gen import ReferenceStats
+from tfx_gan.components.common import layout, lineage, schema_utils
+from tfx_gan.components.reference_stats_gen import ReferenceStats
+
+logger = logging.getLogger(__name__)
 
 
 @tfx.dsl.components.component
@@ -37,13 +40,13 @@ def GanEvaluator(
     evaluation_config: tfx.dsl.components.Parameter[str],
     push_destination: tfx.dsl.components.Parameter[str],
 ):
-    from components.evaluation import EvaluationConfig, evaluate_and_bless, headline_metrics
+    from tfx_gan.components.evaluation.evaluate import EvaluationConfig, evaluate_and_bless, headline_metrics
 
     skipped = layout.skipped_reason(model.uri)
     if skipped:
         report = {"skipped": True, "blessed": False, "reason": f"not trained: {skipped}", "candidate": None,
                   "baseline": None}
-        print(f"[evaluator] {report['reason']}")
+        logger.info(f"[evaluator] {report['reason']}")
         tf.io.gfile.makedirs(evaluation.uri)
         with tf.io.gfile.GFile(os.path.join(evaluation.uri, "metrics.json"), "w") as f:
             json.dump(report, f, indent=2)

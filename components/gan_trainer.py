@@ -11,7 +11,7 @@ Warm start (``training.warm_start``): the component itself looks up the generato
 instead of a Resolver node, which open-source Kubeflow Pipelines cannot run.
 
 Nothing new, nothing done: when that serving generator was trained on the same spans, files and
-options (components/lineage.py), the trainer writes SKIPPED.json with the reason instead of a
+options (components/common/lineage.py), the trainer writes SKIPPED.json with the reason instead of a
 model, and the evaluator and Pusher pass it on: no training, no push, the reason recorded.
 A serving generator of other images or classes is never warm-started from.
 
@@ -20,13 +20,16 @@ The data's class names (folder names, recorded by ImageExampleGen) go into gan_m
 image transform that made the training images from the user's files (``image_transform``).
 """
 
+import logging
 import json
 import os
 
 from tfx import v1 as tfx
 
-from components import layout, lineage, schema_utils, validation_gate
-from components.hashing import stable_hash
+from tfx_gan.components.common import layout, lineage, schema_utils, validation_gate
+from tfx_gan.components.common.hashing import stable_hash
+
+logger = logging.getLogger(__name__)
 
 
 
@@ -50,9 +53,9 @@ def GanTrainer(
     # The gate comes first: bad data never reaches training.
     validation_gate.raise_on_anomalies(anomalies.uri, lineage.examples_spans(examples))
 
-    from components.gan.config import TrainConfig
-    from components.gan.train import save_trained_models, train_gan
-    from components.image_example_gen import image_transform_of, label_names_of
+    from tfx_gan.components.gan.config import TrainConfig
+    from tfx_gan.components.gan.train import save_trained_models, train_gan
+    from tfx_gan.components.image_example_gen import image_transform_of, label_names_of
 
     config = TrainConfig.from_dict(json.loads(training_config))
     data_schema = schema_utils.load_schema(schema.uri)
@@ -68,7 +71,7 @@ def GanTrainer(
     serving = layout.find_latest_usable(push_destination) if push_destination else None
     if serving and lineage.nothing_new(identity, layout.read_metadata(serving[1])):
         reason = f"no new data since version {serving[0]} ({lineage.describe(identity)})"
-        print(f"[trainer] {reason}: not training")
+        logger.info(f"[trainer] {reason}: not training")
         layout.write_skipped(model.uri, reason)
         model.set_string_custom_property("skipped", reason)
         return
@@ -80,7 +83,7 @@ def GanTrainer(
     if config.warm_start and push_destination:
         warm_start_dir = serving[1] if serving else None  # warm_start() refuses other images or classes
         if serving is None:
-            print(f"warm start: no generator is serving under {push_destination} yet; training from scratch")
+            logger.info(f"warm start: no generator is serving under {push_destination} yet; training from scratch")
     result = train_gan(
         config, train_files, image_shape, num_classes,
         run_dir=model_run.uri,

@@ -24,6 +24,7 @@ does: there the executor receives the pattern itself. So both our driver and our
 """
 from __future__ import annotations
 
+import logging
 import json
 import os
 from typing import Any
@@ -39,8 +40,10 @@ from tfx.proto import example_gen_pb2, range_config_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from components.gan import example_format
-from data import image_transform, ingest
+from tfx_gan.components.gan import example_format
+from tfx_gan.data import image_transform, ingest
+
+logger = logging.getLogger(__name__)
 
 LABEL_NAMES_PROPERTY = "label_names"
 TRANSFORM_PROPERTY = "image_transform"
@@ -154,7 +157,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         # anything is written; the Beam stages then read and serialise in parallel.
         transform = transform_of(resolved)
         if transform is not None:
-            print(f"[ingest] image transform: {transform.describe()}")
+            logger.info(f"[ingest] image transform: {transform.describe()}")
         self._records = ingest.scan_spans(resolved[standard_component_specs.INPUT_BASE_KEY], spans, transform)
         examples.set_string_custom_property("spans", json.dumps(spans))
         if self._records[0].transform is not None:  # with the channel count decided from the images

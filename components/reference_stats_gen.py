@@ -1,7 +1,7 @@
 """ReferenceStatsGen: a TFX component that computes the real data's reference statistics.
 
 Runs once per data span (TFX caching: same Examples, same parameters, same artifact); see
-components/reference.py for what the artifact holds and why.
+components/evaluation/reference.py for what the artifact holds and why.
 """
 import json
 import os
@@ -9,17 +9,17 @@ import os
 import apache_beam as beam
 from tfx import v1 as tfx
 
-from components import layout, schema_utils, validation_gate
-from components.hashing import stable_hash
-from components.lineage import examples_spans
+from tfx_gan.components.common import layout, schema_utils, validation_gate
+from tfx_gan.components.common.hashing import stable_hash
+from tfx_gan.components.common.lineage import examples_spans
 
 
 class ReferenceStats(tfx.dsl.Artifact):
-    """Feature extractor + feature statistics of the held-out real images (components/reference.py)."""
+    """Feature extractor + feature statistics of the held-out real images (components/evaluation/reference.py)."""
 
     # KFP v2's container entrypoint imports a custom artifact class from its schema title, which
-    # TFX sets to TYPE_NAME in the form <namespace>.<Type>: components/__init__.py re-exports it.
-    TYPE_NAME = "components.ReferenceStats"
+    # TFX sets to TYPE_NAME in the form <namespace>.<Type>: tfx_gan/__init__.py re-exports it.
+    TYPE_NAME = "tfx_gan.ReferenceStats"
 
 
 @tfx.dsl.components.component(use_beam=True)
@@ -34,8 +34,8 @@ def ReferenceStatsGen(
 ):
     # Like GanTrainer, every consumer of the data refuses to run on data with anomalies.
     validation_gate.raise_on_anomalies(anomalies.uri, examples_spans(examples))
-    from components.evaluation import EvaluationConfig
-    from components.reference import build_reference
+    from tfx_gan.components.evaluation.evaluate import EvaluationConfig
+    from tfx_gan.components.evaluation.reference import build_reference
 
     config = EvaluationConfig.from_dict(json.loads(evaluation_config))
     data_schema = schema_utils.load_schema(schema.uri)

@@ -22,7 +22,7 @@ DATA_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def _datasets() -> dict:
-    from data import digits, photo_patches
+    from tfx_gan.data import digits, photo_patches
 
     # name -> function returning (uint8 images [N, H, W] or [N, H, W, 3], class folder name per
     # image), written as PNGs, or a list of (class folder, file name, file bytes), written as given.

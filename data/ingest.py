@@ -41,6 +41,7 @@ Hidden files and folders (names starting with ".") are ignored. Every other prob
 """
 from __future__ import annotations
 
+import logging
 import collections
 import dataclasses
 import hashlib
@@ -57,8 +58,10 @@ import tensorflow as tf
 from google.protobuf.message import DecodeError
 from PIL import Image, UnidentifiedImageError
 
-from components.gan import example_format
-from data import image_transform
+from tfx_gan.components.gan import example_format
+from tfx_gan.data import image_transform
+
+logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 NPZ_EXTENSIONS = (".npz",)
@@ -254,7 +257,7 @@ def _resolve_transform(records: list[ImageRecord], transform) -> list[ImageRecor
     channels = transform.channels
     if channels is None:
         channels = 3 if any(r.shape[2] == 3 for r in records) else 1
-        print(f"[ingest] data.channels not set: {channels} ({'some images are in colour' if channels == 3 else 'every image is grayscale'})")
+        logger.info(f"[ingest] data.channels not set: {channels} ({'some images are in colour' if channels == 3 else 'every image is grayscale'})")
     resolved = transform.with_channels(channels)
     return [dataclasses.replace(r, shape=r.shape[:2] + (channels,), transform=resolved) for r in records]
 
@@ -308,11 +311,11 @@ def _open_header(encoded: bytes) -> Image.Image:
     except UnidentifiedImageError:
         raise _RefusedImage("not a PNG or JPEG image (or its header is damaged)") from None
     except Image.DecompressionBombError as e:  # PIL's own refusal, from 179 Mpx
-        raise _RefusedImage(f"{e} (the limit here is {MAX_PIXELS:,}: data.ingest.MAX_PIXELS)") from None
+        raise _RefusedImage(f"{e} (the limit here is {MAX_PIXELS:,}: tfx_gan.data.ingest.MAX_PIXELS)") from None
     if image.width * image.height > MAX_PIXELS:
         image.close()
         raise _RefusedImage(f"{image.width}x{image.height} pixels is over the limit of {MAX_PIXELS:,} "
-                            "(data.ingest.MAX_PIXELS); resize it first")
+                            "(tfx_gan.data.ingest.MAX_PIXELS); resize it first")
     return image
 
 
@@ -380,7 +383,7 @@ def _image_shape(encoded: bytes) -> tuple[int, int, int]:
 
 def _checked_label(value: int, source: str) -> int:
     if not 0 <= value <= MAX_LABEL:
-        raise IngestionError(f"{source}: label {value} is outside 0..{MAX_LABEL} (data.ingest.MAX_LABEL)")
+        raise IngestionError(f"{source}: label {value} is outside 0..{MAX_LABEL} (tfx_gan.data.ingest.MAX_LABEL)")
     return int(value)
 
 
@@ -424,7 +427,7 @@ def _class_labels(files: list[str], span_dirs: set[str]) -> dict[str, tuple[int 
     else:
         ordered = sorted(parents, key=lambda p: names[p])
         classes = {p: (i, names[p]) for i, p in enumerate(ordered)}
-        print(_one_line("[ingest] class folders -> labels: "
+        logger.info(_one_line("[ingest] class folders -> labels: "
                         + ", ".join(f"{names[p]}={i}" for i, p in enumerate(ordered))))
     return {f: classes[os.path.dirname(f)] for f in files}
 
@@ -469,7 +472,7 @@ def _scan_npz(path: str, transform=None) -> list[ImageRecord]:
             raise IngestionError(f"{path}: x_{part} has shape {x.shape}; expected [N, H, W] or [N, H, W, 1|3]")
         if x.shape[1] * x.shape[2] > MAX_PIXELS:
             raise IngestionError(f"{path}: x_{part}'s {x.shape[2]}x{x.shape[1]} images are over the limit of "
-                                 f"{MAX_PIXELS:,} pixels (data.ingest.MAX_PIXELS)")
+                                 f"{MAX_PIXELS:,} pixels (tfx_gan.data.ingest.MAX_PIXELS)")
         if y is not None and (y.ndim != 1 or len(y) != len(x)):
             raise IngestionError(f"{path}: y_{part} has shape {y.shape}; expected [{len(x)}] labels")
         if y is not None and not np.issubdtype(y.dtype, np.integer):

@@ -31,20 +31,20 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from components.options import ConfigError
+from tfx_gan.components.common.options import ConfigError
 
-if TYPE_CHECKING:  # pipeline.config imports TensorFlow: ./gan compile-kfp --help must not wait for it
-    from pipeline.config import TaskResources
+if TYPE_CHECKING:  # tfx_gan.pipeline.config imports TensorFlow: ./gan compile-kfp --help must not wait for it
+    from tfx_gan.pipeline.config import TaskResources
 
 IMAGE_ROOT = "/opt/tfx-gan"  # where kubeflow/Dockerfile puts the code and the schemas
-CONTAINER_COMMAND = ["python", "-m", "kubeflow.container_entrypoint"]
+CONTAINER_COMMAND = ["python", "-m", "tfx_gan.kubeflow.container_entrypoint"]
 SPEC_VERSIONS = ("2.1", "2.0")  # 2.0 is TFX's default; only 2.1 runs on open-source KFP
 DEFAULT_OUT = os.path.join("outputs", "kubeflow", "gan-pipeline.yaml")  # in the working directory
 
 
 def cluster_config(config_path: str, root: str, overrides: dict | None = None):
     """The config with its paths moved under ``root`` and the schema read from the image."""
-    from pipeline.config import REPO_ROOT, load_config
+    from tfx_gan.pipeline.config import REPO_ROOT, load_config
 
     check_root(root)
     config = load_config(config_path, overrides)
@@ -96,8 +96,8 @@ def compile_pipeline(config_path: str, root: str, image: str, out_path: str, ove
     from tfx.components import FileBasedExampleGen
     from tfx.dsl.components.base.base_beam_component import BaseBeamComponent
 
-    from components.gan_trainer import GanTrainer
-    from pipeline.pipeline import create_pipeline
+    from tfx_gan.components.gan_trainer import GanTrainer
+    from tfx_gan.pipeline.pipeline import create_pipeline
 
     config = cluster_config(config_path, root, overrides)
     pipeline = create_pipeline(config, beam_pipeline_args=[])
@@ -149,9 +149,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.config import DEFAULT_CONFIG, parse_overrides
+    from tfx_gan.pipeline.config import DEFAULT_CONFIG, parse_overrides
 
-    # ConfigError (bad --root, --out, config) ends as one line in pipeline.cli.main.
+    # ConfigError (bad --root, --out, config) ends as one line in tfx_gan.pipeline.cli.main.
     out = compile_pipeline(args.config or DEFAULT_CONFIG, args.root, args.image, args.out, parse_overrides(args.set))
     print(f"compiled: {out}")
     return 0

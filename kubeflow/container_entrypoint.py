@@ -9,11 +9,11 @@ task's own input definitions, which a pipeline spec 2.1 passes as --json_seriali
 name every input's type: this copies them into the artifacts that lack one, then runs TFX's
 entrypoint unchanged. Vertex AI sends the types, so nothing changes there.
 
-    python -m kubeflow.container_entrypoint --executor_class_path ... --json_serialized_invocation_args ...
+    python -m tfx_gan.kubeflow.container_entrypoint --executor_class_path ... --json_serialized_invocation_args ...
 """
 from __future__ import annotations
 
-import components  # noqa: F401  Keras 3, set before TFX imports TensorFlow
+import tfx_gan  # noqa: F401  Keras 3, set before TFX imports TensorFlow
 
 from absl import app
 from google.protobuf import json_format

@@ -3,7 +3,7 @@ what its driver and launcher do for each task (KFP backend 2.5.0: backend/src/v2
 backend/src/v2/component/launcher_v2.go), with this checkout standing in for the cluster. It is the
 check of every Kubeflow claim here, and a dry run of a spec before it is submitted.
 
-    .venv/bin/python -m kubeflow.launcher --package outputs/kubeflow/gan-pipeline.yaml \\
+    .venv/bin/python -m tfx_gan.kubeflow.launcher --package outputs/kubeflow/gan-pipeline.yaml \\
         --root gs://BUCKET/gan --local_dir outputs/kfp-local
 
 As OSS KFP does:
@@ -45,15 +45,15 @@ import sys
 import time
 import uuid
 
-import components  # noqa: F401  Keras 3 for anything imported below (the tasks get the Dockerfile's ENV)
+import tfx_gan  # noqa: F401  Keras 3 for anything imported below (the tasks get the Dockerfile's ENV)
 
 import yaml
 from google.protobuf import json_format, struct_pb2
 from kfp.pipeline_spec import pipeline_spec_pb2 as pb
 
-from kubeflow import image as image_staging
-from kubeflow import kfp_cache
-from kubeflow.submit import kfp_pipeline_root
+from tfx_gan.kubeflow import image as image_staging
+from tfx_gan.kubeflow import kfp_cache
+from tfx_gan.kubeflow.submit import kfp_pipeline_root
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KFP_BACKEND = "2.5.0"  # the release whose driver and launcher this follows
@@ -462,36 +462,57 @@ def launch(package: str, root: str, local_dir: str, *, vertex: bool = False, run
     ``state`` is FAILED."""
     if not root.startswith(tuple(REMOTE_SCHEMES)):
         raise LaunchError(f"--root must be a gs:// or s3:// URI (the one the spec was compiled with), got {root!r}")
-    spec = load_spec(package)
-    order = dependency_order(spec)
-    containers = containers_of(spec)
-    pipeline_name = spec.pipeline_info.name
-    pipeline_root = kfp_pipeline_root(root)
     run_id = run_id or str(uuid.uuid4())
-    run = {"id": run_id, "name": f"run-{run_id}", "display_name": pipeline_name, "dag_execution_id": 1}
-    workspace = Workspace(local_dir, run_id, dockerfile)
-    state_path = os.path.join(workspace.local_dir, STATE_FILE)
-    state = _load_state(state_path)
-    cache = state["cache"].setdefault(f"pipeline/{pipeline_name}", {})
-    records = {name: TaskRecord(name, pod_resources=pod_resources(containers[name][1])) for name in order}
-    produced: dict[str, dict] = {}
-    log(f"[launch] run {run_id}: {pipeline_name}, pipeline root {pipeline_root} "
-        f"({workspace.to_local(pipeline_root)}), {'Vertex AI' if vertex else f'OSS KFP {KFP_BACKEND}'} rules")
+    run = _Run(load_spec(package), kfp_pipeline_root(root), run_id, Workspace(local_dir, run_id, dockerfile), vertex)
+    log(f"[launch] run {run.run_id}: {run.pipeline_name}, pipeline root {run.pipeline_root} "
+        f"({run.workspace.to_local(run.pipeline_root)}), {'Vertex AI' if vertex else f'OSS KFP {KFP_BACKEND}'} rules")
+    started_at = time.time()
+    failed = run.execute_all(parallelism, log)
+    _save_state(run.state_path, run.state)
+    result = {"run_id": run.run_id, "pipeline": run.pipeline_name, "pipeline_root": run.pipeline_root,
+              "kfp_backend": KFP_BACKEND, "mode": "vertex" if vertex else "oss", "package": os.path.abspath(package),
+              "state": "FAILED" if failed else "SUCCEEDED", "failed_task": failed,
+              "seconds": round(time.time() - started_at, 1), "run_dir": run.workspace.run_dir,
+              "local_storage": {scheme: f"{run.workspace.local_dir}/{folder}/" for scheme, folder in REMOTE_SCHEMES.items()},
+              "tasks": {name: dataclasses.asdict(run.records[name]) for name in run.order}}
+    with open(os.path.join(run.workspace.run_dir, "launch.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    return result
 
-    def prepare(name: str):
-        """The driver's part: inputs, outputs, cache key; a cache hit finishes the task here."""
-        task = spec.root.dag.tasks[name]
-        component, container = containers[name]
-        record = records[name]
-        executor_input = pb.ExecutorInput(inputs=resolve_inputs(name, task, component, produced, run, vertex))
+
+class _Run:
+    """One launch of a spec: the tasks' records, what finished tasks produced, the cache, and the three
+    jobs of KFP's backend per task (the driver's prepare, the executor, the launcher's publish)."""
+
+    def __init__(self, spec, pipeline_root: str, run_id: str, workspace: Workspace, vertex: bool):
+        self.spec, self.pipeline_root, self.run_id, self.vertex = spec, pipeline_root, run_id, vertex
+        self.order = dependency_order(spec)
+        self.containers = containers_of(spec)
+        self.pipeline_name = spec.pipeline_info.name
+        self.run = {"id": run_id, "name": f"run-{run_id}", "display_name": self.pipeline_name, "dag_execution_id": 1}
+        self.workspace = workspace
+        self.state_path = os.path.join(self.workspace.local_dir, STATE_FILE)
+        self.state = _load_state(self.state_path)
+        self.cache = self.state["cache"].setdefault(f"pipeline/{self.pipeline_name}", {})
+        self.records = {name: TaskRecord(name, pod_resources=pod_resources(self.containers[name][1]))
+                        for name in self.order}
+        self.produced: dict[str, dict] = {}
+
+    def prepare(self, name: str):
+        """The driver's part: inputs, outputs, cache key; a cache hit finishes the task here (None)."""
+        task = self.spec.root.dag.tasks[name]
+        component, container = self.containers[name]
+        record, workspace = self.records[name], self.workspace
+        executor_input = pb.ExecutorInput(inputs=resolve_inputs(name, task, component, self.produced, self.run,
+                                                                self.vertex))
         output_file = os.path.join(workspace.task_dir(name), OUTPUT_METADATA_FILE)
-        executor_input.outputs.CopyFrom(provision_outputs(pipeline_root, pipeline_name, run_id, name, component,
-                                                          output_file))
+        executor_input.outputs.CopyFrom(provision_outputs(self.pipeline_root, self.pipeline_name, self.run_id, name,
+                                                          component, output_file))
         key = kfp_cache.cache_key(executor_input.inputs, executor_input.outputs, {},
                                   list(container.command) + list(container.args), container.image)
         record.fingerprint = kfp_cache.fingerprint(key)
         record.cache_enabled = task.caching_options.enable_cache
-        if container.lifecycle.HasField("pre_cache_check") and not vertex:
+        if container.lifecycle.HasField("pre_cache_check") and not self.vertex:
             record.notes.append("lifecycle.preCacheCheck not run (OSS KFP runs no hooks)")
         accelerators = set(record.pod_resources["limits"]) - {"cpu", "memory"}
         if accelerators:
@@ -499,95 +520,100 @@ def launch(package: str, root: str, local_dir: str, *, vertex: bool = False, run
         os.makedirs(workspace.task_dir(name), exist_ok=True)
         with open(os.path.join(workspace.task_dir(name), "cache_key.json"), "w") as f:
             json.dump(key, f, indent=1, sort_keys=True)
-        hit = cache.get(record.fingerprint) if record.cache_enabled else None
+        hit = self.cache.get(record.fingerprint) if record.cache_enabled else None
         if hit:
             record.state, record.cached_from_run, record.outputs = "CACHED", hit["run_id"], hit["outputs"]
             return None
         return executor_input
 
-    def publish(name: str, executor_input: pb.ExecutorInput, executor_output: pb.ExecutorOutput) -> None:
+    def publish(self, name: str, executor_input: pb.ExecutorInput, executor_output: pb.ExecutorOutput) -> None:
         """The launcher's uploadOutputArtifacts: merge the executor's output, record it."""
-        record = records[name]
+        record = self.records[name]
         for output_name, artifact_list in executor_input.outputs.artifacts.items():
             artifact = artifact_list.artifacts[0]
             reported = executor_output.artifacts.get(output_name)
             metadata = json_format.MessageToDict(artifact.metadata) if artifact.HasField("metadata") else {}
             if reported is not None and reported.artifacts:
                 # Paths the task saw as local are the cluster's URIs again in the records.
-                _map_strings_in(reported.artifacts[0], workspace.to_remote)
+                _map_strings_in(reported.artifacts[0], self.workspace.to_remote)
                 if reported.artifacts[0].uri:
                     artifact.uri = reported.artifacts[0].uri
                 metadata.update(json_format.MessageToDict(reported.artifacts[0].metadata))
-            artifact_id = state["next_artifact_id"]
-            state["next_artifact_id"] += 1
+            artifact_id = self.state["next_artifact_id"]
+            self.state["next_artifact_id"] += 1
             record.outputs[output_name] = {"name": str(artifact_id), "uri": artifact.uri,
                                            "type": json_format.MessageToDict(artifact.type),
                                            "metadata": _through_ml_metadata(metadata, output_name, name)}
         record.state = "SUCCEEDED"
         if record.cache_enabled:
-            cache[record.fingerprint] = {"run_id": run_id, "task": name, "outputs": record.outputs}
+            self.cache[record.fingerprint] = {"run_id": self.run_id, "task": name, "outputs": record.outputs}
 
-    def ready(name: str) -> bool:
-        return records[name].state == "PENDING" and all(records[n].state in ("SUCCEEDED", "CACHED") for n in order[name])
+    def ready(self, name: str) -> bool:
+        return self.records[name].state == "PENDING" and all(
+            self.records[n].state in ("SUCCEEDED", "CACHED") for n in self.order[name])
 
-    failed = None
-    started_at = time.time()
-    running: dict = {}  # future -> (task, start time, its ExecutorInput)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=parallelism or len(order)) as pool:
-        while True:
-            scheduled = True
-            while failed is None and scheduled:  # a cache hit finishes at once and may make others ready
-                scheduled = False
-                for name in [n for n in order if ready(n)]:
-                    if parallelism and len(running) >= parallelism:
-                        break
-                    record = records[name]
-                    record.log = os.path.join(workspace.task_dir(name), "log.txt")
-                    try:
-                        executor_input = prepare(name)
-                    except LaunchError as e:
-                        record.state, record.error, failed = "FAILED", str(e), name
-                        log(f"[launch] {name:<18} FAILED     {e}")
-                        break
-                    scheduled = True
-                    if executor_input is None:
-                        produced[name] = record.outputs
-                        log(f"[launch] {name:<18} CACHED     fingerprint {record.fingerprint[:16]} "
-                            f"(outputs of run {record.cached_from_run})")
-                        continue
-                    record.state = "RUNNING"
-                    running[pool.submit(execute, name, executor_input, *containers[name], workspace, vertex)] = (
-                        name, time.time(), executor_input)
-            if not running:
-                break
-            done, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
-            for future in done:
-                name, task_started, executor_input = running.pop(future)
-                record = records[name]
-                record.seconds = round(time.time() - task_started, 1)
+    def execute_all(self, parallelism: int, log) -> str | None:
+        """Runs the tasks as their dependencies finish, at most ``parallelism`` at once (0: no limit);
+        stops scheduling at the first failure. Returns the first failed task, or None."""
+        failed = None
+        running: dict = {}  # future -> (task, start time, its ExecutorInput)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=parallelism or len(self.order)) as pool:
+            while True:
+                if failed is None:
+                    failed = self._schedule_ready(pool, running, parallelism, log)
+                if not running:
+                    break
+                done, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in done:
+                    failed_now = self._collect(future, *running.pop(future), log)
+                    failed = failed or failed_now
+        for record in self.records.values():
+            if record.state in ("PENDING", "RUNNING"):
+                record.state = "NOT_RUN"
+        return failed
+
+    def _schedule_ready(self, pool, running: dict, parallelism: int, log) -> str | None:
+        """Starts every ready task (a cache hit finishes at once and may make others ready); returns a
+        task whose preparation failed, or None."""
+        scheduled = True
+        while scheduled:
+            scheduled = False
+            for name in [n for n in self.order if self.ready(n)]:
+                if parallelism and len(running) >= parallelism:
+                    return None
+                record = self.records[name]
+                record.log = os.path.join(self.workspace.task_dir(name), "log.txt")
                 try:
-                    publish(name, executor_input, future.result())
+                    executor_input = self.prepare(name)
                 except LaunchError as e:
-                    record.state, record.error = "FAILED", f"task {name}: {e}"
-                    failed = failed or name
-                    log(f"[launch] {name:<18} FAILED  {record.seconds:7.1f} s  {e}")
+                    record.state, record.error = "FAILED", str(e)
+                    log(f"[launch] {name:<18} FAILED     {e}")
+                    return name
+                scheduled = True
+                if executor_input is None:
+                    self.produced[name] = record.outputs
+                    log(f"[launch] {name:<18} CACHED     fingerprint {record.fingerprint[:16]} "
+                        f"(outputs of run {record.cached_from_run})")
                     continue
-                produced[name] = record.outputs
-                log(f"[launch] {name:<18} SUCCEEDED {record.seconds:7.1f} s  fingerprint {record.fingerprint[:16]}"
-                    f"{'' if record.cache_enabled else ' (caching off)'}")
-    for record in records.values():
-        if record.state in ("PENDING", "RUNNING"):
-            record.state = "NOT_RUN"
-    _save_state(state_path, state)
-    result = {"run_id": run_id, "pipeline": pipeline_name, "pipeline_root": pipeline_root, "kfp_backend": KFP_BACKEND,
-              "mode": "vertex" if vertex else "oss", "package": os.path.abspath(package),
-              "state": "FAILED" if failed else "SUCCEEDED", "failed_task": failed,
-              "seconds": round(time.time() - started_at, 1), "run_dir": workspace.run_dir,
-              "local_storage": {scheme: f"{workspace.local_dir}/{folder}/" for scheme, folder in REMOTE_SCHEMES.items()},
-              "tasks": {name: dataclasses.asdict(records[name]) for name in order}}
-    with open(os.path.join(workspace.run_dir, "launch.json"), "w") as f:
-        json.dump(result, f, indent=1)
-    return result
+                record.state = "RUNNING"
+                future = pool.submit(execute, name, executor_input, *self.containers[name], self.workspace, self.vertex)
+                running[future] = (name, time.time(), executor_input)
+        return None
+
+    def _collect(self, future, name: str, task_started: float, executor_input, log) -> str | None:
+        """A finished task's outputs published; returns its name if it failed."""
+        record = self.records[name]
+        record.seconds = round(time.time() - task_started, 1)
+        try:
+            self.publish(name, executor_input, future.result())
+        except LaunchError as e:
+            record.state, record.error = "FAILED", f"task {name}: {e}"
+            log(f"[launch] {name:<18} FAILED  {record.seconds:7.1f} s  {e}")
+            return name
+        self.produced[name] = record.outputs
+        log(f"[launch] {name:<18} SUCCEEDED {record.seconds:7.1f} s  fingerprint {record.fingerprint[:16]}"
+            f"{'' if record.cache_enabled else ' (caching off)'}")
+        return None
 
 
 def print_summary(result: dict) -> None:
@@ -628,7 +654,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kubeflow.launcher", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tfx_gan.kubeflow.launcher", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -74,8 +74,8 @@ def check_package(path: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from components.options import ConfigError
-    from kubeflow.compile import check_root
+    from tfx_gan.components.common.options import ConfigError
+    from tfx_gan.kubeflow.compile import check_root
 
     # Everything that can be checked here is, before connecting: a bad schedule must not leave a
     # half-made experiment behind.

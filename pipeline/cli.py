@@ -8,24 +8,24 @@ import os
 import sys
 import time
 
-from pipeline import console
+from tfx_gan.pipeline import console
 
 # Each command's module is imported only when that command runs: TFX takes ~20 s to import.
 COMMANDS = {
-    "run": ("pipeline.cli", "the whole TFX pipeline (default config: the bundled digits)"),
-    "make-data": ("data.bundled", "write a bundled dataset (digits, photo_patches) as PNG spans under data/"),
-    "make-schema": ("data.schema", "write a curated TFDV schema (image size, channels, labels) for a span"),
-    "compile-kfp": ("kubeflow.compile", "compile the pipeline for Kubeflow Pipelines (PipelineSpec YAML)"),
-    "launch-kfp": ("kubeflow.launcher", "run a compiled spec here as open-source KFP would (before submit-kfp)"),
-    "submit-kfp": ("kubeflow.submit", "submit the compiled pipeline to KFP, once or on a cron schedule"),
-    "watch": ("pipeline.watch", "run the pipeline whenever a new span arrives (polls data.input_base)"),
-    "report": ("pipeline.report", "one self-contained HTML page per pipeline run: data, training, evaluation, lineage"),
-    "tensorboard": ("pipeline.tensorboard", "start TensorBoard on a pipeline's training logs"),
-    "runs": ("pipeline.history", "the pipeline's runs, newest first: data, parent, metrics, decision, version pushed"),
-    "rollback": ("pipeline.rollback", "serve an earlier version again (published as the newest version)"),
-    "serve": ("components.serving.server", "serve a push directory over TF Serving's REST API"),
-    "generate": ("components.serving.generate", "write generated images from a push directory or a server"),
-    "docs": ("pipeline.docs", "rewrite docs/configuration.md from the option definitions and registries"),
+    "run": ("tfx_gan.pipeline.cli", "the whole TFX pipeline (default config: the bundled digits)"),
+    "make-data": ("tfx_gan.data.bundled", "write a bundled dataset (digits, photo_patches) as PNG spans under data/"),
+    "make-schema": ("tfx_gan.data.schema", "write a curated TFDV schema (image size, channels, labels) for a span"),
+    "compile-kfp": ("tfx_gan.kubeflow.compile", "compile the pipeline for Kubeflow Pipelines (PipelineSpec YAML)"),
+    "launch-kfp": ("tfx_gan.kubeflow.launcher", "run a compiled spec here as open-source KFP would (before submit-kfp)"),
+    "submit-kfp": ("tfx_gan.kubeflow.submit", "submit the compiled pipeline to KFP, once or on a cron schedule"),
+    "watch": ("tfx_gan.pipeline.watch", "run the pipeline whenever a new span arrives (polls data.input_base)"),
+    "report": ("tfx_gan.pipeline.report", "one self-contained HTML page per pipeline run: data, training, evaluation, lineage"),
+    "tensorboard": ("tfx_gan.pipeline.tensorboard", "start TensorBoard on a pipeline's training logs"),
+    "runs": ("tfx_gan.pipeline.history", "the pipeline's runs, newest first: data, parent, metrics, decision, version pushed"),
+    "rollback": ("tfx_gan.pipeline.rollback", "serve an earlier version again (published as the newest version)"),
+    "serve": ("tfx_gan.server.server", "serve a push directory over TF Serving's REST API"),
+    "generate": ("tfx_gan.server.generate", "write generated images from a push directory or a server"),
+    "docs": ("tfx_gan.pipeline.docs", "rewrite docs/configuration.md from the option definitions and registries"),
 }
 
 
@@ -39,8 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):
     """The config of ``--config`` and ``--set``, or None after printing the one-line error."""
-    from components.options import ConfigError
-    from pipeline.config import DEFAULT_CONFIG, load_config, parse_overrides
+    from tfx_gan.components.common.options import ConfigError
+    from tfx_gan.pipeline.config import DEFAULT_CONFIG, load_config, parse_overrides
 
     try:
         return load_config(args.config or DEFAULT_CONFIG, parse_overrides(args.set))
@@ -53,13 +53,13 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if config is None:
         return 2
-    from data.bundled import bundled_dataset_at, write_span
+    from tfx_gan.data.bundled import bundled_dataset_at, write_span
 
     bundled = bundled_dataset_at(config.data.input_base)
     if bundled:  # the bundled datasets are written on first use
         print(f"[run] bundled {bundled}: {write_span(bundled, config.data.input_base)}")
 
-    from pipeline.local_runner import run_pipeline
+    from tfx_gan.pipeline.local_runner import run_pipeline
 
     started = time.time()
     # Errors a user's data, settings or disk cause reach main(), which prints them as one line.

@@ -21,9 +21,9 @@ from typing import Any
 
 import yaml
 
-from components.evaluation import EvaluationConfig
-from components.gan.config import TrainConfig
-from components.options import ConfigError, option, parse_options
+from tfx_gan.components.evaluation.evaluate import EvaluationConfig
+from tfx_gan.components.gan.config import TrainConfig
+from tfx_gan.components.common.options import ConfigError, option, parse_options
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where the code is, not user data
 DEFAULT_CONFIG = os.path.join(REPO_ROOT, "pipeline", "configs", "digits.yaml")
@@ -50,7 +50,7 @@ class DataConfig:
     convert_16bit: bool = option(False, help="convert 16-bit images to 8 bits (value >> 8) instead of refusing them")
 
     def check(self, prefix: str) -> None:
-        from data.ingest import parse_span_policy
+        from tfx_gan.data.ingest import parse_span_policy
 
         for name in ("input_base", "schema_file"):
             if not getattr(self, name):
@@ -69,7 +69,7 @@ class DataConfig:
 def image_transform_from(options, prefix: str = "data"):
     """An ImageTransform from an object with DataConfig's transform fields; None when they ask for
     nothing (no size, channels or 16-bit conversion); a ConfigError naming a bad value."""
-    from data.image_transform import ImageTransform, parse_background, parse_image_size
+    from tfx_gan.data.image_transform import ImageTransform, parse_background, parse_image_size
 
     values = {}
     for name, parse in (("image_size", parse_image_size), ("background", parse_background)):
@@ -179,7 +179,7 @@ class PipelineConfig:
 
     @property
     def statistics_store(self) -> str:
-        """Every accepted span's statistics, for the drift check (components/drift.py)."""
+        """Every accepted span's statistics, for the drift check (components/common/drift.py)."""
         return os.path.join(self.pipeline_root, "span_statistics")
 
     def training_json(self) -> str:
@@ -316,7 +316,7 @@ def parse_config(raw: dict) -> PipelineConfig:
 def check_input_data(config: PipelineConfig) -> str:
     """Fails early, with a one-line message, when a span the run would ingest is missing or empty;
     returns the newest span's folder."""
-    from data.ingest import parse_span_policy
+    from tfx_gan.data.ingest import parse_span_policy
 
     base = config.data.input_base
     if not os.path.isdir(base):

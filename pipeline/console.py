@@ -1,7 +1,7 @@
 """What a command prints: the project's own lines by default, every library's log with --verbose.
 
 Quiet (the default):
-- records of the project's loggers (components.*, data.*, pipeline.*, kubeflow.*) at INFO and up,
+- records of the project's loggers (tfx_gan.*) at INFO and up,
   one line each (warnings as "warning: ...");
 - TFX's "Component X is running/finished" as one line each, the finish with its time;
 - Python warnings raised by the project's own code as one "warning: ..." line; a library's are dropped;
@@ -19,10 +19,11 @@ import os
 import sys
 import warnings
 
-PROJECT_LOGGERS = ("components", "data", "pipeline", "kubeflow")
-# Where the project's packages live (the repository, or tfx_gan/ in an installed wheel).
-PACKAGES_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_PROJECT_DIRS = tuple(os.path.join(PACKAGES_ROOT, name) + os.sep for name in PROJECT_LOGGERS)
+from tfx_gan import PACKAGES_ROOT  # the folder of components/, data/... (repository or wheel)
+
+PROJECT_LOGGERS = ("tfx_gan",)  # every module logs as tfx_gan.<folder>.<module>
+_PROJECT_DIRS = tuple(os.path.join(PACKAGES_ROOT, name) + os.sep
+                      for name in ("components", "data", "pipeline", "server", "kubeflow"))
 
 COMPONENT_RUNNING = "Component %s is running."  # tfx/orchestration/local/local_dag_runner.py
 COMPONENT_FINISHED = "Component %s is finished."
@@ -100,7 +101,7 @@ def configure(verbose: bool) -> None:
 def _show_project_warning(message, category, filename, lineno, file=None, line=None) -> None:
     if not os.path.abspath(filename).startswith(_PROJECT_DIRS):
         return  # a library's deprecation or version notice: --verbose shows them
-    module = os.path.relpath(os.path.splitext(filename)[0], PACKAGES_ROOT).replace(os.sep, ".")
+    module = "tfx_gan." + os.path.relpath(os.path.splitext(filename)[0], PACKAGES_ROOT).replace(os.sep, ".")
     logging.getLogger(module).warning("%s", message)
 
 
@@ -108,14 +109,14 @@ def _show_project_warning(message, category, filename, lineno, file=None, line=N
 # or one of its bases (names, so that the CLI need not import TensorFlow to recognise them). Each
 # message already says what is wrong; the CLI prints it as one line and exits 2.
 USER_ERRORS = {
-    "components.options.ConfigError": "config error",
-    "data.ingest.IngestionError": "error",
-    "components.validation_gate.DataValidationError": "error",
-    "components.gan.hooks.TrainingDivergedError": "error",
-    "components.gan.hooks.CheckpointWriteError": "error",
-    "kubeflow.launcher.LaunchError": "error",
-    "kubeflow.image.DockerfileError": "error",
-    "components.serving.generate.GenerateError": "error",
+    "tfx_gan.components.common.options.ConfigError": "config error",
+    "tfx_gan.data.ingest.IngestionError": "error",
+    "tfx_gan.components.common.validation_gate.DataValidationError": "error",
+    "tfx_gan.components.gan.hooks.TrainingDivergedError": "error",
+    "tfx_gan.components.gan.hooks.CheckpointWriteError": "error",
+    "tfx_gan.kubeflow.launcher.LaunchError": "error",
+    "tfx_gan.kubeflow.image.DockerfileError": "error",
+    "tfx_gan.server.generate.GenerateError": "error",
     "builtins.OSError": "error",
 }
 

@@ -10,8 +10,8 @@ import dataclasses
 import os
 import sys
 
-from components.options import range_rule
-from pipeline.config import REPO_ROOT
+from tfx_gan.components.common.options import range_rule
+from tfx_gan.pipeline.config import REPO_ROOT
 
 CONFIGURATION_PAGE = os.path.join(REPO_ROOT, "docs", "configuration.md")
 
@@ -74,13 +74,13 @@ def options_table(cls, prefix: str) -> str:
 
 
 def configuration_reference() -> str:
-    from components.evaluation import EvaluationConfig
-    from components.gan.config import TrainConfig
-    from components.gan.losses import LOSSES
-    from components.gan.models import ARCHITECTURES
-    from components.metrics.extractors import EXTRACTORS
-    from components.metrics.sample_metrics import METRICS
-    from pipeline.config import DataConfig, KubeflowConfig, PushConfig, TaskResources
+    from tfx_gan.components.evaluation.evaluate import EvaluationConfig
+    from tfx_gan.components.gan.config import TrainConfig
+    from tfx_gan.components.gan.losses import LOSSES
+    from tfx_gan.components.gan.models import ARCHITECTURES
+    from tfx_gan.components.metrics.extractors import EXTRACTORS
+    from tfx_gan.components.metrics.sample_metrics import METRICS
+    from tfx_gan.pipeline.config import DataConfig, KubeflowConfig, PushConfig, TaskResources
 
     parts = [INTRO, "## Top level\n", "| key | default | allowed | what |\n|---|---|---|---|"]
     parts[-1] += "".join(f"\n| `{k}` | {d} | {a} | {w} |" for k, d, a, w in TOP_LEVEL) + "\n"
@@ -99,7 +99,7 @@ def configuration_reference() -> str:
         parts.append(f"## `{title}`\n\n{note}\n\n{options_table(cls, prefix)}\n")
     parts.append("## Registries\n\nThe names `training.architecture`, `training.loss` and `evaluation.extractors` "
                  "accept, and the metrics every evaluation reports: each a registry in the code "
-                 "(`components/registry.py`), a new entry one decorated function.\n")
+                 "(`components/common/registry.py`), a new entry one decorated function.\n")
     for registry in (ARCHITECTURES, LOSSES, EXTRACTORS, METRICS):
         parts.append(registry.markdown_table() + "\n")
     return "\n".join(parts)

@@ -24,13 +24,13 @@ def push_destination_from(args: argparse.Namespace) -> str:
     """--push_destination, or the push_destination of --config (the default config's)."""
     if args.push_destination:
         return args.push_destination
-    from pipeline.config import load_config
+    from tfx_gan.pipeline.config import load_config
 
     return load_config(args.config).push_destination
 
 
 def add_push_arguments(parser: argparse.ArgumentParser) -> None:
-    from pipeline.config import DEFAULT_CONFIG
+    from tfx_gan.pipeline.config import DEFAULT_CONFIG
 
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="whose push_destination (default: %(default)s)")
     parser.add_argument("--push_dir", "--push_destination", dest="push_destination", default=None,
@@ -210,12 +210,12 @@ def run_record_of(run: PipelineRun, records_by_model: dict) -> dict | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from components import layout
-    from components.options import ConfigError
+    from tfx_gan.components.common import layout
+    from tfx_gan.components.common.options import ConfigError
 
     config = None
     if not args.push_destination:
-        from pipeline.config import load_config
+        from tfx_gan.pipeline.config import load_config
 
         try:
             config = load_config(args.config)

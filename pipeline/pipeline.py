@@ -13,13 +13,13 @@ import os
 
 from tfx import v1 as tfx
 
-from components.atomic_pusher import AtomicPusher
-from components.drift_validator import DriftValidator
-from components.gan_evaluator import GanEvaluator
-from components.gan_trainer import GanTrainer
-from components.image_example_gen import ImageExampleGen
-from components.reference_stats_gen import ReferenceStatsGen
-from pipeline.config import PipelineConfig
+from tfx_gan.components.atomic_pusher import AtomicPusher
+from tfx_gan.components.drift_validator import DriftValidator
+from tfx_gan.components.gan_evaluator import GanEvaluator
+from tfx_gan.components.gan_trainer import GanTrainer
+from tfx_gan.components.image_example_gen import ImageExampleGen
+from tfx_gan.components.reference_stats_gen import ReferenceStatsGen
+from tfx_gan.pipeline.config import PipelineConfig
 
 # Locally every Beam job runs in the pipeline's own process: the data is small and a worker process
 # would import TFX again. Kubeflow's compile sets each task's own (kubeflow/compile.py).

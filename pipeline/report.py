@@ -29,7 +29,7 @@ import time
 
 from markupsafe import Markup, escape
 
-from pipeline.history import PipelineRun, artifact_property, open_store, read_runs, run_outcome
+from tfx_gan.pipeline.history import PipelineRun, artifact_property, open_store, read_runs, run_outcome
 
 REPORTS_DIR = "reports"
 REAL_IMAGES = 48
@@ -91,7 +91,7 @@ def fmt(value, digits: int = 4) -> str:
 
 def figure_png(draw, width_in: float, height_in: float) -> bytes:
     """A Matplotlib figure drawn by ``draw(fig)`` as PNG bytes."""
-    from components.gan.samples import pyplot
+    from tfx_gan.components.gan.samples import pyplot
 
     plt = pyplot()
     fig = plt.figure(figsize=(width_in, height_in), dpi=100)
@@ -108,7 +108,7 @@ def grid_png(images, columns: int | None = None) -> bytes:
     """Images in [-1, 1] as one PNG grid (the trainer's and evaluator's tiling)."""
     from PIL import Image
 
-    from components.gan.samples import image_grid
+    from tfx_gan.components.gan.samples import image_grid
 
     buffer = io.BytesIO()
     Image.fromarray(image_grid(images, columns)).save(buffer, format="PNG")
@@ -186,7 +186,7 @@ def feature_tables(statistics) -> str:
 def statistics_html(statistics_uri: str) -> str:
     import tensorflow_data_validation as tfdv
 
-    from components import layout
+    from tfx_gan.components.common import layout
 
     parts = []
     for split in layout.split_names(statistics_uri):
@@ -199,8 +199,8 @@ def statistics_html(statistics_uri: str) -> str:
 
 
 def real_images_html(examples_uri: str, schema_uri: str) -> str:
-    from components import layout, schema_utils
-    from components.gan.example_format import image_dataset
+    from tfx_gan.components.common import layout, schema_utils
+    from tfx_gan.components.gan.example_format import image_dataset
 
     shape = schema_utils.image_shape(schema_utils.load_schema(schema_uri))
     try:
@@ -220,7 +220,7 @@ def real_images_html(examples_uri: str, schema_uri: str) -> str:
 
 
 def data_section(run: PipelineRun) -> str:
-    from components.validation_gate import anomaly_messages
+    from tfx_gan.components.common.validation_gate import anomaly_messages
 
     statistics = run.output("StatisticsGen", "statistics")
     anomalies = run.output("ExampleValidator", "anomalies")
@@ -230,7 +230,7 @@ def data_section(run: PipelineRun) -> str:
     if examples is not None:
         spans = artifact_property(examples, "spans") or artifact_property(examples, "span")
         parts.append(f"<p>Examples: spans {esc(spans)}, {esc(examples.uri)}</p>")
-        from components.image_example_gen import LABEL_NAMES_PROPERTY
+        from tfx_gan.components.image_example_gen import LABEL_NAMES_PROPERTY
 
         recorded = artifact_property(examples, LABEL_NAMES_PROPERTY)  # an MLMD proto: label_names_of takes TFX's
         names = json.loads(recorded) if recorded else None
@@ -263,8 +263,8 @@ def training_fid_table(metrics_path: str) -> str:
 
 
 def training_section(run: PipelineRun) -> str:
-    from components import layout
-    from components.gan import hooks
+    from tfx_gan.components.common import layout
+    from tfx_gan.components.gan import hooks
 
     model = run.output("GanTrainer", "model")
     model_run = run.output("GanTrainer", "model_run")
@@ -384,7 +384,7 @@ SECTIONS = (("data", "Data", data_section), ("training", "Training", training_se
 
 
 def render_report(run: PipelineRun, pipeline_name: str) -> str:
-    from components.validation_gate import anomaly_messages
+    from tfx_gan.components.common.validation_gate import anomaly_messages
 
     outcome = run_outcome(run)
     stopped = run.stopped_at
@@ -422,7 +422,7 @@ def default_report_path(output_dir: str, run_id: str) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from pipeline.config import DEFAULT_CONFIG
+    from tfx_gan.pipeline.config import DEFAULT_CONFIG
 
     parser.add_argument("run_id", nargs="?", metavar="RUN", default=None,
                         help="a pipeline run id as ./gan runs lists it (default: the newest run)")
@@ -432,8 +432,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from components.options import ConfigError
-    from pipeline.config import load_config
+    from tfx_gan.components.common.options import ConfigError
+    from tfx_gan.pipeline.config import load_config
 
     try:
         config = load_config(args.config)

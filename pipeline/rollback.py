@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from pipeline.history import add_push_arguments, push_destination_from
+from tfx_gan.pipeline.history import add_push_arguments, push_destination_from
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def rollback(base: str, version: int) -> tuple[str, str]:
     """Publishes a copy of ``version`` as the newest version; returns (new version, path)."""
-    from components import layout
+    from tfx_gan.components.common import layout
 
     versions = dict(layout.list_versions(base))
     if version not in versions:

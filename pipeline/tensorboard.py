@@ -23,7 +23,7 @@ def training_logs_dir(config) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from pipeline.cli import add_arguments as add_config_arguments
+    from tfx_gan.pipeline.cli import add_arguments as add_config_arguments
 
     add_config_arguments(parser)
     parser.add_argument("--port", type=int, default=None,
@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.cli import config_from_args
+    from tfx_gan.pipeline.cli import config_from_args
 
     config = config_from_args(args)
     if config is None:

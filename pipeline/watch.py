@@ -75,9 +75,9 @@ class Watcher:
 
     def poll(self) -> bool:
         """Runs the pipeline if a new, settled span is there; returns whether it ran."""
-        from components.validation_gate import DataValidationError
-        from data.ingest import IngestionError
-        from pipeline.local_runner import PipelineBusyError, run_pipeline
+        from tfx_gan.components.common.validation_gate import DataValidationError
+        from tfx_gan.data.ingest import IngestionError
+        from tfx_gan.pipeline.local_runner import PipelineBusyError, run_pipeline
 
         state = read_state(self.config.output_dir)
         span = newest_span(self.config.data.input_base)
@@ -116,7 +116,7 @@ class Watcher:
         return True
 
     def run(self) -> int:
-        from pipeline.local_runner import PipelineBusyError, exclusive_lock
+        from tfx_gan.pipeline.local_runner import PipelineBusyError, exclusive_lock
 
         os.makedirs(self.config.output_dir, exist_ok=True)
         try:
@@ -139,7 +139,7 @@ class Watcher:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from pipeline.cli import add_arguments as add_run_arguments
+    from tfx_gan.pipeline.cli import add_arguments as add_run_arguments
 
     add_run_arguments(parser)
     parser.add_argument("--interval_s", type=float, default=60.0, help="seconds between polls (default: %(default)s)")
@@ -149,7 +149,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.cli import config_from_args
+    from tfx_gan.pipeline.cli import config_from_args
 
     config = config_from_args(args)
     if config is None:

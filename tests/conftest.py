@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-import components  # noqa: F401  sets the Keras environment before anything imports TensorFlow
+import tfx_gan  # noqa: F401  sets the Keras environment before anything imports TensorFlow
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -13,8 +13,8 @@ def tiny_serving_model(tmp_path_factory) -> str:
     the serving SavedModel, gan_metadata.json (latent_dim 4), Keras G and D."""
     import keras
 
-    from components import layout
-    from components.gan.export import export_generator, save_keras_models
+    from tfx_gan.components.common import layout
+    from tfx_gan.components.gan.export import export_generator, save_keras_models
 
     latent_dim = 4
     path = str(tmp_path_factory.mktemp("model") / layout.SERVING_DIR)

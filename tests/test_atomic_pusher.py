@@ -12,8 +12,8 @@ from tfx.proto import pusher_pb2
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
-from components import layout
-from components.atomic_pusher import AtomicPushExecutor
+from tfx_gan.components.common import layout
+from tfx_gan.components.atomic_pusher import AtomicPushExecutor
 
 
 def push(model_dir: str, blessed: int, base: str, pushed_uri: str):
@@ -57,12 +57,12 @@ def test_a_model_that_is_not_blessed_is_not_pushed(tiny_serving_model, tmp_path)
 
 
 def test_the_kubeflow_spec_runs_this_executor(tmp_path):
-    from kubeflow import compile as kfp_compile
-    from pipeline.config import DEFAULT_CONFIG
+    from tfx_gan.kubeflow import compile as kfp_compile
+    from tfx_gan.pipeline.config import DEFAULT_CONFIG
 
     out = str(tmp_path / "spec.yaml")
     kfp_compile.compile_pipeline(DEFAULT_CONFIG, "gs://bucket/gan", "registry/tfx-gan:1", out)
     with open(out) as f:
         spec = yaml.safe_load(f)
     pusher = spec["deploymentSpec"]["executors"]["Pusher_executor"]["container"]
-    assert "components.atomic_pusher.AtomicPushExecutor" in " ".join(pusher["args"])
+    assert "tfx_gan.components.atomic_pusher.AtomicPushExecutor" in " ".join(pusher["args"])

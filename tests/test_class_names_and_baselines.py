@@ -19,13 +19,13 @@ import pytest
 from keras import layers
 from PIL import Image
 
-from components import layout
-from components.evaluation import EvaluationConfig, evaluate_and_bless, samples_grid_size
-from components.gan.export import export_generator, save_keras_models
-from components.gan.synthetic import write_tfrecords
-from components.serving import generate, server as server_module
-from components.serving.http_server import start_server
-from components.serving.model_config import parse_model_config
+from tfx_gan.components.common import layout
+from tfx_gan.components.evaluation.evaluate import EvaluationConfig, evaluate_and_bless, samples_grid_size
+from tfx_gan.components.gan.export import export_generator, save_keras_models
+from tfx_gan.components.gan.synthetic import write_tfrecords
+from tfx_gan.server import generate, server as server_module
+from tfx_gan.server.http_server import start_server
+from tfx_gan.server.model_config import parse_model_config
 
 SHAPE = (8, 8, 1)
 LATENT = 4
@@ -92,7 +92,7 @@ def test_evaluator_scores_without_a_baseline_of_other_images(data):
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from components.reference import build_reference
+    from tfx_gan.components.evaluation.reference import build_reference
 
     root = data["root"]
     build_reference(train_files=data["train"], eval_files=data["eval"], image_shape=SHAPE, num_classes=2,
@@ -129,12 +129,12 @@ def test_trainer_records_class_names_and_never_warm_starts_from_other_data(data,
     """GanTrainer's own function (what the TFX executor calls) with real artifacts."""
     from tfx.types import standard_artifacts
 
-    from components.gan.config import TrainConfig
-    from components.gan.step import GanTraining
-    from components.gan.warm_start import warm_start
-    from components.gan_trainer import GanTrainer
-    from components.image_example_gen import LABEL_NAMES_PROPERTY
-    from data.schema import curated_schema
+    from tfx_gan.components.gan.config import TrainConfig
+    from tfx_gan.components.gan.step import GanTraining
+    from tfx_gan.components.gan.warm_start import warm_start
+    from tfx_gan.components.gan_trainer import GanTrainer
+    from tfx_gan.components.image_example_gen import LABEL_NAMES_PROPERTY
+    from tfx_gan.data.schema import curated_schema
 
     def artifact(kind, name):
         made = kind()
@@ -154,7 +154,7 @@ def test_trainer_records_class_names_and_never_warm_starts_from_other_data(data,
     training = {"architecture": "conditional_dcgan", "batch_size": 8, "train_steps": 2, "log_every_steps": 1,
                 "checkpoint_every_steps": 2, "sample_every_steps": 0, "warm_start": True}
     model = artifact(standard_artifacts.Model, "model")
-    caplog.set_level(logging.INFO, logger="components")
+    caplog.set_level(logging.INFO, logger="tfx_gan")
     GanTrainer.EXECUTOR_SPEC.executor_class._FUNCTION(
         examples=examples, schema=schema, anomalies=artifact(standard_artifacts.ExampleAnomalies, "anomalies"),
         model=model, model_run=artifact(standard_artifacts.ModelRun, "run"), training_config=json.dumps(training),

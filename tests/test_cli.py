@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from pipeline import cli, console
+from tfx_gan.pipeline import cli, console
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GAN = os.path.join(REPO, "gan")
@@ -35,7 +35,7 @@ def gan(*args: str, cwd: str) -> subprocess.CompletedProcess:
 
 LOG_SOME_OF_EVERYTHING = """
 import logging, os, sys, warnings
-from pipeline import console
+from tfx_gan.pipeline import console
 console.configure(sys.argv[1] == "verbose")
 from absl import logging as absl_logging
 # What TensorFlow's SavedModel export does to absl's level: it must not silence what follows.
@@ -44,8 +44,8 @@ absl_logging.info("Component %s is running.", "GanTrainer")
 absl_logging.info("a protobuf dump\\n  with more lines")
 absl_logging.warning("ArtifactQuery.property_predicate is not supported.")
 logging.getLogger("apache_beam.typehints").info("Using Any for unsupported type")
-logging.getLogger("components.gan.train").info("step 100/200  d_loss 1.0")
-logging.getLogger("pipeline.x").warning("no comparable baseline: serving version 3")
+logging.getLogger("tfx_gan.components.gan.train").info("step 100/200  d_loss 1.0")
+logging.getLogger("tfx_gan.pipeline.x").warning("no comparable baseline: serving version 3")
 warnings.warn("a library's deprecation", FutureWarning)
 warnings.warn_explicit("FID is unreliable with fewer samples", UserWarning,
                        os.path.join(console.PACKAGES_ROOT, "components", "metrics", "fid.py"), 1)
@@ -77,7 +77,7 @@ def test_verbose_shows_everything():
 
 @pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["compile-kfp", "--help"], ["submit-kfp", "--help"]])
 def test_help_imports_no_tensorflow(argv):
-    result = python("import sys\nfrom pipeline import cli\ntry:\n    cli.main(sys.argv[1:])\nexcept SystemExit:\n"
+    result = python("import sys\nfrom tfx_gan.pipeline import cli\ntry:\n    cli.main(sys.argv[1:])\nexcept SystemExit:\n"
                     "    pass\nprint('tensorflow' in sys.modules, 'tfx' in sys.modules)", *argv)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: ./gan")
@@ -136,7 +136,7 @@ def test_submit_kfp_checks_its_arguments_before_connecting(tmp_path, args, fragm
 def test_unexpected_errors_are_one_line_and_verbose_keeps_the_traceback(tmp_path):
     (tmp_path / "boom_command.py").write_text(
         "def add_arguments(parser):\n    pass\n\ndef run(args):\n    raise KeyError('missing')\n")
-    code = ("import sys\nsys.path.insert(0, sys.argv[1])\nfrom pipeline import cli\n"
+    code = ("import sys\nsys.path.insert(0, sys.argv[1])\nfrom tfx_gan.pipeline import cli\n"
             "cli.COMMANDS['boom'] = ('boom_command', 'raises')\nsys.argv[1:] = sys.argv[2:]\nsys.exit(cli.main())")
     quiet = python(code, str(tmp_path), "boom")
     assert quiet.returncode == 1
@@ -147,8 +147,8 @@ def test_unexpected_errors_are_one_line_and_verbose_keeps_the_traceback(tmp_path
 
 
 def test_user_errors_are_recognised_by_class_name():
-    from components.options import ConfigError
-    from pipeline.local_runner import PipelineBusyError
+    from tfx_gan.components.common.options import ConfigError
+    from tfx_gan.pipeline.local_runner import PipelineBusyError
 
     assert console.user_error_prefix(PipelineBusyError("busy")) == "config error"
     assert console.user_error_prefix(ConfigError("bad")) == "config error"
@@ -157,7 +157,7 @@ def test_user_errors_are_recognised_by_class_name():
 
 
 def test_hyphenated_flags_mean_the_underscored_ones():
-    from pipeline.cli import underscored_flags
+    from tfx_gan.pipeline.cli import underscored_flags
 
     assert underscored_flags(["generate", "--push-dir", "serving/x", "--grid-max=4", "--set", "a.b=c-d",
                               "--", "--not-a-flag"]) == \

@@ -6,8 +6,8 @@ import shutil
 import pytest
 import yaml
 
-from components.options import ConfigError
-from pipeline import config as pipeline_config
+from tfx_gan.components.common.options import ConfigError
+from tfx_gan.pipeline import config as pipeline_config
 
 
 def test_default_config_loads_and_resolves_paths():
@@ -109,7 +109,7 @@ def test_run_and_the_quality_benchmark_share_the_set_syntax(monkeypatch, capsys)
     import argparse
 
     from benchmarks import train_quality
-    from pipeline import cli
+    from tfx_gan.pipeline import cli
 
     parsed = []
     real_parse = pipeline_config.parse_overrides
@@ -130,7 +130,7 @@ SHIPPED_CONFIGS = [pipeline_config.DEFAULT_CONFIG] + sorted(
 
 @pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=os.path.basename)
 def test_shipped_configs_work_from_any_directory_and_write_only_under_it(tmp_path, monkeypatch, path):
-    from data.bundled import bundled_dataset_at
+    from tfx_gan.data.bundled import bundled_dataset_at
 
     monkeypatch.chdir(tmp_path)  # outside the repository
     config = pipeline_config.load_config(path)

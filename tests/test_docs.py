@@ -9,11 +9,11 @@ import sys
 
 import pytest
 
-from components.gan.losses import LOSSES
-from components.gan.models import ARCHITECTURES
-from components.metrics.extractors import EXTRACTORS
-from components.metrics.sample_metrics import METRICS
-from pipeline.docs import CONFIGURATION_PAGE, configuration_reference
+from tfx_gan.components.gan.losses import LOSSES
+from tfx_gan.components.gan.models import ARCHITECTURES
+from tfx_gan.components.metrics.extractors import EXTRACTORS
+from tfx_gan.components.metrics.sample_metrics import METRICS
+from tfx_gan.pipeline.docs import CONFIGURATION_PAGE, configuration_reference
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(REPO, "README.md")

@@ -9,9 +9,9 @@ import pytest
 import tensorflow_data_validation as tfdv
 from PIL import Image
 
-from components import drift, layout
-from components.gan.synthetic import write_tfrecords
-from data import ingest
+from tfx_gan.components.common import drift, layout
+from tfx_gan.components.gan.synthetic import write_tfrecords
+from tfx_gan.data import ingest
 
 SCHEMA = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "schema", "digits", "schema.pbtxt")
 
@@ -87,7 +87,7 @@ def test_drift_of_the_label_distribution_is_named_and_a_same_mix_passes(tmp_path
 
 
 def test_a_span_that_fails_the_schema_is_named_in_one_line(tmp_path):
-    from components.validation_gate import DataValidationError, raise_on_anomalies
+    from tfx_gan.components.common.validation_gate import DataValidationError, raise_on_anomalies
 
     schema = tfdv.load_schema_text(SCHEMA)  # 28x28 digits, labels 0-9
     anomalies_uri = tmp_path / "anomalies"
@@ -123,7 +123,7 @@ def run_image_example_gen(input_base: str, out_uri: str):
     from tfx.types import standard_artifacts
     from tfx.utils import proto_utils
 
-    from components.image_example_gen import Executor, ImageExampleGen
+    from tfx_gan.components.image_example_gen import Executor, ImageExampleGen
 
     component = ImageExampleGen(input_base)
     exec_properties = {key: proto_utils.proto_to_json(value) if isinstance(value, Message) else value
@@ -146,7 +146,7 @@ def split_contents(examples, split):
 
 
 def test_the_split_depends_on_the_images_not_where_they_lie_and_class_names_are_recorded(tmp_path):
-    from components.image_example_gen import label_names_of
+    from tfx_gan.components.image_example_gen import label_names_of
 
     rng = np.random.default_rng(0)
     first = tmp_path / "clone-a" / "data"
@@ -169,7 +169,7 @@ def test_the_split_depends_on_the_images_not_where_they_lie_and_class_names_are_
 
 
 def test_unlabelled_data_records_no_class_names(tmp_path):
-    from components.image_example_gen import label_names_of
+    from tfx_gan.components.image_example_gen import label_names_of
 
     for i in range(10):
         path = tmp_path / "data" / "span-1" / f"{i}.png"

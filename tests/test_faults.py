@@ -32,8 +32,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from components import layout
-from data.digits import digits_28x28
+from tfx_gan.components.common import layout
+from tfx_gan.data.digits import digits_28x28
 
 pytestmark = pytest.mark.faults
 

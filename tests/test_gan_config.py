@@ -1,11 +1,12 @@
 """TrainConfig: defaults, from_dict/to_dict, and the error messages for bad configs."""
+import logging
 import glob
 import os
 
 import pytest
 import yaml
 
-from components.gan.config import ARCHITECTURES, ConfigError, TrainConfig
+from tfx_gan.components.gan.config import ARCHITECTURES, ConfigError, TrainConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -84,13 +85,14 @@ def test_example_configs_are_valid():
     assert found >= set(ARCHITECTURES), f"example configs cover {sorted(found)}"
 
 
-def test_auto_chooses_the_architecture_from_the_data(capsys):
+def test_auto_chooses_the_architecture_from_the_data(caplog):
+    caplog.set_level(logging.INFO, logger="tfx_gan")
     auto = TrainConfig(architecture="auto")
     cases = {((28, 28, 1), 10): "conditional_dcgan", ((64, 64, 3), 2): "conditional_dcgan",
              ((28, 28, 1), None): "dcgan_28", ((64, 64, 3), None): "dcgan", ((128, 128, 1), None): "dcgan"}
     for (shape, classes), expected in cases.items():
         assert auto.validate_for_data(shape, classes).architecture == expected
-    assert "training.architecture auto: dcgan (for 128x128x1 images, unlabelled)" in capsys.readouterr().out
+    assert "training.architecture auto: dcgan (for 128x128x1 images, unlabelled)" in caplog.text
     assert TrainConfig(architecture="auto", self_conditioning=10).validate_for_data((32, 32, 3), None).conditional
     with pytest.raises(ConfigError, match="no architecture supports 48x64x3"):
         auto.validate_for_data((48, 64, 3), None)
@@ -99,7 +101,7 @@ def test_auto_chooses_the_architecture_from_the_data(capsys):
 
 
 def test_a_pipeline_config_without_an_architecture_means_auto(tmp_path):
-    from pipeline.config import parse_config
+    from tfx_gan.pipeline.config import parse_config
 
     (tmp_path / "schema.pbtxt").write_text("")
     config = parse_config({"pipeline_name": "p", "data": {"input_base": str(tmp_path),
@@ -109,7 +111,7 @@ def test_a_pipeline_config_without_an_architecture_means_auto(tmp_path):
 
 
 def test_128px_nets_build_with_the_right_shapes():
-    from components.gan.models import build_models
+    from tfx_gan.components.gan.models import build_models
 
     for architecture, classes in (("conditional_dcgan", 2), ("dcgan", None)):
         config = TrainConfig(architecture=architecture, g_upsampling="resize", g_width=0.5, g_base_kernel=3, d_kernel=4)

@@ -1,7 +1,7 @@
 """Per model: a short training run lowers the domain FID from its untrained value.
 
 Features come from a small domain classifier trained on the real images for a few epochs
-(components.metrics.domain_classifier); every FID uses the same N and the same real reference
+(tfx_gan.components.metrics.domain_classifier); every FID uses the same N and the same real reference
 set. The runs are short (200-300 steps), so they use a high learning rate and no DiffAugment,
 which converge fastest over such horizons; the default config is measured in
 benchmarks/train_quality.py instead.
@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.gan.config import TrainConfig
-from components.gan.synthetic import coloured_shapes, write_tfrecords
-from components.gan.models import build_models
-from components.gan.train import train_gan
-from components.metrics.domain_classifier import train_domain_classifier
-from components.metrics.fid import frechet_distance_from_features
-from data.digits import digits_28x28
+from tfx_gan.components.gan.config import TrainConfig
+from tfx_gan.components.gan.synthetic import coloured_shapes, write_tfrecords
+from tfx_gan.components.gan.models import build_models
+from tfx_gan.components.gan.train import train_gan
+from tfx_gan.components.metrics.domain_classifier import train_domain_classifier
+from tfx_gan.components.metrics.fid import frechet_distance_from_features
+from tfx_gan.data.digits import digits_28x28
 
 N = 200
 

@@ -6,6 +6,7 @@ become the background; an image stored sideways with EXIF orientation 6 comes ou
 16-bit value 0x1234 becomes 0x12. Refusals stay refusals (bombs, broken files, 16-bit without the
 option), each by name.
 """
+import logging
 import io
 import os
 import subprocess
@@ -15,10 +16,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from components.options import ConfigError
-from data import image_transform, ingest
-from data.image_transform import ImageTransform
-from data.photo_patches import photo_crops
+from tfx_gan.components.common.options import ConfigError
+from tfx_gan.data import image_transform, ingest
+from tfx_gan.data.image_transform import ImageTransform
+from tfx_gan.data.photo_patches import photo_crops
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
@@ -93,7 +94,8 @@ def write_mixed_folder(span) -> None:
         (span / class_name / name).write_bytes(content)
 
 
-def test_a_folder_of_mixed_photos_ingests_to_one_shape(tmp_path, capsys):
+def test_a_folder_of_mixed_photos_ingests_to_one_shape(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="tfx_gan")
     span = tmp_path / "span-1"
     write_mixed_folder(span)
     sizes = {Image.open(p).size for p in span.glob("*/*")}
@@ -103,7 +105,7 @@ def test_a_folder_of_mixed_photos_ingests_to_one_shape(tmp_path, capsys):
         ingest.scan(str(span))  # without a transform: today's strict behaviour
 
     records = ingest.scan(str(span), ImageTransform(size=(64, 64)))
-    assert "data.channels not set: 3" in capsys.readouterr().out
+    assert "data.channels not set: 3" in caplog.text
     assert {r.shape for r in records} == {(64, 64, 3)} and len(records) == 16
     for record in records[:4]:
         feature = ingest.to_example(record).features.feature
@@ -135,8 +137,8 @@ def test_refusals_stay_refusals_under_a_transform(tmp_path):
 
 
 def test_config_values_are_checked_by_name():
-    from pipeline.config import DataConfig, image_transform_from
-    from components.options import parse_options
+    from tfx_gan.pipeline.config import DataConfig, image_transform_from
+    from tfx_gan.components.common.options import parse_options
 
     def data(**values):
         return parse_options(DataConfig, {"input_base": "x", "schema_file": "y", **values}, "data")

@@ -1,4 +1,5 @@
 """Ingestion: every input layout becomes the project's Examples; bad inputs fail by name."""
+import logging
 import io
 import os
 import zlib
@@ -8,8 +9,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from components.gan import example_format
-from data import ingest
+from tfx_gan.components.gan import example_format
+from tfx_gan.data import ingest
 
 
 def write_png(path, array):
@@ -37,15 +38,16 @@ def test_class_folders_give_integer_labels(tmp_path):
     assert decoded.shape == (28, 28, 1)
 
 
-def test_named_class_folders_are_labelled_in_sorted_order_and_recorded(tmp_path, capsys):
-    from data.schema import schema_for_span
+def test_named_class_folders_are_labelled_in_sorted_order_and_recorded(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="tfx_gan")
+    from tfx_gan.data.schema import schema_for_span
 
     write_png(str(tmp_path / "dogs" / "a.png"), gray(1))
     write_png(str(tmp_path / "cats" / "b.png"), gray(2))
     records = ingest.scan(str(tmp_path))
     labels = {os.path.basename(os.path.dirname(r.source)): r.label for r in records}
     assert labels == {"cats": 0, "dogs": 1}
-    assert "class folders -> labels: cats=0, dogs=1" in capsys.readouterr().out
+    assert "class folders -> labels: cats=0, dogs=1" in caplog.text
     assert ingest.label_names(records) == ["cats", "dogs"]
     label_feature = next(f for f in schema_for_span(str(tmp_path)).feature if f.name == example_format.LABEL_KEY)
     assert list(label_feature.annotation.comment) == ["class 0: cats", "class 1: dogs"]
@@ -147,8 +149,8 @@ def test_mixed_inputs_are_refused(tmp_path):
 
 
 def test_make_schema_matches_the_curated_digits_schema(tmp_path):
-    from components import schema_utils
-    from data.schema import schema_for_span
+    from tfx_gan.components.common import schema_utils
+    from tfx_gan.data.schema import schema_for_span
 
     for label in (0, 9):
         write_png(str(tmp_path / str(label) / "a.png"), gray(label))

@@ -16,8 +16,8 @@ import tensorflow as tf
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
-from components.gan import example_format
-from data import ingest
+from tfx_gan.components.gan import example_format
+from tfx_gan.data import ingest
 from test_ingest import raw_png  # pytest puts tests/ on sys.path
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -19,10 +19,10 @@ import threading
 import pytest
 import yaml
 
-from components.options import ConfigError
-from kubeflow import compile as kfp_compile
-from kubeflow import image, kfp_cache, submit
-from pipeline.config import DEFAULT_CONFIG, REPO_ROOT, load_config
+from tfx_gan.components.common.options import ConfigError
+from tfx_gan.kubeflow import compile as kfp_compile
+from tfx_gan.kubeflow import image, kfp_cache, submit
+from tfx_gan.pipeline.config import DEFAULT_CONFIG, REPO_ROOT, load_config
 
 ROOT = "gs://bucket/gan"
 TASKS = {"ImageExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "DriftValidator", "GanTrainer",
@@ -55,8 +55,8 @@ def test_compiled_spec_has_no_resolver_and_names_our_executors(compiled):
     assert set(spec["root"]["dag"]["tasks"]) == TASKS
     # Open-source KFP v2 rejects resolver executors ("resolver not implemented yet").
     assert "resolver" not in text.lower()
-    for executor in ("components.gan_trainer.GanTrainer_Executor", "components.gan_evaluator.GanEvaluator_Executor",
-                     "components.reference_stats_gen.ReferenceStatsGen_Executor", "components.image_example_gen.Executor"):
+    for executor in ("tfx_gan.components.gan_trainer.GanTrainer_Executor", "tfx_gan.components.gan_evaluator.GanEvaluator_Executor",
+                     "tfx_gan.components.reference_stats_gen.ReferenceStatsGen_Executor", "tfx_gan.components.image_example_gen.Executor"):
         assert executor in text
     assert "gs://bucket/gan/serving/gan-digits" in text and "gs://bucket/gan/data/gan-digits" in text
     assert "/opt/tfx-gan/data/schema/digits/schema.pbtxt" in text
@@ -296,7 +296,7 @@ def test_entrypoint_restores_the_input_types_oss_kfp_drops():
     from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils
     from tfx.types import standard_artifacts
 
-    from kubeflow.container_entrypoint import with_input_types
+    from tfx_gan.kubeflow.container_entrypoint import with_input_types
 
     schema = "title: tfx.Examples\ntype: object\n"
     oss_input = json.dumps({"inputs": {"artifacts": {"examples": {"artifacts": [
@@ -317,7 +317,7 @@ def test_entrypoint_restores_the_input_types_oss_kfp_drops():
 def test_example_gen_resolves_the_newest_span_itself(tmp_path):
     from tfx.types import standard_artifacts
 
-    from components.image_example_gen import resolve_spans
+    from tfx_gan.components.image_example_gen import resolve_spans
 
     for span in (1, 3, 2):
         (tmp_path / f"span-{span}").mkdir()
@@ -408,7 +408,7 @@ def test_dockerignore_keeps_the_build_context_small(path):
 
 # --------------------------------------------------------------------------- the launcher's driver
 def test_driver_refuses_constant_value_unless_vertex(tmp_path):
-    from kubeflow import launcher
+    from tfx_gan.kubeflow import launcher
 
     _, spec_dict = compile_to_dict(tmp_path, spec_version="2.0")
     package = tmp_path / "spec.yaml"
@@ -427,7 +427,7 @@ def test_driver_refuses_constant_value_unless_vertex(tmp_path):
 def test_driver_checks_parameter_types_and_passes_inputs_as_oss_kfp(compiled, tmp_path):
     from kfp.pipeline_spec import pipeline_spec_pb2 as pb
 
-    from kubeflow import launcher
+    from tfx_gan.kubeflow import launcher
 
     package = tmp_path / "spec.yaml"
     package.write_text(compiled[0])
@@ -451,7 +451,7 @@ def test_driver_checks_parameter_types_and_passes_inputs_as_oss_kfp(compiled, tm
 
 
 def test_launcher_refuses_what_is_not_a_runnable_spec(tmp_path):
-    from kubeflow import launcher
+    from tfx_gan.kubeflow import launcher
 
     for text, message in (("a: [", "is not YAML"), ("pipelineInfo: {name: x}", "not a PipelineSpec"),
                           ("root: {dag: {tasks: {a: {dependentTasks: [b]}, b: {dependentTasks: [a]}}}}", "cycle")):

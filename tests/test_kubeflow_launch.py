@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from components.layout import list_versions
-from data.digits import digits_28x28
-from kubeflow.compile import compile_pipeline
-from kubeflow.launcher import launch
-from pipeline.config import DEFAULT_CONFIG, REPO_ROOT
+from tfx_gan.components.common.layout import list_versions
+from tfx_gan.data.digits import digits_28x28
+from tfx_gan.kubeflow.compile import compile_pipeline
+from tfx_gan.kubeflow.launcher import launch
+from tfx_gan.pipeline.config import DEFAULT_CONFIG, REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +63,7 @@ def report(result: dict) -> str:
 
 def test_spec_2_0_fails_in_the_oss_driver(setup, tmp_path):
     specs, local_dir = setup
-    launched = subprocess.run([sys.executable, "-m", "kubeflow.launcher", "--package", specs["2.0"], "--root", ROOT,
+    launched = subprocess.run([sys.executable, "-m", "tfx_gan.kubeflow.launcher", "--package", specs["2.0"], "--root", ROOT,
                                "--local_dir", str(tmp_path)], cwd=REPO_ROOT, capture_output=True, text=True)
     assert launched.returncode == 1, launched.stdout + launched.stderr
     assert ("task ImageExampleGen: failed to resolve inputs: resolving input parameter custom_config: "

@@ -14,7 +14,7 @@ import sys
 import pytest
 import tensorflow as tf
 
-from components import layout
+from tfx_gan.components.common import layout
 
 def test_publish_makes_a_whole_loadable_version(tiny_serving_model, tmp_path):
     base = str(tmp_path / "push")
@@ -52,7 +52,7 @@ def test_broken_versions_are_skipped_with_a_warning(tiny_serving_model, tmp_path
 
 def test_a_killed_publish_leaves_only_a_hidden_folder_that_the_next_publish_removes(tiny_serving_model, tmp_path):
     base = tmp_path / "push"
-    script = (f"import os, signal\nfrom components import layout\n"
+    script = (f"import os, signal\nfrom tfx_gan.components.common import layout\n"
               f"real_rename = os.rename\n"
               f"def die(src, dst):\n    os.kill(os.getpid(), signal.SIGKILL)\n"
               f"os.rename = die\n"
@@ -114,7 +114,7 @@ def test_published_versions_carry_the_lineage_and_old_ones_are_pruned(tiny_servi
 
 
 def test_rollback_serves_an_earlier_version_as_the_newest(tiny_serving_model, tmp_path):
-    from pipeline.rollback import rollback
+    from tfx_gan.pipeline.rollback import rollback
 
     base = str(tmp_path / "push")
     layout.publish_version(tiny_serving_model, base, clock=lambda: 100, metadata={"lineage": {"spans": [1]}})
@@ -131,7 +131,7 @@ def test_rollback_serves_an_earlier_version_as_the_newest(tiny_serving_model, tm
 def test_gan_runs_lists_the_history_from_the_push_directory_alone(tiny_serving_model, tmp_path, capsys):
     import argparse
 
-    from pipeline import history
+    from tfx_gan.pipeline import history
 
     base = str(tmp_path / "push")
     version, _ = layout.publish_version(tiny_serving_model, base, clock=lambda: 100)

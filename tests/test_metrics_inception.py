@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from components.metrics.extractors import load_extractor
-from components.metrics.inception import (
+from tfx_gan.components.metrics.extractors import load_extractor
+from tfx_gan.components.metrics.inception import (
     NOTOP_WEIGHTS_FILENAME,
     InceptionFeatureExtractor,
     find_inception_weights,

@@ -18,7 +18,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image, ImageDraw
 
-from components import layout
+from tfx_gan.components.common import layout
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ QUICK_TRY = ["--set", "training.train_steps=60", "--set", "evaluation.classifier
              "--set", "evaluation.extractors=[domain_cnn]", "--set", "evaluation.num_draws=2",
              "--set", "evaluation.max_fid_over_floor=null", "--set", "evaluation.min_novelty=null",
              "--set", "evaluation.min_class_share=null"]
-PER_CLASS = 50  # ~30 held out: the evaluation needs >= 10 per half (components/reference.py)
+PER_CLASS = 50  # ~30 held out: the evaluation needs >= 10 per half (components/evaluation/reference.py)
 
 
 def draw_shapes(span_dir: str) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UV = os.path.join(REPO, ".cache", "uv-bootstrap", "bin", "uv")
-PACKAGES = ("components", "data", "pipeline", "kubeflow")
+PACKAGES = ("components", "data", "pipeline", "server", "kubeflow")
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,35 @@ def test_installed_tfx_gan_runs_from_anywhere(wheel, tmp_path):
     assert shown.stdout.startswith("usage: tfx-gan") and "compile-kfp" in shown.stdout
 
     # The commands' code is the installed copy, not this checkout.
-    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import tfx_gan, sys; sys.path.insert(0, "
-                            "tfx_gan.packages_root()); import pipeline.config as c; print(c.__file__)"],
+    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import tfx_gan.pipeline.config as c; print(c.__file__)"],
                            cwd=scratch, env=env, capture_output=True, text=True, timeout=120)
     assert where.stdout.strip().startswith(str(site / "tfx_gan" / "pipeline")), where.stdout + where.stderr
+
+    # Only tfx_gan is a top-level name: a Kubeflow SDK's `kubeflow` package stays importable beside it.
+    shown = subprocess.run([str(venv / "bin" / "python"), "-c", BOTH_IMPORT], cwd=scratch,
+                           env={**env, "PYTHONPATH": fake_kubeflow_sdk(tmp_path)}, capture_output=True, text=True, timeout=120)
+    assert shown.stdout.split() == ["True", "[]"], shown.stderr[-2000:]
+
+
+# Our Kubeflow code and a Kubeflow SDK's package, and which generic names are importable on their own.
+BOTH_IMPORT = ("import importlib.util, tfx_gan.kubeflow.compile, kubeflow.training as t; "
+               "print(t.SDK, [n for n in ('components', 'data', 'pipeline', 'server') if importlib.util.find_spec(n)])")
+
+
+def fake_kubeflow_sdk(tmp_path) -> str:
+    """A stand-in for an installed Kubeflow SDK (kubeflow-training's layout: kubeflow/training/)."""
+    sdk = tmp_path / "sdk"
+    (sdk / "kubeflow" / "training").mkdir(parents=True)
+    (sdk / "kubeflow" / "__init__.py").write_text("")
+    (sdk / "kubeflow" / "training" / "__init__.py").write_text("SDK = True\n")
+    return str(sdk)
+
+
+def test_a_checkout_first_on_sys_path_does_not_shadow_a_kubeflow_sdk(tmp_path):
+    # The repository's top-level folders are namespace portions (no __init__.py): the SDK's regular
+    # package wins the name `kubeflow`, ours is reached as tfx_gan.kubeflow.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([REPO, fake_kubeflow_sdk(tmp_path)])}
+    shown = subprocess.run([sys.executable, "-c", BOTH_IMPORT], cwd=REPO, env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert shown.stdout.split()[0] == "True"

@@ -20,13 +20,13 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from components import layout
-from components.layout import list_versions as serving_versions
-from components.validation_gate import DataValidationError
-from data.digits import digits_28x28
-from data.ingest import IngestionError
-from pipeline.config import load_config
-from pipeline.local_runner import run_pipeline
+from tfx_gan.components.common import layout
+from tfx_gan.components.common.layout import list_versions as serving_versions
+from tfx_gan.components.common.validation_gate import DataValidationError
+from tfx_gan.data.digits import digits_28x28
+from tfx_gan.data.ingest import IngestionError
+from tfx_gan.pipeline.config import load_config
+from tfx_gan.pipeline.local_runner import run_pipeline
 
 pytestmark = pytest.mark.slow
 

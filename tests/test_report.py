@@ -15,10 +15,10 @@ import yaml
 from PIL import Image
 
 from browser import render
-from components.validation_gate import DataValidationError
-from pipeline import history, report
-from pipeline.config import DEFAULT_CONFIG, load_config
-from pipeline.local_runner import run_pipeline
+from tfx_gan.components.common.validation_gate import DataValidationError
+from tfx_gan.pipeline import history, report
+from tfx_gan.pipeline.config import DEFAULT_CONFIG, load_config
+from tfx_gan.pipeline.local_runner import run_pipeline
 from test_pipeline_e2e import write_digits_span, write_span
 
 pytestmark = pytest.mark.slow

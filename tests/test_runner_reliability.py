@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from components.options import ConfigError
-from pipeline.config import load_config
-from pipeline.local_runner import PipelineBusyError, check_writable_dirs, pipeline_lock, run_pipeline
+from tfx_gan.components.common.options import ConfigError
+from tfx_gan.pipeline.config import load_config
+from tfx_gan.pipeline.local_runner import PipelineBusyError, check_writable_dirs, pipeline_lock, run_pipeline
 
 
 @pytest.fixture

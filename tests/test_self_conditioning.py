@@ -12,13 +12,13 @@ import tensorflow as tf
 from PIL import Image
 from scipy import stats
 
-from components import layout
-from components.gan.config import ConfigError, TrainConfig
-from components.gan.export import load_clusters, load_keras_model
-from components.gan.self_conditioning import CLUSTERS_FILENAME, Clusters, fit_clusters
-from components.gan.synthetic import write_tfrecords
-from components.gan.train import save_trained_models, train_gan
-from data.digits import digits_28x28
+from tfx_gan.components.common import layout
+from tfx_gan.components.gan.config import ConfigError, TrainConfig
+from tfx_gan.components.gan.export import load_clusters, load_keras_model
+from tfx_gan.components.gan.self_conditioning import CLUSTERS_FILENAME, Clusters, fit_clusters
+from tfx_gan.components.gan.synthetic import write_tfrecords
+from tfx_gan.components.gan.train import save_trained_models, train_gan
+from tfx_gan.data.digits import digits_28x28
 
 SHAPE = (28, 28, 1)
 
@@ -171,9 +171,9 @@ def test_train_export_resume_and_warm_start(unlabelled_files, tmp_path):
 
 @pytest.mark.slow
 def test_pipeline_on_unlabelled_images_pushes_a_generator_served_from_a_latent(tmp_path):
-    from data.schema import schema_for_span
-    from pipeline.config import load_config
-    from pipeline.local_runner import run_pipeline
+    from tfx_gan.data.schema import schema_for_span
+    from tfx_gan.pipeline.config import load_config
+    from tfx_gan.pipeline.local_runner import run_pipeline
 
     images, _ = digits_28x28()
     span = tmp_path / "data" / "span-1"

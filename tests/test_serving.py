@@ -1,7 +1,7 @@
 """The local TF-Serving-compatible server, its model store, hot reload and the generate command.
 
 Tiny Keras 3 generators are exported with the project's own contract
-(components.gan.export.export_generator) into push directories laid out like TFX Pusher's
+(tfx_gan.components.gan.export.export_generator) into push directories laid out like TFX Pusher's
 (<push>/<version>/saved_model.pb + variables/), then served on a free loopback port.
 """
 from __future__ import annotations
@@ -22,19 +22,19 @@ import time
 import numpy as np
 import pytest
 
-import components  # noqa: E402,F401  sets the Keras environment before TensorFlow is imported
+import tfx_gan  # noqa: E402,F401  sets the Keras environment before TensorFlow is imported
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from components.gan.export import export_generator  # noqa: E402
-from components.layout import check_version_dir, list_versions  # noqa: E402
-from components.serving import generate, json_codec, model_store  # noqa: E402
-from components.serving.http_server import start_server  # noqa: E402
-from components.serving.model_config import parse_model_config, validate_model_name  # noqa: E402
-from components.serving.model_store import ModelStore  # noqa: E402
+from tfx_gan.components.gan.export import export_generator  # noqa: E402
+from tfx_gan.components.common.layout import check_version_dir, list_versions  # noqa: E402
+from tfx_gan.server import generate, json_codec, model_store  # noqa: E402
+from tfx_gan.server.http_server import start_server  # noqa: E402
+from tfx_gan.server.model_config import parse_model_config, validate_model_name  # noqa: E402
+from tfx_gan.server.model_store import ModelStore  # noqa: E402
 
 LATENT = 8
 NUM_CLASSES = 3
@@ -557,7 +557,7 @@ def test_generate_errors(env, tmp_path, capsys):
 
 def test_server_command_line(env, capsys):
     """serve's add_arguments/run: --port 0 prints the port it got; shutdown ends run() with 0."""
-    from components.serving import server as server_module
+    from tfx_gan.server import server as server_module
 
     parser = argparse.ArgumentParser()
     server_module.add_arguments(parser)
@@ -578,11 +578,11 @@ def test_server_command_line(env, capsys):
     thread.join(timeout=30)
     assert result == [0]
     assert f"on http://127.0.0.1:{httpd.server_address[1]}" in capsys.readouterr().out
-    # `python -m components.serving.server` is wired up (bad flags fail before TensorFlow loads)
+    # `python -m tfx_gan.server.server` is wired up (bad flags fail before TensorFlow loads)
     environment = dict(os.environ, PYTHONPATH=REPO_ROOT)
     for argv, fragment in (([], "exactly one of --model_base_path or --model_config"),
                            (["--model_base_path", "x", "--model_name", "../etc"], "invalid model name")):
-        bad = subprocess.run([sys.executable, "-m", "components.serving.server", *argv], cwd=REPO_ROOT, env=environment,
+        bad = subprocess.run([sys.executable, "-m", "tfx_gan.server.server", *argv], cwd=REPO_ROOT, env=environment,
                              capture_output=True, text=True, timeout=120)
         assert bad.returncode == 2 and fragment in bad.stderr, bad.stderr
 

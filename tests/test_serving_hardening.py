@@ -14,10 +14,10 @@ import keras
 import pytest
 from keras import layers
 
-from components import layout
-from components.gan.export import export_generator
-from components.serving.http_server import start_server
-from components.serving.model_store import ModelStore
+from tfx_gan.components.common import layout
+from tfx_gan.components.gan.export import export_generator
+from tfx_gan.server.http_server import start_server
+from tfx_gan.server.model_store import ModelStore
 
 LATENT = 4
 

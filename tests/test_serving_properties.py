@@ -2,7 +2,7 @@
 the answer is a result or a 4xx whose {"error": ...} names the problem, in standard JSON; never
 a 500, a traceback or a hung connection.
 
-Most examples go to the pure request functions (components/serving/predict_format.py), which
+Most examples go to the pure request functions (server/predict_format.py), which
 is fast; a smaller number go through a real loopback server and a real SavedModel.
 """
 from __future__ import annotations
@@ -18,11 +18,11 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from keras import layers
 
-from components.gan.export import export_generator
-from components.serving import json_codec, predict_format
-from components.serving.http_server import start_server
-from components.serving.json_codec import RequestError
-from components.serving.loaded_model import SignatureInfo, TensorSpecInfo
+from tfx_gan.components.gan.export import export_generator
+from tfx_gan.server import json_codec, predict_format
+from tfx_gan.server.http_server import start_server
+from tfx_gan.server.json_codec import RequestError
+from tfx_gan.server.loaded_model import SignatureInfo, TensorSpecInfo
 
 LATENT = 4
 CLASSES = 3

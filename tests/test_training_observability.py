@@ -16,9 +16,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from components.gan.hooks import GRIDS_PER_RUN, format_duration
-from components.gan.train import train_gan
-from pipeline import cli
+from tfx_gan.components.gan.hooks import GRIDS_PER_RUN, format_duration
+from tfx_gan.components.gan.train import train_gan
+from tfx_gan.pipeline import cli
 from test_gan_train import SHAPE, digit_files, tiny  # noqa: F401  (digit_files: the fixture)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -106,7 +106,7 @@ def test_durations_read_as_people_write_them():
 def test_tensorboard_serves_the_pipelines_training_logs(resumed_run, tmp_path):
     # Where GanTrainer's ModelRun artifacts live under the pipeline root (execution 7 here).
     shutil.copytree(resumed_run[0] / "run2", tmp_path / "out" / "pipeline_root" / "GanTrainer" / "model_run" / "7")
-    command = [sys.executable, "-m", "pipeline.cli", "tensorboard", "--set", f"output_dir={tmp_path / 'out'}",
+    command = [sys.executable, "-m", "tfx_gan.pipeline.cli", "tensorboard", "--set", f"output_dir={tmp_path / 'out'}",
                "--port", "0", "--host", "127.0.0.1"]
     server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               env={**os.environ, "PYTHONPATH": ROOT})

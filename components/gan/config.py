@@ -8,13 +8,16 @@ shape and labels against the architecture) runs once, where the data's shape bec
 """
 from __future__ import annotations
 
+import logging
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from components.gan.losses import LOSSES
-from components.gan.models import ARCHITECTURES
-from components.options import ConfigError, option, parse_options
+from tfx_gan.components.gan.losses import LOSSES
+from tfx_gan.components.gan.models import ARCHITECTURES
+from tfx_gan.components.common.options import ConfigError, option, parse_options
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["ConfigError", "TrainConfig"]
 
@@ -200,7 +203,7 @@ class TrainConfig:
         if self.architecture == AUTO:
             chosen = choose_architecture(shape, num_classes, self.self_conditioning)
             classes = f"{num_classes} classes" if num_classes else "unlabelled"
-            print(f"{prefix}.architecture auto: {chosen} (for {_fmt_shape(shape)} images, {classes})")
+            logger.info(f"{prefix}.architecture auto: {chosen} (for {_fmt_shape(shape)} images, {classes})")
             self = dataclasses.replace(self, architecture=chosen)
         supported = ARCHITECTURES.entry(self.architecture).info["shapes"]
         if shape not in supported:

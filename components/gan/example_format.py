@@ -8,7 +8,7 @@ Every ingested image becomes one tf.train.Example with these features:
   label     int64   optional: the class index, absent for unlabelled data
   source    bytes   where the image came from (file path, or npz path and index), for error messages
 
-ExampleGen writes them as gzipped TFRecords (where: ``components.layout.split_files``).
+ExampleGen writes them as gzipped TFRecords (where: ``tfx_gan.components.common.layout.split_files``).
 """
 from __future__ import annotations
 

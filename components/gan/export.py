@@ -26,8 +26,8 @@ import os
 
 import tensorflow as tf
 
-from components import layout
-from components.gan.self_conditioning import Clusters
+from tfx_gan.components.common import layout
+from tfx_gan.components.gan.self_conditioning import Clusters
 
 
 def generator_inputs(latent, labels=None, truncation_psi: float = 1.0, clusters: Clusters | None = None):
@@ -160,7 +160,7 @@ def load_keras_model(saved_model_dir: str, which: str):
     discriminator returns logits; its inputs are ``images`` or ``[images, labels]``."""
     import keras
 
-    from components.gan import models  # noqa: F401  registers the custom layers for loading
+    from tfx_gan.components.gan import models  # noqa: F401  registers the custom layers for loading
 
     return keras.saving.load_model(layout.keras_model_path(saved_model_dir, which), compile=False)
 

@@ -26,12 +26,12 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from components.gan.config import TrainConfig
-from components.gan.example_format import load_arrays
-from components.gan.samples import image_grid, save_grid_strip, save_image_grid
-from components.gan.step import GanTraining
-from components.metrics.fid import FeatureStats, frechet_distance_from_stats
-from components.metrics.random_cnn import RandomCNN
+from tfx_gan.components.gan.config import TrainConfig
+from tfx_gan.components.gan.example_format import load_arrays
+from tfx_gan.components.gan.samples import image_grid, save_grid_strip, save_image_grid
+from tfx_gan.components.gan.step import GanTraining
+from tfx_gan.components.metrics.fid import FeatureStats, frechet_distance_from_stats
+from tfx_gan.components.metrics.random_cnn import RandomCNN
 
 HISTORY_KEYS = ("step", "d_loss", "g_loss", "d_real_acc", "d_fake_acc", "images_per_sec")
 METRICS_KEY = "metrics"  # the history's list of TrainingFid rows, the same objects as metrics.jsonl's lines

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from components.registry import Registry
+from tfx_gan.components.common.registry import Registry
 
 GP_EPSILON = 1e-10
 

@@ -19,7 +19,7 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from components.registry import Registry
+from tfx_gan.components.common.registry import Registry
 
 PACKAGE = "gan"
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from components.options import ConfigError
+from tfx_gan.components.common.options import ConfigError
 
 CLUSTERS_FILENAME = "clusters.npz"
 FIT_MAX_IMAGES = 10_000  # k-means fits on at most this many training images (a fixed random subset)

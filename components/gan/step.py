@@ -19,11 +19,11 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from components.gan import augment as augment_lib
-from components.gan import losses as losses_lib
-from components.gan.config import TrainConfig
-from components.gan.export import generator_inputs
-from components.gan.models import SHIPPED_LAYERS, LayerOptions, build_models
+from tfx_gan.components.gan import augment as augment_lib
+from tfx_gan.components.gan import losses as losses_lib
+from tfx_gan.components.gan.config import TrainConfig
+from tfx_gan.components.gan.export import generator_inputs
+from tfx_gan.components.gan.models import SHIPPED_LAYERS, LayerOptions, build_models
 
 
 class LateLinearDecay(keras.optimizers.schedules.LearningRateSchedule):

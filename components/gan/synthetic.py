@@ -7,7 +7,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from components.gan.example_format import make_example
+from tfx_gan.components.gan.example_format import make_example
 
 
 def write_tfrecords(images: np.ndarray, labels: np.ndarray | None, path: str, num_shards: int = 1) -> list[str]:

@@ -21,18 +21,18 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
-from components.gan.config import TrainConfig
-from components.gan.devices import is_chief, resolve_precision, resolve_strategy, strategy_name, worker_dirs
-from components.gan.example_format import load_arrays, training_dataset
-from components.gan.export import export_generator, save_keras_models
-from components.gan.hooks import (GRIDS_PER_RUN, HISTORY_FILENAME, HISTORY_KEYS, CheckpointWriteError, Checkpoints,
+from tfx_gan.components.gan.config import TrainConfig
+from tfx_gan.components.gan.devices import is_chief, resolve_precision, resolve_strategy, strategy_name, worker_dirs
+from tfx_gan.components.gan.example_format import load_arrays, training_dataset
+from tfx_gan.components.gan.export import export_generator, save_keras_models
+from tfx_gan.components.gan.hooks import (GRIDS_PER_RUN, HISTORY_FILENAME, HISTORY_KEYS, CheckpointWriteError, Checkpoints,
                                   DivergenceGuard, ProgressLog, SampleGrids, TrainingDivergedError, TrainingFid,
                                   empty_history)
-from components.gan.models import build_models
-from components.gan.samples import save_loss_curve
-from components.gan.self_conditioning import CLUSTERS_FILENAME, Clusters, fit_clusters
-from components.gan.step import GanTraining
-from components.gan.warm_start import warm_start
+from tfx_gan.components.gan.models import build_models
+from tfx_gan.components.gan.samples import save_loss_curve
+from tfx_gan.components.gan.self_conditioning import CLUSTERS_FILENAME, Clusters, fit_clusters
+from tfx_gan.components.gan.step import GanTraining
+from tfx_gan.components.gan.warm_start import warm_start
 
 # pipeline/cli.py imports the two errors train_gan raises from here.
 __all__ = ["CheckpointWriteError", "HISTORY_KEYS", "TrainResult", "TrainingDivergedError", "save_trained_models",
@@ -94,82 +94,110 @@ def train_gan(config: TrainConfig, train_files: list[str], image_shape: tuple[in
         trainer = GanTraining(config, image_shape, num_classes, precision, strategy.num_replicas_in_sync)
 
     checkpoints = Checkpoints(trainer, checkpoint_dir, chief)
-    history, warm_started_from = empty_history(), None
-    if checkpoints.latest:
-        history = checkpoints.restore_latest()
-        log(f"resuming from checkpoint {checkpoints.latest} at step {int(trainer.step.numpy())}")
-    elif warm_start_dir and warm_start(trainer, warm_start_dir, log, class_names):
-        warm_started_from = warm_start_dir
+    history, warm_started_from = _resume_or_warm_start(trainer, checkpoints, warm_start_dir, log, class_names)
     if config.self_conditioning:
         _set_clusters(trainer, train_files, image_shape, checkpoint_dir, resumed=bool(checkpoints.latest),
                       warm_started_from=warm_started_from, log=log)
-    step = resumed_from = int(trainer.step.numpy())
-    classes = (f"{trainer.clusters.k} clusters (self-conditioning)" if trainer.clusters is not None
-               else f"{num_classes or 'no'} classes")
-    log(f"training {config.architecture}/{config.loss} on {image_shape} images, {classes}: "
-        f"{config.train_steps} steps of batch {config.batch_size}, precision {precision}, "
-        f"strategy {strategy_name(strategy)} ({strategy.num_replicas_in_sync} replica(s)), "
-        f"diffaugment '{config.diffaugment}', ema {config.ema_decay}, "
-        f"G {trainer.generator.count_params():,} / D {trainer.discriminator.count_params():,} parameters")
+    resumed_from = int(trainer.step.numpy())
+    log(_describe_run(config, trainer, image_shape, num_classes, precision, strategy))
 
     writer = tf.summary.create_file_writer(run_dir) if chief else tf.summary.create_noop_writer()
     samples = SampleGrids(trainer, config, run_dir, writer, chief)
     fid = TrainingFid(trainer, config, train_files, image_shape, run_dir, writer, chief, history, log)
-    fid_every = config.fid_every_steps
-    if step < config.train_steps:
-        global_batch = config.batch_size * config.d_steps_per_g_step
-        sample_every = config.sample_every_steps or max(1, math.ceil(config.train_steps / GRIDS_PER_RUN))
-        batches = _batches(train_files, image_shape, global_batch, config.seed, strategy, trainer.clusters)
-        step_fn = trainer.make_step_fn(strategy)
-        guard = DivergenceGuard()
-        deadline = None if config.max_minutes is None else time.perf_counter() + 60 * config.max_minutes
-        progress = ProgressLog(history, writer, global_batch, config.train_steps, step, log, deadline)
-        last = False
-        while not last:
-            metrics = step_fn(next(batches))
-            step += 1
-            guard.watch(step, metrics)
-            if on_step is not None:
-                on_step(step)
-            if step == resumed_from + 1:  # leave tracing/compilation out of images/s
-                progress.add(guard.check())
-                progress.restart_clock(step)
-            out_of_time = deadline is not None and time.perf_counter() >= deadline and step < config.train_steps
-            last = step == config.train_steps or out_of_time
-            if out_of_time:
-                log(f"training.max_minutes ({config.max_minutes:g}) reached: stopping at step {step} of "
-                    f"{config.train_steps}")
-            if step % config.log_every_steps == 0 or last:
-                progress.add(guard.check())
-                progress.write(step)
-            with progress.paused():
-                if step % sample_every == 0 and not last:
-                    samples.write(step)
-                # The last step too, when the run is long enough to have FID rows at all.
-                if fid_every and (step % fid_every == 0 or last and config.train_steps >= fid_every):
-                    fid.write(step)
-                if step % config.checkpoint_every_steps == 0 or last:
-                    progress.add(guard.check())
-                    checkpoints.save(step, history)
+    if resumed_from < config.train_steps:
+        batches = _batches(train_files, image_shape, config.batch_size * config.d_steps_per_g_step, config.seed,
+                           strategy, trainer.clusters)
+        step = _train_steps(trainer, config, strategy, batches, resumed_from, history, writer, samples, fid,
+                            checkpoints, log, on_step)
         seconds = time.perf_counter() - started
         fid_cost = f" (training FID {fid.total_seconds:.1f} s of it, {100 * fid.total_seconds / seconds:.1f}%)" \
             if fid.total_seconds else ""
         log(f"trained {step - resumed_from} steps in {seconds:.1f} s{fid_cost}")
     else:
+        step = resumed_from
         log(f"checkpoint is already at step {step} >= train_steps {config.train_steps}: nothing to train")
 
     samples.write(step, "final.png")
     if chief:
-        samples.write_strip()
-        save_loss_curve(history, os.path.join(run_dir, "loss_curve.png"))
-        with tf.io.gfile.GFile(os.path.join(run_dir, HISTORY_FILENAME), "w") as f:  # the report plots it
-            json.dump(history, f)
+        _write_run_views(samples, history, run_dir)
     writer.close()
     return TrainResult(generator=trainer.export_generator, discriminator=trainer.discriminator,
                        history=history, steps=step, seconds=time.perf_counter() - started,
                        resumed_from_step=resumed_from, precision=precision, strategy=strategy_name(strategy),
                        sample_paths=samples.paths, live_generator=trainer.generator,
                        warm_started_from=warm_started_from, clusters=trainer.clusters)
+
+
+def _resume_or_warm_start(trainer, checkpoints, warm_start_dir, log, class_names):
+    """(history, warm_started_from): the latest checkpoint's state, else the serving generator's weights
+    when they fit, else nothing (training from scratch)."""
+    if checkpoints.latest:
+        history = checkpoints.restore_latest()
+        log(f"resuming from checkpoint {checkpoints.latest} at step {int(trainer.step.numpy())}")
+        return history, None
+    if warm_start_dir and warm_start(trainer, warm_start_dir, log, class_names):
+        return empty_history(), warm_start_dir
+    return empty_history(), None
+
+
+def _describe_run(config, trainer, image_shape, num_classes, precision, strategy) -> str:
+    classes = (f"{trainer.clusters.k} clusters (self-conditioning)" if trainer.clusters is not None
+               else f"{num_classes or 'no'} classes")
+    return (f"training {config.architecture}/{config.loss} on {image_shape} images, {classes}: "
+            f"{config.train_steps} steps of batch {config.batch_size}, precision {precision}, "
+            f"strategy {strategy_name(strategy)} ({strategy.num_replicas_in_sync} replica(s)), "
+            f"diffaugment '{config.diffaugment}', ema {config.ema_decay}, "
+            f"G {trainer.generator.count_params():,} / D {trainer.discriminator.count_params():,} parameters")
+
+
+def _train_steps(trainer, config, strategy, batches, step, history, writer, samples, fid, checkpoints, log,
+                 on_step) -> int:
+    """The loop: one train step per batch from ``step`` to train_steps (or training.max_minutes), with
+    progress lines, sample grids, training FID and checkpoints on their schedules. Returns the last step."""
+    resumed_from = step
+    sample_every = config.sample_every_steps or max(1, math.ceil(config.train_steps / GRIDS_PER_RUN))
+    fid_every = config.fid_every_steps
+    step_fn = trainer.make_step_fn(strategy)
+    guard = DivergenceGuard()
+    deadline = None if config.max_minutes is None else time.perf_counter() + 60 * config.max_minutes
+    progress = ProgressLog(history, writer, config.batch_size * config.d_steps_per_g_step, config.train_steps, step,
+                           log, deadline)
+    last = False
+    while not last:
+        metrics = step_fn(next(batches))
+        step += 1
+        guard.watch(step, metrics)
+        if on_step is not None:
+            on_step(step)
+        if step == resumed_from + 1:  # leave tracing/compilation out of images/s
+            progress.add(guard.check())
+            progress.restart_clock(step)
+        out_of_time = deadline is not None and time.perf_counter() >= deadline and step < config.train_steps
+        last = step == config.train_steps or out_of_time
+        if out_of_time:
+            log(f"training.max_minutes ({config.max_minutes:g}) reached: stopping at step {step} of "
+                f"{config.train_steps}")
+        if step % config.log_every_steps == 0 or last:
+            progress.add(guard.check())
+            progress.write(step)
+        with progress.paused():
+            if step % sample_every == 0 and not last:
+                samples.write(step)
+            # The last step too, when the run is long enough to have FID rows at all.
+            if fid_every and (step % fid_every == 0 or last and config.train_steps >= fid_every):
+                fid.write(step)
+            if step % config.checkpoint_every_steps == 0 or last:
+                progress.add(guard.check())
+                checkpoints.save(step, history)
+    return step
+
+
+def _write_run_views(samples, history, run_dir) -> None:
+    """The chief's pictures and history of the run: the grid strip, the loss curve, history.json."""
+    samples.write_strip()
+    save_loss_curve(history, os.path.join(run_dir, "loss_curve.png"))
+    with tf.io.gfile.GFile(os.path.join(run_dir, HISTORY_FILENAME), "w") as f:  # the report plots it
+        json.dump(history, f)
 
 
 def _set_clusters(trainer: GanTraining, train_files, image_shape, checkpoint_dir: str, resumed: bool,
@@ -200,7 +228,7 @@ def save_trained_models(result: TrainResult, config: TrainConfig, serving_dir: s
                         num_classes: int | None) -> str:
     """Writes the generator's serving SavedModel to ``serving_dir`` (carrying float32 Keras copies
     of the generator and discriminator, whatever precision trained them: see
-    ``components.gan.export.save_keras_models``) and the training options, image shape and class
+    ``tfx_gan.components.gan.export.save_keras_models``) and the training options, image shape and class
     count to ``config_path``. Returns ``serving_dir``."""
     classes = config.served_classes(num_classes)
     g32, d32 = build_models(config, image_shape, config.net_classes(num_classes), dtype="float32")

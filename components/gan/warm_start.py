@@ -7,9 +7,9 @@ from typing import Callable
 
 import tensorflow as tf
 
-from components import layout
-from components.gan.export import load_clusters, load_keras_model
-from components.gan.step import GanTraining
+from tfx_gan.components.common import layout
+from tfx_gan.components.gan.export import load_clusters, load_keras_model
+from tfx_gan.components.gan.step import GanTraining
 
 
 def warm_start(trainer: GanTraining, warm_start_dir: str, log: Callable[[str], None],

@@ -11,8 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from components.metrics._neighbours import count_balls_containing, kth_neighbour_radii_sq, nearest_centre
-from components.metrics._validation import as_feature_matrix, as_int_positive, check_same_dim
+from tfx_gan.components.metrics._neighbours import count_balls_containing, kth_neighbour_radii_sq, nearest_centre
+from tfx_gan.components.metrics._validation import as_feature_matrix, as_int_positive, check_same_dim
 
 
 class DensityCoverage(NamedTuple):

@@ -23,8 +23,8 @@ import uuid
 
 import numpy as np
 
-from components.metrics import _io
-from components.metrics._validation import as_images, as_int_positive
+from tfx_gan.components.metrics import _io
+from tfx_gan.components.metrics._validation import as_images, as_int_positive
 
 MODEL_FILENAME = "model.keras"
 # Written last: a directory with this file holds a complete classifier.
@@ -218,8 +218,7 @@ def train_domain_classifier(
         num_classes = as_int_positive(num_classes, "num_classes", minimum=2)
         labels = _check_labels(labels, images.shape[0], num_classes)
 
-    keras = _keras()
-    keras.utils.set_random_seed(seed)
+    _keras().utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     order = rng.permutation(images.shape[0])
     num_val = int(round(validation_fraction * images.shape[0]))
@@ -227,20 +226,38 @@ def train_domain_classifier(
     if train_idx.size < 2:
         raise ValueError(f"too few images to train on: {train_idx.size} after holding out {num_val}")
 
-    upright = images[train_idx]
-    turns = rng.integers(1, NUM_ROTATIONS, size=train_idx.size)
+    x_train, targets, weights = _training_set(images[train_idx], None if labels is None else labels[train_idx], rng)
+    model = _build_model(images.shape[1:], num_classes, feature_dim)
+    _fit(model, x_train, targets, weights, epochs, batch_size, learning_rate, int(train_idx.size))
+    classifier = DomainClassifier(model, mode=mode, num_classes=num_classes or NUM_ROTATIONS)
+    classifier.metadata = {"num_train_images": int(train_idx.size), "epochs": epochs, "seed": seed}
+    if num_val:
+        accuracy = _held_out_accuracy(classifier, images[val_idx], None if labels is None else labels[val_idx], rng)
+        classifier.metadata.update(val_accuracy=accuracy, num_val_images=int(num_val))
+        logger.info("domain classifier: held-out %s accuracy %.3f on %d images", "class" if mode == "labels"
+                    else "rotation", accuracy, num_val)
+    return classifier
+
+
+def _training_set(upright, labels, rng):
+    """Each image upright (class target; rotation target 0) and once more turned by a random quarter
+    turn (rotation target only). Returns (images, targets, sample weights) per output head."""
+    turns = rng.integers(1, NUM_ROTATIONS, size=len(upright))
     turned = np.stack([np.rot90(image, k, axes=(0, 1)) for image, k in zip(upright, turns)])
     x_train = np.concatenate([upright, turned])
-    targets = {"rotation_logits": np.concatenate([np.zeros(train_idx.size, np.int64), turns])}
+    targets = {"rotation_logits": np.concatenate([np.zeros(len(upright), np.int64), turns])}
     weights = {"rotation_logits": np.ones(x_train.shape[0], np.float32)}
-    if mode == "labels":
-        targets["logits"] = np.concatenate([labels[train_idx], labels[train_idx]])
+    if labels is not None:
+        targets["logits"] = np.concatenate([labels, labels])
         # Weight 2 on the upright half: Keras averages over the whole batch, so the class loss
         # keeps the scale it would have without the turned copies.
-        weights["logits"] = np.concatenate([np.full(train_idx.size, 2.0, np.float32),
-                                            np.zeros(train_idx.size, np.float32)])
+        weights["logits"] = np.concatenate([np.full(len(upright), 2.0, np.float32),
+                                            np.zeros(len(upright), np.float32)])
+    return x_train, targets, weights
 
-    model = _build_model(images.shape[1:], num_classes, feature_dim)
+
+def _fit(model, x_train, targets, weights, epochs, batch_size, learning_rate, num_images) -> None:
+    keras = _keras()
     steps = epochs * int(np.ceil(x_train.shape[0] / batch_size))
     # Cosine decay to 0 lets a short fixed schedule converge without tuning the epoch count.
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
@@ -251,21 +268,17 @@ def train_domain_classifier(
                   weighted_metrics={name: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
                                     for name in targets})
     model.fit(x_train, targets, sample_weight=weights, batch_size=batch_size, epochs=epochs, shuffle=True,
-              verbose=0, callbacks=[_progress_callback(epochs, int(train_idx.size))])
-    classifier = DomainClassifier(model, mode=mode, num_classes=num_classes or NUM_ROTATIONS)
-    classifier.metadata = {"num_train_images": int(train_idx.size), "epochs": epochs, "seed": seed}
-    if num_val:
-        val_images = images[val_idx]
-        if mode == "labels":
-            val_targets = labels[val_idx]
-        else:
-            val_targets = rng.integers(0, NUM_ROTATIONS, size=num_val)
-            val_images = np.stack([np.rot90(image, k, axes=(0, 1)) for image, k in zip(val_images, val_targets)])
-        predicted = classifier.predict_proba(val_images).argmax(axis=1)
-        classifier.metadata.update(val_accuracy=float(np.mean(predicted == val_targets)), num_val_images=int(num_val))
-        logger.info("domain classifier: held-out %s accuracy %.3f on %d images", "class" if mode == "labels"
-                    else "rotation", classifier.metadata["val_accuracy"], num_val)
-    return classifier
+              verbose=0, callbacks=[_progress_callback(epochs, num_images)])
+
+
+def _held_out_accuracy(classifier, images, labels, rng) -> float:
+    """Class accuracy on the held-out images, or (without labels) accuracy at telling their random
+    quarter turns apart."""
+    if labels is None:
+        labels = rng.integers(0, NUM_ROTATIONS, size=len(images))
+        images = np.stack([np.rot90(image, k, axes=(0, 1)) for image, k in zip(images, labels)])
+    predicted = classifier.predict_proba(images).argmax(axis=1)
+    return float(np.mean(predicted == labels))
 
 
 def _check_fingerprint(fingerprint) -> str:

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import os
 
-from components.metrics.domain_classifier import DomainClassifier, load_or_train_domain_classifier
-from components.metrics.inception import InceptionFeatureExtractor
-from components.metrics.random_cnn import RandomCNN
-from components.registry import Registry
+from tfx_gan.components.metrics.domain_classifier import DomainClassifier, load_or_train_domain_classifier
+from tfx_gan.components.metrics.inception import InceptionFeatureExtractor
+from tfx_gan.components.metrics.random_cnn import RandomCNN
+from tfx_gan.components.common.registry import Registry
 
 EXTRACTORS = Registry("extractor")
 

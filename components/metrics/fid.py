@@ -24,8 +24,8 @@ import warnings
 import numpy as np
 import scipy.linalg.blas
 
-from components.metrics import _io
-from components.metrics._validation import as_feature_matrix, check_same_dim
+from tfx_gan.components.metrics import _io
+from tfx_gan.components.metrics._validation import as_feature_matrix, check_same_dim
 
 FEW_SAMPLES_WARNING = (
     "FID is unreliable with fewer samples than feature dimensions ({n} < {d}): the covariance is "

@@ -13,8 +13,8 @@ import os
 
 import numpy as np
 
-from components.metrics import _io
-from components.metrics._validation import as_images, as_int_positive
+from tfx_gan.components.metrics import _io
+from tfx_gan.components.metrics._validation import as_images, as_int_positive
 
 INPUT_SIZE = 299
 FEATURE_DIM = 2048

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from components.metrics._validation import as_feature_matrix, as_int_positive, check_same_dim
+from tfx_gan.components.metrics._validation import as_feature_matrix, as_int_positive, check_same_dim
 
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:

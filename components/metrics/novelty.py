@@ -21,8 +21,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from components.metrics._neighbours import nearest_centre
-from components.metrics._validation import as_feature_matrix, check_same_dim
+from tfx_gan.components.metrics._neighbours import nearest_centre
+from tfx_gan.components.metrics._validation import as_feature_matrix, check_same_dim
 
 NEAR_COPY_QUANTILE = 0.01
 

@@ -19,8 +19,8 @@ import os
 
 import numpy as np
 
-from components.metrics import _io
-from components.metrics._validation import as_images, as_int_positive
+from tfx_gan.components.metrics import _io
+from tfx_gan.components.metrics._validation import as_images, as_int_positive
 
 FILTERS = (32, 64, 128, 128)
 WEIGHTS_FILENAME = "random_cnn.weights.h5"

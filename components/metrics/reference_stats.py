@@ -14,8 +14,8 @@ from typing import Callable
 import apache_beam as beam
 import numpy as np
 
-from components.metrics.domain_classifier import DomainClassifier
-from components.metrics.fid import FeatureStats
+from tfx_gan.components.metrics.domain_classifier import DomainClassifier
+from tfx_gan.components.metrics.fid import FeatureStats
 
 
 class MergeFeatureStatsFn(beam.CombineFn):

@@ -5,7 +5,7 @@ held-out real data's) into named figures; adding a metric is one registered func
 StyleGAN2-ADA's ``metrics/metric_main.py`` registers its metrics). Entries marked
 ``needs_probabilities`` run only when the extractor classifies the data's own classes.
 The discriminator's accuracy is not here: it judges the candidate's discriminator on real
-held-out images, not a generator's samples (``components/evaluation.py`` adds it).
+held-out images, not a generator's samples (``components/evaluation/evaluate.py`` adds it).
 """
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ import dataclasses
 
 import numpy as np
 
-from components.metrics.classifier_score import classifier_score, confident_class_shares, confident_fraction
-from components.metrics.density_coverage import density_coverage
-from components.metrics.fid import FeatureStats, frechet_distance_from_stats
-from components.metrics.kid import kernel_inception_distance
-from components.metrics.novelty import novelty
-from components.metrics.precision_recall import precision_recall
-from components.registry import Registry
+from tfx_gan.components.metrics.classifier_score import classifier_score, confident_class_shares, confident_fraction
+from tfx_gan.components.metrics.density_coverage import density_coverage
+from tfx_gan.components.metrics.fid import FeatureStats, frechet_distance_from_stats
+from tfx_gan.components.metrics.kid import kernel_inception_distance
+from tfx_gan.components.metrics.novelty import novelty
+from tfx_gan.components.metrics.precision_recall import precision_recall
+from tfx_gan.components.common.registry import Registry
 
 CONFIDENCE_THRESHOLD = 0.9  # a sample counts as recognised when its top class probability reaches this
 

@@ -1,13 +1,13 @@
 """The `serve` command: a local model server speaking TensorFlow Serving's REST API, with hot reload.
 
-    python -m components.serving.server --model_base_path serving/gan --model_name gan
+    python -m tfx_gan.server.server --model_base_path serving/gan --model_name gan
     curl localhost:8501/v1/models/gan
     curl localhost:8501/v1/models/gan/metadata
     curl -d '{"signature_name": "generate_png", "inputs": {"num_images": 4, "seed": 0}}' \\
         localhost:8501/v1/models/gan:predict
 
-The endpoints and where they differ from TF Serving: components/serving/app.py. Connection cap
-and deadlines: components/serving/http_server.py. The server binds 127.0.0.1 unless --host says
+The endpoints and where they differ from TF Serving: server/app.py. Connection cap
+and deadlines: server/http_server.py. The server binds 127.0.0.1 unless --host says
 otherwise. It has no authentication.
 """
 from __future__ import annotations
@@ -18,14 +18,14 @@ import signal
 import sys
 import threading
 
-from components.serving.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_IMAGES, ServingApp
-from components.serving.http_server import (
+from tfx_gan.server.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_IMAGES, ServingApp
+from tfx_gan.server.http_server import (
     DEFAULT_BODY_TIMEOUT_S,
     DEFAULT_HEADER_TIMEOUT_S,
     DEFAULT_MAX_CONNECTIONS,
     ServingHTTPServer,
 )
-from components.serving.model_config import parse_model_config, validate_model_name
+from tfx_gan.server.model_config import parse_model_config, validate_model_name
 
 DEFAULT_PORT = 8501
 DEFAULT_MODEL_NAME = "gan"
@@ -154,7 +154,7 @@ def run(args, on_ready=None) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m components.serving.server", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tfx_gan.server.server", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

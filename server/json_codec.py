@@ -13,7 +13,7 @@ trimmed), which is the precision TF Serving itself uses for float32 (``%.9g``,
 ``max_digits10``) and which parses back to the *identical* float32 value (9 significant digits
 always round-trip a float32; the test suite checks millions of random bit patterns). NaN and
 +-Infinity are written as ``NaN``/``Infinity``/``-Infinity`` like TF Serving and Python's json;
-the server never sends them (components/serving/app.py answers 500 instead: standard JSON has no
+the server never sends them (server/app.py answers 500 instead: standard JSON has no
 NaN) and refuses them in requests (``to_array``).
 """
 from __future__ import annotations

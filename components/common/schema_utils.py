@@ -6,7 +6,7 @@ import os
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from components.gan import example_format
+from tfx_gan.components.gan import example_format
 
 
 def load_schema(schema_uri: str) -> schema_pb2.Schema:

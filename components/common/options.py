@@ -1,7 +1,7 @@
 """One way to declare and validate options: a dataclass per stage, checked once at the edge.
 
 Each library defines its options beside itself (``components/gan/config.py``: TrainConfig;
-``components/evaluation.py``: EvaluationConfig; ``pipeline/config.py``: the data section) as a
+``components/evaluation/evaluate.py``: EvaluationConfig; ``pipeline/config.py``: the data section) as a
 dataclass whose fields carry their rules in ``metadata``::
 
     num_samples: int = option(1000, minimum=2)

@@ -22,7 +22,7 @@ A push directory (TFX Pusher's and TensorFlow Serving's layout)::
                                                  evaluator: what it trained on, its metrics, the
                                                  decision, the version it pushed (``./gan runs``)
 
-A pushed version's gan_metadata.json carries the run's ``lineage`` (components/lineage.py).
+A pushed version's gan_metadata.json carries the run's ``lineage`` (components/common/lineage.py).
 A GanTrainer that found nothing new to train on writes ``<Model uri>/SKIPPED.json`` (the reason)
 instead of Format-Serving/.
 
@@ -37,10 +37,13 @@ config parsing and name checks need no TensorFlow).
 """
 from __future__ import annotations
 
+import logging
 import json
 import os
 import re
 import time
+
+logger = logging.getLogger(__name__)
 
 SPLIT_PREFIX = "Split-"
 SERVING_DIR = "Format-Serving"
@@ -304,7 +307,7 @@ def problem_loading(path: str) -> str | None:
     return None
 
 
-def find_latest_usable(base_path: str, settle_s: float = 0.0, log=print) -> tuple[int, str] | None:
+def find_latest_usable(base_path: str, settle_s: float = 0.0, log=logger.info) -> tuple[int, str] | None:
     """(version, path) of the newest complete version that passes ``problem_loading``; versions
     that do not are skipped with a one-line warning (they never block a run)."""
     for version, path in list_versions(base_path):

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from components.options import ConfigError
+from tfx_gan.components.common.options import ConfigError
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ samples against held-out real data, and decide whether it may replace the servin
 Every generator (candidate or the one serving now) is scored the same way: the same N, the same
 latents, the same feature extractors (the ones the reference artifact was built with, named by
 ``evaluation.extractors``) and the same reference images, so their figures compare, and so do
-the floors (components/reference.py: real images no component saw, at the same N).
+the floors (components/evaluation/reference.py: real images no component saw, at the same N).
 
 Error bars: a generator draws ``num_draws`` independent sets of N samples; every metric is
 computed per set and reported as mean, standard deviation and the values. The blessing treats a
@@ -13,6 +13,7 @@ by more than ``regression_tolerance`` plus ``regression_z`` standard errors of t
 """
 from __future__ import annotations
 
+import logging
 import dataclasses
 import math
 import os
@@ -20,10 +21,12 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from components.layout import incomparable_reason, read_metadata
-from components.metrics.discriminator_accuracy import discriminator_accuracy
-from components.metrics.extractors import EXTRACTORS
-from components.options import ConfigError, option, parse_options
+from tfx_gan.components.common.layout import incomparable_reason, read_metadata
+from tfx_gan.components.metrics.discriminator_accuracy import discriminator_accuracy
+from tfx_gan.components.metrics.extractors import EXTRACTORS
+from tfx_gan.components.common.options import ConfigError, option, parse_options
+
+logger = logging.getLogger(__name__)
 
 _GENERATE_BATCH = 250
 
@@ -198,41 +201,73 @@ def headline_metrics(report: dict) -> dict:
 
 def evaluate_and_bless(*, reference_dir: str, candidate_dir: str, baseline: tuple[int, str] | None,
                        eval_files: list[str], image_shape: tuple[int, int, int], num_classes: int | None,
-                       config: EvaluationConfig, out_dir: str, log=print) -> dict:
+                       config: EvaluationConfig, out_dir: str, log=logger.info) -> dict:
     """Scores the candidate serving SavedModel in ``candidate_dir`` (and ``baseline``, the
     (version, path) of the generator serving now, if any) against the reference artifact, and
     decides. Writes ``metrics.json`` and ``samples.png`` into ``out_dir``.
     """
-    import json
-
-    from components.gan.example_format import load_arrays
-    from components.gan.export import load_clusters, load_keras_model
-    from components.gan.samples import save_image_grid
-    from components.reference import load_reference
+    from tfx_gan.components.evaluation.reference import load_reference
 
     reference = load_reference(reference_dir)
-    n, draws, seed = reference.info["num_samples"], reference.info["num_draws"], reference.info["seed"]
-    floor = {name: ref.floor for name, ref in reference.extractors.items()}
-    primary = next(iter(floor))
-    log(f"[evaluator] N={n} generated images x {draws} draws vs {reference.info['num_reference']} held-out "
-        f"reference images; floors (held-out vs reference, N={n}): "
-        + ", ".join(f"{name} FID {f['fid']:.4g}" for name, f in floor.items()))
+    scorer = _Scorer(reference, num_classes)
+    primary = next(iter(scorer.floor))
+    log(f"[evaluator] N={scorer.n} generated images x {scorer.draws} draws vs {reference.info['num_reference']} "
+        f"held-out reference images; floors (held-out vs reference, N={scorer.n}): "
+        + ", ".join(f"{name} FID {f['fid']:.4g}" for name, f in scorer.floor.items()))
 
-    def score_generator(saved_model_dir: str) -> tuple[dict, np.ndarray]:
-        fake = generate_images(saved_model_dir, n * draws, seed, num_classes)
-        scores = {name: summarise_draws([ref.score(fake[i * n:(i + 1) * n], num_classes, seed + i)
-                                         for i in range(draws)])
-                  for name, ref in reference.extractors.items()}
+    scores, fake = scorer.score(candidate_dir)
+    candidate = {"scores": scores, "fid": scores[primary]["fid"]["mean"], "fid_floor": scorer.floor[primary]["fid"]}
+    candidate["fid_over_floor"] = candidate["fid"] / candidate["fid_floor"] if candidate["fid_floor"] > 0 else math.inf
+    candidate.update(_discriminator_on_held_out(candidate_dir, fake, eval_files, image_shape, num_classes))
+    log(f"[evaluator] candidate: {scorer.headline(scores)} (mean +- s.e. over {scorer.draws} draws)")
+
+    candidate_metadata = read_metadata(candidate_dir) or {}
+    baseline, incomparable = _comparable_baseline(baseline, candidate_metadata, image_shape, log)
+    baseline_record = None
+    if baseline is not None:
+        version, path = baseline
+        baseline_scores = scorer.score(path)[0]
+        baseline_record = {"scores": baseline_scores, "fid": baseline_scores[primary]["fid"]["mean"],
+                           "version": version, "path": path}
+        log(f"[evaluator] serving baseline version {version}: {scorer.headline(baseline_scores)}")
+
+    blessed, reason = decide_blessing(scores, baseline_record and baseline_record["scores"], scorer.floor, config,
+                                      no_baseline=incomparable or "no model is serving yet")
+    if incomparable and not blessed:
+        reason += f" ({incomparable})"
+    log(f"[evaluator] {reason}")
+
+    report = {**reference.info, "candidate": candidate, "baseline": baseline_record,
+              "no_comparable_baseline": incomparable, "blessed": blessed, "reason": reason}
+    return _write_report(report, fake, candidate_metadata.get("num_classes"), primary, out_dir)
+
+
+class _Scorer:
+    """Scores a generator's SavedModel against the reference artifact: N images x draws, per extractor."""
+
+    def __init__(self, reference, num_classes: int | None):
+        self.reference, self.num_classes = reference, num_classes
+        self.n, self.draws, self.seed = (reference.info[k] for k in ("num_samples", "num_draws", "seed"))
+        self.floor = {name: ref.floor for name, ref in reference.extractors.items()}
+
+    def score(self, saved_model_dir: str) -> tuple[dict, np.ndarray]:
+        n = self.n
+        fake = generate_images(saved_model_dir, n * self.draws, self.seed, self.num_classes)
+        scores = {name: summarise_draws([ref.score(fake[i * n:(i + 1) * n], self.num_classes, self.seed + i)
+                                         for i in range(self.draws)])
+                  for name, ref in self.reference.extractors.items()}
         return scores, fake
 
-    def headline(scores: dict) -> str:
+    def headline(self, scores: dict) -> str:
         return ", ".join(f"{name} FID {s['fid']['mean']:.4g} +- {standard_error(s['fid']):.2g} "
-                         f"({s['fid']['mean'] / floor[name]['fid']:.2f}x floor)" for name, s in scores.items())
+                         f"({s['fid']['mean'] / self.floor[name]['fid']:.2f}x floor)" for name, s in scores.items())
 
-    scores, fake = score_generator(candidate_dir)
-    candidate = {"scores": scores, "fid": scores[primary]["fid"]["mean"], "fid_floor": floor[primary]["fid"]}
-    candidate["fid_over_floor"] = candidate["fid"] / candidate["fid_floor"] if candidate["fid_floor"] > 0 else math.inf
-    # The discriminator sees held-out real images it never trained on.
+
+def _discriminator_on_held_out(candidate_dir, fake, eval_files, image_shape, num_classes) -> dict:
+    """The candidate's discriminator on held-out real images it never trained on and on its samples."""
+    from tfx_gan.components.gan.example_format import load_arrays
+    from tfx_gan.components.gan.export import load_clusters, load_keras_model
+
     eval_images, eval_labels = load_arrays(eval_files, image_shape)
     discriminator = load_keras_model(candidate_dir, "discriminator")
     clusters = load_clusters(candidate_dir)
@@ -245,43 +280,37 @@ def evaluate_and_bless(*, reference_dir: str, candidate_dir: str, baseline: tupl
         real_inputs, fake_inputs = eval_images, fake
     d_acc = discriminator_accuracy(discriminator.predict(real_inputs, batch_size=256, verbose=0),
                                    discriminator.predict(fake_inputs, batch_size=256, verbose=0))
-    candidate.update(d_real_accuracy=d_acc.real_acc, d_fake_accuracy=d_acc.fake_acc, d_accuracy=d_acc.mean)
-    log(f"[evaluator] candidate: {headline(scores)} (mean +- s.e. over {draws} draws)")
+    return {"d_real_accuracy": d_acc.real_acc, "d_fake_accuracy": d_acc.fake_acc, "d_accuracy": d_acc.mean}
 
-    baseline_record, incomparable = None, None
-    candidate_metadata = read_metadata(candidate_dir) or {}
-    if baseline is not None:
-        # A generator of other images or classes (another dataset's push directory) cannot be
-        # scored on this data: evaluate without it and say so.
-        incomparable = incomparable_reason(f"serving version {baseline[0]}", read_metadata(baseline[1]),
-                                           candidate_metadata.get("image_shape") or image_shape,
-                                           candidate_metadata.get("num_classes"), candidate_metadata.get("class_names"))
-        if incomparable:
-            incomparable = f"no comparable baseline: {incomparable}"
-            log(f"[evaluator] {incomparable}: evaluating without a baseline")
-            baseline = None
-    if baseline is not None:
-        version, path = baseline
-        baseline_scores = score_generator(path)[0]
-        baseline_record = {"scores": baseline_scores, "fid": baseline_scores[primary]["fid"]["mean"],
-                           "version": version, "path": path}
-        log(f"[evaluator] serving baseline version {version}: {headline(baseline_scores)}")
 
-    blessed, reason = decide_blessing(scores, baseline_record and baseline_record["scores"], floor, config,
-                                      no_baseline=incomparable or "no model is serving yet")
-    if incomparable and not blessed:
-        reason += f" ({incomparable})"
-    log(f"[evaluator] {reason}")
+def _comparable_baseline(baseline, candidate_metadata, image_shape, log):
+    """(baseline or None, why not or None): a generator of other images or classes (another dataset's
+    push directory) cannot be scored on this data, so the evaluation goes on without it and says so."""
+    if baseline is None:
+        return None, None
+    incomparable = incomparable_reason(f"serving version {baseline[0]}", read_metadata(baseline[1]),
+                                       candidate_metadata.get("image_shape") or image_shape,
+                                       candidate_metadata.get("num_classes"), candidate_metadata.get("class_names"))
+    if not incomparable:
+        return baseline, None
+    incomparable = f"no comparable baseline: {incomparable}"
+    log(f"[evaluator] {incomparable}: evaluating without a baseline")
+    return None, incomparable
+
+
+def _write_report(report: dict, fake: np.ndarray, model_classes: int | None, primary: str, out_dir: str) -> dict:
+    """samples.png (a titled grid, one column per class) and metrics.json in ``out_dir``."""
+    import json
+
+    from tfx_gan.components.gan.samples import save_image_grid
 
     tf.io.gfile.makedirs(out_dir)
-    model_classes = candidate_metadata.get("num_classes")
+    candidate = report["candidate"]
     count, columns = samples_grid_size(model_classes)
-    title = f"{primary} FID {candidate['fid']:.4g} ({candidate['fid_over_floor']:.2f}x floor), N={n}"
-    samples_png = save_image_grid(fake[:count], os.path.join(out_dir, "samples.png"), columns=columns,
-                                  title=title + (f"; columns: classes 0-{model_classes - 1}" if model_classes else ""))
-    report = {**reference.info, "candidate": candidate, "baseline": baseline_record,
-              "no_comparable_baseline": incomparable, "blessed": blessed, "reason": reason,
-              "samples_png": samples_png}
+    title = f"{primary} FID {candidate['fid']:.4g} ({candidate['fid_over_floor']:.2f}x floor), N={report['num_samples']}"
+    report["samples_png"] = save_image_grid(
+        fake[:count], os.path.join(out_dir, "samples.png"), columns=columns,
+        title=title + (f"; columns: classes 0-{model_classes - 1}" if model_classes else ""))
     with tf.io.gfile.GFile(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump(report, f, indent=2)
     return report

@@ -6,7 +6,7 @@ import os
 import re
 from typing import Any
 
-from components.layout import is_remote
+from tfx_gan.components.common.layout import is_remote
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 

@@ -1,5 +1,5 @@
 """The serving application: routes TF Serving's REST API paths to the model stores and answers
-them, independent of the HTTP plumbing (components/serving/http_server.py).
+them, independent of the HTTP plumbing (server/http_server.py).
 
 Endpoints (TF Serving's REST API, https://www.tensorflow.org/tfx/serving/api_rest):
   GET  /v1/models/NAME[/versions/V]             model_version_status
@@ -29,13 +29,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from components.serving import json_codec, predict_format
-from components.serving.json_codec import RequestError
-from components.serving.loaded_model import LoadedModel, ModelNotFound, SignatureInfo
-from components.serving.model_config import validate_model_name
-from components.serving.model_store import ModelStore, Poller
+from tfx_gan.server import json_codec, predict_format
+from tfx_gan.server.json_codec import RequestError
+from tfx_gan.server.loaded_model import LoadedModel, ModelNotFound, SignatureInfo
+from tfx_gan.server.model_config import validate_model_name
+from tfx_gan.server.model_store import ModelStore, Poller
 
-LOG = logging.getLogger("components.serving")
+LOG = logging.getLogger("tfx_gan.server")
 
 DEFAULT_MAX_IMAGES = 256
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024

@@ -1,11 +1,11 @@
 """Writes N generated images (PNG files + a grid) from a push directory or a running server.
 
     # 500 images of class 3 from the newest pushed version
-    python -m components.serving.generate --push_dir serving/gan --num_images 500 --label 3
-    # the same through a server started with components.serving.server
-    python -m components.serving.generate --server http://127.0.0.1:8501 --num_images 500 --label 3
+    python -m tfx_gan.server.generate --push_dir serving/gan --num_images 500 --label 3
+    # the same through a server started with tfx_gan.server.server
+    python -m tfx_gan.server.generate --server http://127.0.0.1:8501 --num_images 500 --label 3
     # a class by its name (the data's folder names, kept in gan_metadata.json as class_names)
-    python -m components.serving.generate --push_dir serving/shapes --num_images 20 --label square
+    python -m tfx_gan.server.generate --push_dir serving/shapes --num_images 20 --label square
 
 Both paths call the generator's ``generate_png`` signature (see components/gan/export.py) in
 chunks of --batch_size; chunk i uses a seed derived from --seed with numpy's SeedSequence, so the
@@ -28,7 +28,7 @@ import urllib.request
 
 import numpy as np
 
-from components.serving.predict_format import classes_text
+from tfx_gan.server.predict_format import classes_text
 
 SIGNATURE = "generate_png"
 DEFAULT_OUT_DIR = os.path.join("outputs", "generated")
@@ -63,9 +63,9 @@ class PushDirSource(_Source):
     """The newest complete version in a push directory, loaded in this process."""
 
     def __init__(self, push_dir: str, settle_s: float = 1.0):
-        from components.layout import list_versions
-        from components.serving.loaded_model import ModelNotFound
-        from components.serving.model_store import load_latest
+        from tfx_gan.components.common.layout import list_versions
+        from tfx_gan.server.loaded_model import ModelNotFound
+        from tfx_gan.server.model_store import load_latest
 
         if not os.path.isdir(push_dir) and "://" not in push_dir:
             raise GenerateError(f"push directory {push_dir!r} does not exist")
@@ -97,10 +97,10 @@ class PushDirSource(_Source):
 
 
 class ServerSource(_Source):
-    """A running server speaking TF Serving's REST API (components.serving.server or TF Serving)."""
+    """A running server speaking TF Serving's REST API (tfx_gan.server.server or TF Serving)."""
 
     def __init__(self, url: str, model_name: str, timeout_s: float = 120.0):
-        from components.serving.model_config import validate_model_name
+        from tfx_gan.server.model_config import validate_model_name
 
         parsed = urllib.parse.urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -300,7 +300,7 @@ def run(args) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m components.serving.generate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tfx_gan.server.generate", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

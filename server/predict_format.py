@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from components.serving import json_codec
-from components.serving.json_codec import RequestError
-from components.serving.loaded_model import SERVING_DEFAULT, SignatureInfo
+from tfx_gan.server import json_codec
+from tfx_gan.server.json_codec import RequestError
+from tfx_gan.server.loaded_model import SERVING_DEFAULT, SignatureInfo
 
 _TOP_LEVEL_KEYS = {"signature_name", "instances", "inputs"}
 

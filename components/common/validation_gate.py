@@ -10,7 +10,7 @@ import os
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-from components import layout
+from tfx_gan.components.common import layout
 
 ANOMALIES_FILENAME = "SchemaDiff.pb"
 

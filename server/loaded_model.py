@@ -10,9 +10,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from components import layout
+from tfx_gan.components.common import layout
 
-LOG = logging.getLogger("components.serving")
+LOG = logging.getLogger("tfx_gan.server")
 
 SERVING_DEFAULT = "serving_default"
 

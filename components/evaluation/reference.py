@@ -30,6 +30,7 @@ Layout of the artifact directory, one folder per extractor (its ``evaluation.ext
 """
 from __future__ import annotations
 
+import logging
 import dataclasses
 import functools
 import hashlib
@@ -40,11 +41,13 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from components.gan.example_format import IMAGE_KEY, LABEL_KEY, decode_image, load_arrays
-from components.metrics.extractors import EXTRACTORS, load_extractor
-from components.metrics.fid import FeatureStats
-from components.metrics.novelty import distance_to_train
-from components.metrics.sample_metrics import Samples, score
+from tfx_gan.components.gan.example_format import IMAGE_KEY, LABEL_KEY, decode_image, load_arrays
+from tfx_gan.components.metrics.extractors import EXTRACTORS, load_extractor
+from tfx_gan.components.metrics.fid import FeatureStats
+from tfx_gan.components.metrics.novelty import distance_to_train
+from tfx_gan.components.metrics.sample_metrics import Samples, score
+
+logger = logging.getLogger(__name__)
 
 MAX_KNN_FEATURES = 10_000
 MIN_FLOOR_IMAGES = 10  # fewer held-out images per half cannot give a meaningful FID
@@ -156,7 +159,7 @@ def _reference_stats_with_beam(beam_pipeline, eval_files: list[str], image_shape
     every extractor saved under ``out_dir``, in one Beam job; {name: FeatureStats}."""
     import apache_beam as beam
 
-    from components.metrics.reference_stats import ComputeReferenceStats
+    from tfx_gan.components.metrics.reference_stats import ComputeReferenceStats
 
     def decode(encoded: bytes) -> np.ndarray:
         return decode_image(encoded, tuple(image_shape)).numpy()
@@ -180,7 +183,7 @@ def _reference_stats_with_beam(beam_pipeline, eval_files: list[str], image_shape
 
 def build_reference(*, train_files: list[str], eval_files: list[str], image_shape, num_classes: int | None,
                     extractors: tuple[str, ...], num_samples: int, num_draws: int, seed: int, classifier_epochs: int,
-                    cache_dir: str, data_fingerprint: str, out_dir: str, beam_pipeline, log=print) -> dict:
+                    cache_dir: str, data_fingerprint: str, out_dir: str, beam_pipeline, log=logger.info) -> dict:
     """Builds every extractor in ``extractors`` and writes the artifact into ``out_dir``; returns
     what reference.json holds."""
     train_images, train_labels = load_arrays(train_files, image_shape)

@@ -5,7 +5,7 @@ of the training options. GanTrainer compares it with the identity in the serving
 gan_metadata.json (``lineage``): equal means there is nothing new to learn, so the run ends
 without training. This is the project's own check, not TFX's or KFP's cache, so it holds on
 Kubeflow with caching off and on scheduled runs. GanEvaluator writes one run record per run into
-the push directory (components/layout.py); Pusher copies the lineage into the version it pushes.
+the push directory (components/common/layout.py); Pusher copies the lineage into the version it pushes.
 """
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import hashlib
 import json
 import os
 
-from components.hashing import stable_hash
+from tfx_gan import PACKAGES_ROOT
+from tfx_gan.components.common.hashing import stable_hash
 
 # What the components run: the same files in a clone and in the Kubeflow image (which has no
 # pipeline/ and only data/ingest.py of data/).
@@ -30,7 +31,7 @@ def config_hash(training_json: str) -> str:
 def code_version() -> str:
     """A hash of the Python sources the components run: the same in a clone and in the container
     image, where no git metadata exists."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = PACKAGES_ROOT
     paths = []
     for source in _SOURCES:
         if source.endswith(".py"):

@@ -1,10 +1,10 @@
-"""Loads and hot-swaps the newest pushed generator of a push directory (layout: components/layout.py).
+"""Loads and hot-swaps the newest pushed generator of a push directory (layout: components/common/layout.py).
 
 Only the newest *complete* version is served (TF Serving's default "latest 1" policy): complete
-as ``components.layout.check_version_dir`` defines it, and it loads. A version that fails to load
+as ``tfx_gan.components.common.layout.check_version_dir`` defines it, and it loads. A version that fails to load
 is remembered with the change times of its files and only retried when they change; the previous
 model keeps serving meanwhile. Only integer-named directories are versions
-(``components.layout.list_versions``), so hidden partial copies being published are ignored.
+(``tfx_gan.components.common.layout.list_versions``), so hidden partial copies being published are ignored.
 When the files of the served version change after it loaded (e.g. assets.extra/ arriving late
 from a copy that is not atomic), it is loaded again once they settle.
 
@@ -18,11 +18,11 @@ import threading
 import time
 from typing import Callable
 
-from components.layout import check_version_dir, list_versions
-from components.serving.loaded_model import LoadedModel, ModelNotFound, load_model
-from components.serving.model_config import validate_model_name
+from tfx_gan.components.common.layout import check_version_dir, list_versions
+from tfx_gan.server.loaded_model import LoadedModel, ModelNotFound, load_model
+from tfx_gan.server.model_config import validate_model_name
 
-LOG = logging.getLogger("components.serving")
+LOG = logging.getLogger("tfx_gan.server")
 
 
 def load_latest(base_path: str, name: str = "model", settle_s: float = 0.0, warmup: bool = False) -> LoadedModel:

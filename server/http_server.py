@@ -15,9 +15,9 @@ import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from components.serving.app import Response, ServingApp, error
+from tfx_gan.server.app import Response, ServingApp, error
 
-LOG = logging.getLogger("components.serving")
+LOG = logging.getLogger("tfx_gan.server")
 
 DEFAULT_MAX_CONNECTIONS = 64       # open connections (one thread each); more get a 503
 DEFAULT_HEADER_TIMEOUT_S = 10.0    # request line + headers, including a keep-alive connection's idle wait
