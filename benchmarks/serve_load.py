@@ -285,7 +285,7 @@ def profile_server_work(model, bodies: list[bytes], repeats: int = 50) -> dict:
 
 
 # --------------------------------------------------------------------------- main
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.serve_load", description=__doc__.split("\n\n")[0])
     parser.add_argument("--push_dir", help="push directory to serve (default: build a DCGAN-sized generator in a temp dir)")
     parser.add_argument("--model_name", default="gan")
@@ -299,12 +299,65 @@ def main(argv=None) -> int:
     parser.add_argument("--server_args", default="", help="extra flags for the server, e.g. '--max_concurrent 4'")
     parser.add_argument("--out", default=DEFAULT_OUT, help="results JSON (default: %(default)s)")
     args = parser.parse_args(argv)
+    if min(args.requests, args.concurrency, args.batch, args.rounds) < 1:
+        parser.error("--requests, --concurrency, --batch and --rounds must be positive")
+    return args
+
+
+def measure_rounds(server_make, direct_make, pid: int, args, deadline: float, started: float) -> dict:
+    """Interleaved blocks of server and direct calls (at --concurrency, then at 1), alternating which
+    path goes first so that drifting load from other work hits both alike."""
+    blocks = {"server": [], "direct": [], "server_c1": [], "direct_c1": []}
+    per_round = [args.requests // args.rounds + (1 if r < args.requests % args.rounds else 0) for r in range(args.rounds)]
+    per_round_c1 = [args.sequential // args.rounds + (1 if r < args.sequential % args.rounds else 0) for r in range(args.rounds)]
+    for r, (count, count_c1) in enumerate(zip(per_round, per_round_c1)):
+        order = [("server", server_make, pid), ("direct", direct_make, None)][:: 1 if r % 2 == 0 else -1]
+        for name, make, server_pid in order:
+            blocks[name].append(run_load(make, count, args.concurrency, deadline, server_pid))
+        for name, make, server_pid in order[::-1]:
+            if count_c1:
+                blocks[name + "_c1"].append(run_load(make, count_c1, 1, deadline, server_pid))
+        print(f"round {r + 1}/{args.rounds} done ({time.time() - started:.0f}s)", flush=True)
+    return blocks
+
+
+def summarize_results(blocks: dict, args, machine: dict, model_version, profile: dict, started: float) -> dict:
+    """The results JSON: each path's latency and throughput, and server p50 over direct p50."""
+    results = {
+        "config": {
+            "push_dir": args.push_dir or "(built: DCGAN tutorial generator, random weights, latent 100)",
+            "model_version": model_version,
+            "requests_per_path": args.requests,
+            "concurrency": args.concurrency,
+            "batch": args.batch,
+            "rounds": args.rounds,
+            "decode_every": args.decode_every,
+            "server_args": args.server_args,
+            "signature": "serving_default, row format (instances)",
+        },
+        "machine": machine,
+        "server": summarize(blocks["server"], args.batch, args.concurrency),
+        "direct": summarize(blocks["direct"], args.batch, args.concurrency),
+        "server_c1": summarize(blocks["server_c1"], args.batch, 1) if args.sequential else None,
+        "direct_c1": summarize(blocks["direct_c1"], args.batch, 1) if args.sequential else None,
+        "server_work_ms": profile,
+        "elapsed_s": time.time() - started,
+    }
+    s, d = results["server"], results["direct"]
+    results["ratio_p50"] = s["p50_ms"] / d["p50_ms"] if s["p50_ms"] and d["p50_ms"] else None
+    results["ratio_goal"] = 1.3
+    results["goal_met"] = bool(results["ratio_p50"] is not None and results["ratio_p50"] <= 1.3 and s["errors"] == 0)
+    if args.sequential:
+        sc, dc = results["server_c1"], results["direct_c1"]
+        results["ratio_p50_c1"] = sc["p50_ms"] / dc["p50_ms"] if sc["p50_ms"] and dc["p50_ms"] else None
+    return results
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     from benchmarks.machine import print_machine
 
     machine = print_machine()
-    if min(args.requests, args.concurrency, args.batch, args.rounds) < 1:
-        parser.error("--requests, --concurrency, --batch and --rounds must be positive")
-
     started = time.time()
     deadline = started + args.max_seconds
     tmp = tempfile.TemporaryDirectory(prefix="serve_load_")
@@ -330,55 +383,11 @@ def main(argv=None) -> int:
         # warm-up, not measured
         run_load(server_make, 2 * args.concurrency, args.concurrency, deadline)
         run_load(direct_make, 2 * args.concurrency, args.concurrency, deadline)
-        pid = server.process.pid
-        blocks = {"server": [], "direct": [], "server_c1": [], "direct_c1": []}
-        per_round = [args.requests // args.rounds + (1 if r < args.requests % args.rounds else 0) for r in range(args.rounds)]
-        per_round_c1 = [args.sequential // args.rounds + (1 if r < args.sequential % args.rounds else 0) for r in range(args.rounds)]
-        for r, (count, count_c1) in enumerate(zip(per_round, per_round_c1)):
-            # alternate which path goes first, so drifting load from other work hits both alike
-            order = [("server", server_make, pid), ("direct", direct_make, None)][:: 1 if r % 2 == 0 else -1]
-            for name, make, server_pid in order:
-                blocks[name].append(run_load(make, count, args.concurrency, deadline, server_pid))
-            for name, make, server_pid in order[::-1]:
-                if count_c1:
-                    blocks[name + "_c1"].append(run_load(make, count_c1, 1, deadline, server_pid))
-            print(f"round {r + 1}/{args.rounds} done ({time.time() - started:.0f}s)", flush=True)
+        blocks = measure_rounds(server_make, direct_make, server.process.pid, args, deadline, started)
     finally:
         server.stop()
-    load_after = os.getloadavg()
-    profile = profile_server_work(model, bodies)
-
-    results = {
-        "config": {
-            "push_dir": args.push_dir or "(built: DCGAN tutorial generator, random weights, latent 100)",
-            "model_version": model.version,
-            "requests_per_path": args.requests,
-            "concurrency": args.concurrency,
-            "batch": args.batch,
-            "rounds": args.rounds,
-            "decode_every": args.decode_every,
-            "server_args": args.server_args,
-            "signature": "serving_default, row format (instances)",
-        },
-        "machine": {
-            **machine,
-            "loadavg_before": load_before,
-            "loadavg_after": load_after,
-        },
-        "server": summarize(blocks["server"], args.batch, args.concurrency),
-        "direct": summarize(blocks["direct"], args.batch, args.concurrency),
-        "server_c1": summarize(blocks["server_c1"], args.batch, 1) if args.sequential else None,
-        "direct_c1": summarize(blocks["direct_c1"], args.batch, 1) if args.sequential else None,
-        "server_work_ms": profile,
-        "elapsed_s": time.time() - started,
-    }
-    s, d = results["server"], results["direct"]
-    results["ratio_p50"] = s["p50_ms"] / d["p50_ms"] if s["p50_ms"] and d["p50_ms"] else None
-    results["ratio_goal"] = 1.3
-    results["goal_met"] = bool(results["ratio_p50"] is not None and results["ratio_p50"] <= 1.3 and s["errors"] == 0)
-    if args.sequential:
-        sc, dc = results["server_c1"], results["direct_c1"]
-        results["ratio_p50_c1"] = sc["p50_ms"] / dc["p50_ms"] if sc["p50_ms"] and dc["p50_ms"] else None
+    machine = {**machine, "loadavg_before": load_before, "loadavg_after": os.getloadavg()}
+    results = summarize_results(blocks, args, machine, model.version, profile_server_work(model, bodies), started)
 
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as f:
@@ -386,7 +395,7 @@ def main(argv=None) -> int:
     print_table(results)
     print(f"results written to {args.out}")
     tmp.cleanup()
-    return 0 if s["errors"] == 0 else 1
+    return 0 if results["server"]["errors"] == 0 else 1
 
 
 def print_table(results: dict) -> None:
@@ -421,7 +430,7 @@ def print_table(results: dict) -> None:
             p["encode_response_fast_ms"], p["encode_response_json_dumps_ms"], p["response_bytes"] // 1024,
         )
     )
-    print(f"load average before/after: {results['machine']['loadavg_before'][0]:.1f} / {results['machine']['loadavg_after'][0]:.1f} on {results['machine']['cpu_count']} CPUs")
+    print(f"load average before/after: {results['machine']['loadavg_before'][0]:.1f} / {results['machine']['loadavg_after'][0]:.1f} on {results['machine']['cores']} cores")
 
 
 if __name__ == "__main__":

@@ -93,6 +93,39 @@ def save_plot(recipes: dict, extractors: list[str], target: float, path: str) ->
     save_figure(fig, path)
 
 
+def race(recipes: dict, references, n: int, num_classes, primary: str, args, chunks: dict) -> None:
+    """Turns of ``args.slice_seconds`` of training per recipe, each scored after its turn, until both
+    reached ``args.target`` (or trained ``args.max_seconds``), or the tutorial has trained
+    ``args.max_multiple`` times ours' time to quality without reaching it."""
+    ours, tutorial = recipes["ours"], recipes["tutorial"]
+    turn = 0
+    while True:
+        turn += 1
+        for name, recipe in recipes.items():
+            if recipe.reached_at is not None or recipe.seconds >= args.max_seconds:
+                continue
+            recipe.train_for(args.slice_seconds, chunks[name])
+            point = recipe.score(references, n, num_classes, args.target, primary)
+            print(f"turn {turn:3d} {name:<9} {point['seconds']:7.0f} s {point['steps']:6d} steps  "
+                  + "  ".join(f"{e} {point[f'fid_ratio_{e}']:.2f}x" for e in references), flush=True)
+        if all(r.reached_at is not None or r.seconds >= args.max_seconds for r in recipes.values()):
+            return
+        if ours.reached_at is not None and tutorial.reached_at is None \
+                and tutorial.seconds >= args.max_multiple * ours.reached_at["seconds"]:
+            return
+
+
+def speed_ratio(ours, tutorial) -> tuple[float | None, str]:
+    """Ours' time to the target over the tutorial's, and what kind of figure it is."""
+    ours_s = None if ours.reached_at is None else ours.reached_at["seconds"]
+    tutorial_s = None if tutorial.reached_at is None else tutorial.reached_at["seconds"]
+    if ours_s is not None and tutorial_s is not None:
+        return ours_s / tutorial_s, "measured"
+    if ours_s is not None:  # the tutorial trained this long without reaching the target
+        return ours_s / tutorial.seconds, "upper bound (the tutorial did not reach the target)"
+    return None, "ours did not reach the target"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="pipeline/configs/digits.yaml")
@@ -144,33 +177,11 @@ def main(argv=None) -> int:
             recipe.steps = 1
         # Chunks of about the same number of images (a few seconds) between clock checks.
         chunks = {"ours": max(1, 640 // config.batch_size), "tutorial": max(1, 640 // TUTORIAL_BATCH)}
-        turn = 0
-        while True:
-            turn += 1
-            for name, recipe in recipes.items():
-                if recipe.reached_at is not None or recipe.seconds >= args.max_seconds:
-                    continue
-                recipe.train_for(args.slice_seconds, chunks[name])
-                point = recipe.score(references, n, num_classes, args.target, primary)
-                print(f"turn {turn:3d} {name:<9} {point['seconds']:7.0f} s {point['steps']:6d} steps  "
-                      + "  ".join(f"{e} {point[f'fid_ratio_{e}']:.2f}x" for e in references), flush=True)
-            ours, tutorial = recipes["ours"], recipes["tutorial"]
-            if all(r.reached_at is not None or r.seconds >= args.max_seconds for r in recipes.values()):
-                break
-            if ours.reached_at is not None and tutorial.reached_at is None \
-                    and tutorial.seconds >= args.max_multiple * ours.reached_at["seconds"]:
-                break
+        race(recipes, references, n, num_classes, primary, args, chunks)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    ours_s = None if ours.reached_at is None else ours.reached_at["seconds"]
-    tutorial_s = None if tutorial.reached_at is None else tutorial.reached_at["seconds"]
-    if ours_s is not None and tutorial_s is not None:
-        ratio, verdict = ours_s / tutorial_s, "measured"
-    elif ours_s is not None:  # the tutorial trained this long without reaching the target
-        ratio, verdict = ours_s / tutorial.seconds, "upper bound (the tutorial did not reach the target)"
-    else:
-        ratio, verdict = None, "ours did not reach the target"
+    ratio, verdict = speed_ratio(recipes["ours"], recipes["tutorial"])
     stem = os.path.splitext(os.path.abspath(args.out))[0]
     save_plot(recipes, list(references), args.target, f"{stem}.png")
     report = {"benchmark": "time_to_quality", "machine": machine, "config_file": args.config, "overrides": args.set,
