@@ -77,7 +77,7 @@ class ServerProcess:
         command = [
             sys.executable, "-m", "tfx_gan.server.server",
             "--model_base_path", push_dir, "--model_name", model_name,
-            "--host", "127.0.0.1", "--port", "0", "--settle_s", "0", "--log_level", "WARNING",
+            "--host", "127.0.0.1", "--rest_api_port", "0", "--port", "0", "--settle_s", "0", "--log_level", "WARNING",
             *extra_args,
         ]
         self.process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -93,7 +93,7 @@ class ServerProcess:
             except queue.Empty:
                 continue
             if " on http://" in line:
-                self.port = int(line.strip().rsplit(":", 1)[1])
+                self.port = int(line.split(" on http://", 1)[1].split()[0].rsplit(":", 1)[1])
                 break
         if self.port is None:
             self.stop()

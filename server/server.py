@@ -1,4 +1,6 @@
-"""The `serve` command: a local model server speaking TensorFlow Serving's REST API, with hot reload.
+"""The `serve` command: a local model server speaking TensorFlow Serving's REST and gRPC APIs, with
+hot reload. The ports mean what tensorflow_model_server's do: --port is gRPC (default 8500),
+--rest_api_port is REST (default 8501 here; TF Serving's default 0 turns REST off there).
 
     python -m tfx_gan.server.server --model_base_path serving/gan --model_name gan
     curl localhost:8501/v1/models/gan
@@ -6,7 +8,8 @@
     curl -d '{"signature_name": "generate_png", "inputs": {"num_images": 4, "seed": 0}}' \\
         localhost:8501/v1/models/gan:predict
 
-The endpoints and where they differ from TF Serving: server/app.py. Connection cap
+The REST endpoints and where they differ from TF Serving: server/app.py; gRPC:
+server/grpc_service.py. Connection cap
 and deadlines: server/http_server.py. The server binds 127.0.0.1 unless --host says
 otherwise. It has no authentication.
 """
@@ -27,7 +30,8 @@ from tfx_gan.server.http_server import (
 )
 from tfx_gan.server.model_config import parse_model_config, validate_model_name
 
-DEFAULT_PORT = 8501
+DEFAULT_REST_PORT = 8501
+DEFAULT_GRPC_PORT = 8500
 DEFAULT_MODEL_NAME = "gan"
 
 
@@ -44,8 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, loopback only)")
     parser.add_argument(
-        "--port", "--rest_api_port", dest="port", type=int, default=DEFAULT_PORT,
+        "--rest_api_port", dest="port", type=int, default=DEFAULT_REST_PORT,
         help="REST port (default: %(default)s; 0 picks a free port and prints it)",
+    )
+    parser.add_argument(
+        "--port", "--grpc_port", dest="grpc_port", type=int, default=DEFAULT_GRPC_PORT,
+        help="gRPC port, as in TF Serving: PredictionService and ModelService (default: %(default)s; "
+        "0 picks a free port and prints it)",
     )
     parser.add_argument(
         "--poll_interval_s", "--file_system_poll_wait_seconds", dest="poll_interval_s", type=float, default=1.0,
@@ -107,9 +116,10 @@ def run(args, on_ready=None) -> int:
     ``on_ready(httpd)``, if given, is called once the socket listens (tests use it to stop the
     server with ``httpd.shutdown()`` from another thread)."""
     logging.basicConfig(level=getattr(logging, args.log_level, logging.INFO), format="%(asctime)s %(levelname)s %(message)s")
-    if not 0 <= args.port <= 65535:
-        print(f"error: --port {args.port} is not a TCP port: give 1-65535, or 0 for a free one", file=sys.stderr)
-        return 2
+    for flag, value in (("--rest_api_port", args.port), ("--port", args.grpc_port)):
+        if not 0 <= value <= 65535:
+            print(f"error: {flag} {value} is not a TCP port: give 1-65535, or 0 for a free one", file=sys.stderr)
+            return 2
     try:
         models = models_from_args(args)
         app = ServingApp(
@@ -134,9 +144,17 @@ def run(args, on_ready=None) -> int:
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 2
+    from tfx_gan.server.grpc_service import start_grpc_server
+
+    try:
+        grpc_server, grpc_port = start_grpc_server(app, args.host, args.grpc_port)
+    except (OSError, RuntimeError) as exc:
+        httpd.server_close()
+        print(f"error: cannot listen on {args.host}:{args.grpc_port} for gRPC (--port): {exc}", file=sys.stderr)
+        return 2
     host, port = httpd.server_address[:2]
     shown = f"[{host}]" if ":" in host else host
-    print(f"serving {sorted(models)} on http://{shown}:{port}", flush=True)
+    print(f"serving {sorted(models)} on http://{shown}:{port} (REST) and {shown}:{grpc_port} (gRPC)", flush=True)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_terminate)
     app.start()
@@ -148,6 +166,7 @@ def run(args, on_ready=None) -> int:
         pass
     finally:
         app.stop()
+        grpc_server.stop(None)
         httpd.server_close()
     print("server stopped", flush=True)
     return 0

@@ -254,7 +254,7 @@ def test_concurrent_commands_in_one_checkout(tiny_pipeline):
 
     port = _free_port()
     serve = subprocess.Popen([GAN, "serve", "--model_base_path", str(root / "serving"), "--model_name", "gan",
-                              "--port", str(port)], cwd=REPO, stdout=subprocess.PIPE,
+                              "--rest_api_port", str(port), "--port", "0"], cwd=REPO, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         _wait_http(f"http://127.0.0.1:{port}/v1/models/gan", 120)

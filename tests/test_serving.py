@@ -11,6 +11,7 @@ import base64
 import http.client
 import io
 import json
+import re
 import os
 import shutil
 import socket
@@ -556,12 +557,18 @@ def test_generate_errors(env, tmp_path, capsys):
 
 
 def test_server_command_line(env, capsys):
-    """serve's add_arguments/run: --port 0 prints the port it got; shutdown ends run() with 0."""
+    """serve's add_arguments/run: REST on --rest_api_port and gRPC on --port (TF Serving's meanings),
+    0 picks free ports and prints them; TF Serving's own gRPC client gets the status; shutdown ends
+    run() with 0."""
+    import grpc
+    from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
+
     from tfx_gan.server import server as server_module
 
     parser = argparse.ArgumentParser()
     server_module.add_arguments(parser)
-    args = parser.parse_args(["--model_base_path", str(env["dirs"]["gan"]), "--model_name", "g", "--port", "0", "--poll_interval_s", "0"])
+    args = parser.parse_args(["--model_base_path", str(env["dirs"]["gan"]), "--model_name", "g", "--rest_api_port", "0",
+                              "--port", "0", "--poll_interval_s", "0"])
     assert (args.host, args.max_images, args.max_body_bytes) == ("127.0.0.1", 256, 8 * 1024 * 1024)
     ready = []
     result = []
@@ -574,10 +581,17 @@ def test_server_command_line(env, capsys):
     response = conn.getresponse()
     assert response.status == 200 and json.loads(response.read())["model_version_status"][0]["version"] == str(VERSION)
     conn.close()
+    printed = capsys.readouterr().out
+    assert f"on http://127.0.0.1:{httpd.server_address[1]} (REST)" in printed
+    grpc_port = int(re.search(r"\(REST\) and 127\.0\.0\.1:(\d+) \(gRPC\)", printed)[1])
+    with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+        request = get_model_status_pb2.GetModelStatusRequest()
+        request.model_spec.name = "g"
+        (status,) = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(request, timeout=30).model_version_status
+    assert status.version == VERSION
     httpd.shutdown()
     thread.join(timeout=30)
     assert result == [0]
-    assert f"on http://127.0.0.1:{httpd.server_address[1]}" in capsys.readouterr().out
     # `python -m tfx_gan.server.server` is wired up (bad flags fail before TensorFlow loads)
     environment = dict(os.environ, PYTHONPATH=REPO_ROOT)
     for argv, fragment in (([], "exactly one of --model_base_path or --model_config"),

@@ -1,0 +1,90 @@
+"""The gRPC API, driven by TF Serving's own generated Python client (tensorflow_serving.apis
+*_pb2_grpc stubs over a real channel on loopback), against the same stores as the REST app."""
+import json
+import shutil
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
+                                     predict_pb2, prediction_service_pb2_grpc)
+
+from tfx_gan.server.app import ServingApp
+from tfx_gan.server.grpc_service import start_grpc_server
+
+VERSION = 1700000001
+
+
+@pytest.fixture(scope="module")
+def served(tiny_serving_model, tmp_path_factory):
+    push = tmp_path_factory.mktemp("grpc") / "push"
+    shutil.copytree(tiny_serving_model, push / str(VERSION))
+    app = ServingApp({"gan": str(push)}, max_images=8, settle_s=0, poll_interval_s=0.2)
+    app.load_initial()
+    server, port = start_grpc_server(app, "127.0.0.1", 0)
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    yield app, prediction_service_pb2_grpc.PredictionServiceStub(channel), model_service_pb2_grpc.ModelServiceStub(channel)
+    channel.close()
+    server.stop(None)
+
+
+def predict_request(latent: np.ndarray, name: str = "gan") -> predict_pb2.PredictRequest:
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = name
+    request.inputs["latent"].CopyFrom(tf.make_tensor_proto(latent))
+    return request
+
+
+def test_predict_over_grpc_returns_what_rest_returns_for_the_same_latent(served):
+    app, predictions, _ = served
+    latent = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    response = predictions.Predict(predict_request(latent), timeout=60)
+    assert response.model_spec.name == "gan" and response.model_spec.version.value == VERSION
+    route = app.route("POST", "/v1/models/gan:predict")
+    rest = app.predict(route, json.dumps({"inputs": {"latent": latent.tolist()}}).encode())
+    assert rest.status == 200
+    rest_outputs = rest.payload["outputs"]
+    if not isinstance(rest_outputs, dict):  # one output: TF Serving's REST answer is its value alone
+        rest_outputs = {name: rest_outputs for name in response.outputs}
+    assert set(response.outputs) == set(rest_outputs)
+    for name, proto in response.outputs.items():
+        grpc_value = tf.make_ndarray(proto)
+        if grpc_value.dtype == object:  # PNG bytes: REST sends them as {"b64": ...}
+            assert len(grpc_value) == 3 and all(v.startswith(b"\x89PNG") for v in grpc_value)
+        else:
+            assert grpc_value.shape[0] == 3
+            np.testing.assert_allclose(grpc_value, np.asarray(rest_outputs[name], dtype=grpc_value.dtype), atol=1e-6)
+
+
+def test_metadata_and_status_over_grpc(served):
+    _, predictions, models = served
+    request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+    request.model_spec.name = "gan"
+    metadata = predictions.GetModelMetadata(request, timeout=30)
+    signatures = get_model_metadata_pb2.SignatureDefMap()
+    assert metadata.metadata["signature_def"].Unpack(signatures)
+    assert "latent" in signatures.signature_def["serving_default"].inputs
+    status_request = get_model_status_pb2.GetModelStatusRequest()
+    status_request.model_spec.name = "gan"
+    (status,) = models.GetModelStatus(status_request, timeout=30).model_version_status
+    assert status.version == VERSION and status.state == get_model_status_pb2.ModelVersionStatus.AVAILABLE
+
+
+@pytest.mark.parametrize("change, code, fragment", [
+    (lambda r: setattr(r.model_spec, "name", "nope"), grpc.StatusCode.NOT_FOUND, "unknown model name"),
+    (lambda r: r.model_spec.version.__setattr__("value", 5), grpc.StatusCode.NOT_FOUND, "5"),
+    (lambda r: setattr(r.model_spec, "signature_name", "nope"), grpc.StatusCode.NOT_FOUND, "signature 'nope'"),
+    (lambda r: r.inputs["latent"].CopyFrom(tf.make_tensor_proto(np.zeros((9, 4), np.float32))),
+     grpc.StatusCode.INVALID_ARGUMENT, "too many images"),
+    (lambda r: r.inputs["extra"].CopyFrom(tf.make_tensor_proto(np.zeros(1, np.float32))),
+     grpc.StatusCode.INVALID_ARGUMENT, "unknown input(s) ['extra']"),
+    (lambda r: r.output_filter.append("nope"), grpc.StatusCode.INVALID_ARGUMENT, "output_filter"),
+])
+def test_bad_grpc_requests_get_tf_servings_status_codes(served, change, code, fragment):
+    _, predictions, _ = served
+    request = predict_request(np.zeros((2, 4), np.float32))
+    change(request)
+    with pytest.raises(grpc.RpcError) as raised:
+        predictions.Predict(request, timeout=30)
+    assert raised.value.code() == code and fragment in raised.value.details(), raised.value.details()
