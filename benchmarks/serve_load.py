@@ -1,4 +1,5 @@
-"""Load benchmark: the local TF-Serving-compatible server against calling the SavedModel in-process.
+"""Load benchmark: the local TF-Serving-compatible server (REST and gRPC) against calling the
+SavedModel in-process.
 
     python -m benchmarks.serve_load                       # builds a DCGAN-sized generator itself
     python -m benchmarks.serve_load --push_dir serving/gan
@@ -7,7 +8,8 @@ The server runs as its own process (``python -m tfx_gan.server.server``) on 127.
 client threads (stdlib http.client, one keep-alive connection each) send --requests requests of
 16 images each to ``serving_default`` in row format. The same number of calls of the same
 signature, with the same batch and the same 16 threads, go to the SavedModel loaded in this
-process. The two runs are interleaved in --rounds blocks so that load from other work on a shared
+process, and to the server's gRPC port (TF Serving's generated PredictionService client, one
+channel per thread, tensors as TensorProto). The runs are interleaved in --rounds blocks so that load from other work on a shared
 machine hits both alike. Results: errors, p50/p99 latency, images/s, and the ratio of server p50
 to in-process p50 (goal <= 1.3), plus a breakdown of the server's per-request work. Everything is
 bounded: --requests per path and --max_seconds overall, loopback only.
@@ -86,7 +88,7 @@ class ServerProcess:
         self.stderr_tail: list[str] = []
         threading.Thread(target=self._drain_stderr, daemon=True).start()
         deadline = time.time() + start_timeout_s
-        self.port = None
+        self.port = self.grpc_port = None
         while time.time() < deadline and self.process.poll() is None:
             try:
                 line = lines.get(timeout=0.5)
@@ -94,6 +96,7 @@ class ServerProcess:
                 continue
             if " on http://" in line:
                 self.port = int(line.split(" on http://", 1)[1].split()[0].rsplit(":", 1)[1])
+                self.grpc_port = int(line.split("(REST) and ", 1)[1].split()[0].rsplit(":", 1)[1])
                 break
         if self.port is None:
             self.stop()
@@ -235,6 +238,36 @@ def server_worker_factory(port: int, model_name: str, bodies: list[bytes], batch
     return make
 
 
+def grpc_worker_factory(port: int, model_name: str, latents: list[np.ndarray], batch: int, decode_every: int):
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    requests = []
+    for z in latents:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = model_name
+        request.inputs["latent"].CopyFrom(tf.make_tensor_proto(z))
+        requests.append(request)
+
+    def make():
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+
+        def call(i):
+            response = stub.Predict(requests[i % len(requests)], timeout=120)
+            if not response.model_spec.version.value or "images" not in response.outputs:
+                return "malformed answer"
+            if decode_every and i % decode_every == 0:
+                images = tf.make_ndarray(response.outputs["images"])
+                if images.shape != (batch, 28, 28, 1) or not np.isfinite(images).all():
+                    return f"bad shape {images.shape}"
+            return None
+
+        return call
+
+    return make
+
+
 def direct_worker_factory(function, latents: list[np.ndarray], batch: int):
     import tensorflow as tf
 
@@ -304,14 +337,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def measure_rounds(server_make, direct_make, pid: int, args, deadline: float, started: float) -> dict:
-    """Interleaved blocks of server and direct calls (at --concurrency, then at 1), alternating which
-    path goes first so that drifting load from other work hits both alike."""
-    blocks = {"server": [], "direct": [], "server_c1": [], "direct_c1": []}
+def measure_rounds(server_make, grpc_make, direct_make, pid: int, args, deadline: float, started: float) -> dict:
+    """Interleaved blocks of REST, gRPC and direct calls (at --concurrency, then at 1), rotating which
+    path goes first so that drifting load from other work hits all alike."""
+    blocks = {name: [] for name in ("server", "grpc", "direct", "server_c1", "grpc_c1", "direct_c1")}
     per_round = [args.requests // args.rounds + (1 if r < args.requests % args.rounds else 0) for r in range(args.rounds)]
     per_round_c1 = [args.sequential // args.rounds + (1 if r < args.sequential % args.rounds else 0) for r in range(args.rounds)]
     for r, (count, count_c1) in enumerate(zip(per_round, per_round_c1)):
-        order = [("server", server_make, pid), ("direct", direct_make, None)][:: 1 if r % 2 == 0 else -1]
+        paths = [("server", server_make, pid), ("grpc", grpc_make, pid), ("direct", direct_make, None)]
+        order = paths[r % 3:] + paths[:r % 3]
         for name, make, server_pid in order:
             blocks[name].append(run_load(make, count, args.concurrency, deadline, server_pid))
         for name, make, server_pid in order[::-1]:
@@ -337,14 +371,18 @@ def summarize_results(blocks: dict, args, machine: dict, model_version, profile:
         },
         "machine": machine,
         "server": summarize(blocks["server"], args.batch, args.concurrency),
+        "grpc": summarize(blocks["grpc"], args.batch, args.concurrency),
         "direct": summarize(blocks["direct"], args.batch, args.concurrency),
         "server_c1": summarize(blocks["server_c1"], args.batch, 1) if args.sequential else None,
+        "grpc_c1": summarize(blocks["grpc_c1"], args.batch, 1) if args.sequential else None,
         "direct_c1": summarize(blocks["direct_c1"], args.batch, 1) if args.sequential else None,
         "server_work_ms": profile,
         "elapsed_s": time.time() - started,
     }
     s, d = results["server"], results["direct"]
     results["ratio_p50"] = s["p50_ms"] / d["p50_ms"] if s["p50_ms"] and d["p50_ms"] else None
+    g = results["grpc"]
+    results["grpc_over_rest_p50"] = g["p50_ms"] / s["p50_ms"] if g["p50_ms"] and s["p50_ms"] else None
     results["ratio_goal"] = 1.3
     results["goal_met"] = bool(results["ratio_p50"] is not None and results["ratio_p50"] <= 1.3 and s["errors"] == 0)
     if args.sequential:
@@ -379,11 +417,12 @@ def main(argv=None) -> int:
     server = ServerProcess(push_dir, args.model_name, args.server_args.split())
     try:
         server_make = server_worker_factory(server.port, args.model_name, bodies, args.batch, args.decode_every)
+        grpc_make = grpc_worker_factory(server.grpc_port, args.model_name, latents, args.batch, args.decode_every)
         direct_make = direct_worker_factory(function, latents, args.batch)
         # warm-up, not measured
-        run_load(server_make, 2 * args.concurrency, args.concurrency, deadline)
-        run_load(direct_make, 2 * args.concurrency, args.concurrency, deadline)
-        blocks = measure_rounds(server_make, direct_make, server.process.pid, args, deadline, started)
+        for make in (server_make, grpc_make, direct_make):
+            run_load(make, 2 * args.concurrency, args.concurrency, deadline)
+        blocks = measure_rounds(server_make, grpc_make, direct_make, server.process.pid, args, deadline, started)
     finally:
         server.stop()
     machine = {**machine, "loadavg_before": load_before, "loadavg_after": os.getloadavg()}
@@ -395,13 +434,15 @@ def main(argv=None) -> int:
     print_table(results)
     print(f"results written to {args.out}")
     tmp.cleanup()
-    return 0 if results["server"]["errors"] == 0 else 1
+    return 0 if results["server"]["errors"] == 0 and results["grpc"]["errors"] == 0 else 1
 
 
 def print_table(results: dict) -> None:
-    rows = [("server (HTTP, JSON)", results["server"]), ("in-process signature", results["direct"])]
+    rows = [("server (HTTP, JSON)", results["server"]), ("server (gRPC)", results["grpc"]),
+            ("in-process signature", results["direct"])]
     if results.get("server_c1"):
-        rows += [("server, 1 client", results["server_c1"]), ("in-process, 1 thread", results["direct_c1"])]
+        rows += [("server, 1 client", results["server_c1"]), ("gRPC, 1 client", results["grpc_c1"]),
+                 ("in-process, 1 thread", results["direct_c1"])]
     print()
     print(f"{'path':<22} {'conc':>4} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8} {'images/s':>9}")
     for name, r in rows:
@@ -413,6 +454,10 @@ def print_table(results: dict) -> None:
     print(f"server p50 / in-process p50 at concurrency {results['server']['concurrency']}: {ratio:.2f}x (goal <= 1.3x)")
     if results.get("ratio_p50_c1"):
         print(f"same ratio with one client: {results['ratio_p50_c1']:.2f}x")
+    if results.get("grpc_over_rest_p50"):
+        g = results["grpc"]
+        print(f"gRPC p50 / REST p50 at concurrency {g['concurrency']}: {results['grpc_over_rest_p50']:.2f}x; "
+              f"gRPC p50 / in-process p50: {g['p50_ms'] / results['direct']['p50_ms']:.2f}x")
     s, d = results["server"], results["direct"]
     print(
         "CPU per request at concurrency {}: server process {:.1f} ms + clients {:.1f} ms = {:.1f} ms; "
