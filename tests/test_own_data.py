@@ -189,8 +189,9 @@ def test_a_folder_of_mixed_size_photos_with_one_added_line(tmp_path):
 
     run = gan("run", "--config", "my.yaml", *QUICK_TRY, cwd=work)
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
-    assert "image transform: size 64x64 (center_crop)" in run.stdout
-    assert "data.channels not set: 3 (some images are in colour)" in run.stdout
+    # The pipeline's own lines are log records, which ./gan shows on stderr one line each.
+    assert "image transform: size 64x64 (center_crop)" in run.stderr
+    assert "data.channels not set: 3 (some images are in colour)" in run.stderr
 
     versions = layout.list_versions(str(work / "serving" / "photos"))
     assert len(versions) == 1, run.stdout[-2000:]
