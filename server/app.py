@@ -69,6 +69,12 @@ class Route:
     version: int | None
 
 
+def unknown_model_message(name: str, version: int | None) -> str:
+    """TF Serving's words for a model name it does not serve (REST 404, gRPC NOT_FOUND)."""
+    spec = f"Specific({name}, {version})" if version is not None else f"Latest({name})"
+    return f"Servable not found for request: {spec}: unknown model name"
+
+
 def _clean_tf_message(message: str) -> str:
     message = message.split("\n\t [[", 1)[0]
     message = re.sub(r"\s*\[Op:[^\]]*\]", "", message).strip()
@@ -142,8 +148,7 @@ class ServingApp:
             version = int(match["version"])
         store = self.stores.get(name)
         if store is None:
-            spec = f"Specific({name}, {version})" if version is not None else f"Latest({name})"
-            return error(404, f"Servable not found for request: {spec}: unknown model name")
+            return error(404, unknown_model_message(name, version))
         return Route(kind, store, version)
 
     # ------------------------------------------------------------------ GET

@@ -18,7 +18,7 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
                                      predict_pb2, prediction_service_pb2_grpc)
 
 from tfx_gan.server import predict_format
-from tfx_gan.server.app import Response, ServingApp
+from tfx_gan.server.app import Response, ServingApp, unknown_model_message
 from tfx_gan.server.json_codec import RequestError
 from tfx_gan.server.loaded_model import ModelNotFound
 
@@ -39,8 +39,7 @@ def _store_and_version(app: ServingApp, model_spec):
     store = app.stores.get(model_spec.name)
     version = model_spec.version.value if model_spec.HasField("version") else None
     if store is None:
-        spec = f"Specific({model_spec.name}, {version})" if version is not None else f"Latest({model_spec.name})"
-        raise _Refused(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: {spec}: unknown model name")
+        raise _Refused(grpc.StatusCode.NOT_FOUND, unknown_model_message(model_spec.name, version))
     if model_spec.version_label:
         raise _Refused(grpc.StatusCode.UNIMPLEMENTED, "version_label is not supported yet: give a version or none")
     return store, version
