@@ -23,7 +23,7 @@ COMMANDS = {
     "tensorboard": ("tfx_gan.pipeline.tensorboard", "start TensorBoard on a pipeline's training logs"),
     "runs": ("tfx_gan.pipeline.history", "the pipeline's runs, newest first: data, parent, metrics, decision, version pushed"),
     "rollback": ("tfx_gan.pipeline.rollback", "serve an earlier version again (published as the newest version)"),
-    "serve": ("tfx_gan.server.server", "serve a push directory over TF Serving's REST API"),
+    "serve": ("tfx_gan.server.server", "serve a push directory over TF Serving's REST and gRPC APIs and KServe V2"),
     "generate": ("tfx_gan.server.generate", "write generated images from a push directory or a server"),
     "docs": ("tfx_gan.pipeline.docs", "rewrite docs/configuration.md from the option definitions and registries"),
 }

@@ -3,13 +3,16 @@
 messages of tensorflow_serving/apis/*.proto (the generated stubs of tensorflow-serving-api).
 
 The handlers reuse the REST app's pieces: the same stores (hot reload), the same request checks and
-image limit (server/predict_format.py), the same model call (``ServingApp._call``). Errors map to
+image limit (server/predict_format.py), the same model call (``ServingApp.call_model``) and the same
+metrics (server/metrics.py, entrypoint GRPC). A ModelSpec names a version, a version_label or
+neither (the newest loaded version). Errors map to
 the gRPC status codes TF Serving uses: NOT_FOUND for an unknown model, version or signature,
 INVALID_ARGUMENT for a bad request, INTERNAL for a failing model.
 """
 from __future__ import annotations
 
 import logging
+import time
 from concurrent import futures
 
 import grpc
@@ -34,48 +37,58 @@ class _Refused(Exception):
         self.code = code
 
 
-def _store_and_version(app: ServingApp, model_spec):
-    """The store a ModelSpec names and its version (None: the newest); version labels are not served."""
+def _model_of(app: ServingApp, model_spec):
+    """(store, loaded model) a ModelSpec names: by version, by version_label, or the newest."""
     store = app.stores.get(model_spec.name)
-    version = model_spec.version.value if model_spec.HasField("version") else None
+    version = model_spec.version.value if model_spec.WhichOneof("version_choice") == "version" else None
     if store is None:
         raise _Refused(grpc.StatusCode.NOT_FOUND, unknown_model_message(model_spec.name, version))
-    if model_spec.version_label:
-        raise _Refused(grpc.StatusCode.UNIMPLEMENTED, "version_label is not supported yet: give a version or none")
-    return store, version
+    label = model_spec.version_label if model_spec.WhichOneof("version_choice") == "version_label" else None
+    return store, store.get(version, label)
 
 
-def _answer(handler):
-    """Runs a handler, turning the project's refusals into the gRPC status TF Serving would send."""
-    def wrapped(self, request, context):
-        try:
-            return handler(self, request, context)
-        except _Refused as exc:
-            context.abort(exc.code, str(exc))
-        except ModelNotFound as exc:
-            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
-        except RequestError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-    wrapped.__name__ = handler.__name__
-    return wrapped
+def _answer(api: str):
+    """Runs a handler, turning the project's refusals into the gRPC status TF Serving would send,
+    and counts the call in the server's metrics."""
+    def decorate(handler):
+        def wrapped(self, request, context):
+            started, code = time.perf_counter(), grpc.StatusCode.OK
+            try:
+                return handler(self, request, context)
+            except _Refused as exc:
+                code, message = exc.code, str(exc)
+            except ModelNotFound as exc:
+                code, message = grpc.StatusCode.NOT_FOUND, str(exc)
+            except RequestError as exc:
+                code, message = grpc.StatusCode.INVALID_ARGUMENT, str(exc)
+            except Exception:
+                code = grpc.StatusCode.UNKNOWN  # what grpc answers for an exception it is not told about
+                raise
+            finally:
+                if self.app.metrics is not None and request.model_spec.name in self.app.stores:
+                    self.app.metrics.observe(request.model_spec.name, api, "GRPC", code.name,
+                                             time.perf_counter() - started)
+            context.abort(code, message)
+        wrapped.__name__ = handler.__name__
+        return wrapped
+    return decorate
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, app: ServingApp):
         self.app = app
 
-    @_answer
+    @_answer("predict")
     def Predict(self, request: predict_pb2.PredictRequest, context) -> predict_pb2.PredictResponse:
         import tensorflow as tf
 
-        store, version = _store_and_version(self.app, request.model_spec)
-        model = store.get(version)
+        _, model = _model_of(self.app, request.model_spec)
         signature = model.signature(request.model_spec.signature_name or "serving_default")
         inputs = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
         feed = predict_format.build_feed(signature, predict_format.PredictRequest(signature.name, True, inputs),
                                          self.app.max_images)
         predict_format.check_labels(feed, model.gan_metadata)
-        outputs = self.app._call(model, signature, feed)
+        outputs = self.app.call_model(model, signature, feed)
         if isinstance(outputs, Response):  # the model refused the input or failed
             raise _Refused(_HTTP_TO_GRPC.get(outputs.status, grpc.StatusCode.INTERNAL), outputs.payload["error"])
         wanted = list(request.output_filter) or list(outputs)
@@ -89,13 +102,12 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             response.outputs[name].CopyFrom(tf.make_tensor_proto(outputs[name]))
         return response
 
-    @_answer
+    @_answer("metadata")
     def GetModelMetadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest, context):
         unsupported = sorted(set(request.metadata_field) - {"signature_def"})
         if unsupported:
             raise RequestError(f"metadata_field {unsupported} is not supported: only signature_def")
-        store, version = _store_and_version(self.app, request.model_spec)
-        model = store.get(version)
+        _, model = _model_of(self.app, request.model_spec)
         signatures = json_format.ParseDict({"signature_def": model.signature_def_json},
                                            get_model_metadata_pb2.SignatureDefMap())
         response = get_model_metadata_pb2.GetModelMetadataResponse()
@@ -109,11 +121,12 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
     def __init__(self, app: ServingApp):
         self.app = app
 
-    @_answer
+    @_answer("status")
     def GetModelStatus(self, request: get_model_status_pb2.GetModelStatusRequest, context):
-        store, version = _store_and_version(self.app, request.model_spec)
+        store, model = _model_of(self.app, request.model_spec)
+        asked = request.model_spec.WhichOneof("version_choice") is not None  # else: every loaded version
         response = get_model_status_pb2.GetModelStatusResponse()
-        for entry in store.status(version):
+        for entry in store.status(model.version if asked else None):
             status = response.model_version_status.add(version=int(entry["version"]))
             status.state = get_model_status_pb2.ModelVersionStatus.State.Value(entry["state"])
         return response

@@ -129,15 +129,12 @@ class _Handler(BaseHTTPRequestHandler):
             if isinstance(route, Response):
                 self._discard_body()
                 response = route
-            elif route.kind == "predict":
+            elif route.has_body:
                 body = self._read_body()
-                if isinstance(body, Response) or body is None:
-                    response = body
-                else:
-                    response = app.predict(route, body)
+                response = body if isinstance(body, Response) or body is None else app.answer(route, body)
             else:
                 self._discard_body()
-                response = app.status(route) if route.kind == "status" else app.metadata(route)
+                response = app.answer(route)
         except Exception as exc:  # a bug must not kill the connection silently
             LOG.exception("internal error handling %s %s", method, self.path)
             response = error(500, f"internal error: {type(exc).__name__}: {exc}")

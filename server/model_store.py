@@ -1,15 +1,17 @@
-"""Loads and hot-swaps the newest pushed generator of a push directory (layout: components/common/layout.py).
+"""Loads and hot-swaps the pushed generators of a push directory (layout: components/common/layout.py).
 
-Only the newest *complete* version is served (TF Serving's default "latest 1" policy): complete
-as ``tfx_gan.components.common.layout.check_version_dir`` defines it, and it loads. A version that fails to load
+The versions served are those TF Serving's ``model_version_policy`` selects among the *complete*
+ones (complete as ``tfx_gan.components.common.layout.check_version_dir`` defines it, and it loads):
+by default the newest one ("latest 1"); or the newest N, a specific list, or all. Version labels
+(``stable`` -> 3) name loaded versions. A version that fails to load
 is remembered with the change times of its files and only retried when they change; the previous
 model keeps serving meanwhile. Only integer-named directories are versions
 (``tfx_gan.components.common.layout.list_versions``), so hidden partial copies being published are ignored.
 When the files of the served version change after it loaded (e.g. assets.extra/ arriving late
 from a copy that is not atomic), it is loaded again once they settle.
 
-Swapping is one reference assignment under a lock; a request takes ``store.current()`` once and
-uses that object to the end, so requests in flight finish on the model they started with.
+Swapping is one reference assignment (of the whole version -> model dict) under a lock; a request
+takes its model once (``store.get``) and uses that object to the end, so requests in flight finish on the model they started with.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from typing import Callable
 
 from tfx_gan.components.common.layout import check_version_dir, list_versions
 from tfx_gan.server.loaded_model import LoadedModel, ModelNotFound, load_model
-from tfx_gan.server.model_config import validate_model_name
+from tfx_gan.server.model_config import VersionPolicy, validate_model_name
 
 LOG = logging.getLogger("tfx_gan.server")
 
@@ -36,97 +38,133 @@ def load_latest(base_path: str, name: str = "model", settle_s: float = 0.0, warm
 
 
 class ModelStore:
-    """Serves the newest complete version of one model name; ``poll()`` swaps in newer ones."""
+    """Serves the versions of one model name that its version policy selects; ``poll()`` loads
+    and unloads them as they are pushed and removed."""
 
-    def __init__(self, name: str, base_path: str, settle_s: float = 1.0, warmup: bool = True):
+    def __init__(self, name: str, base_path: str, settle_s: float = 1.0, warmup: bool = True,
+                 policy: VersionPolicy | None = None, labels: dict[str, int] | None = None):
         self.name = validate_model_name(name)
         self.base_path = base_path
         self.settle_s = float(settle_s)
         self.warmup = warmup
+        self.policy = policy or VersionPolicy()
+        self.labels: dict[str, int] = dict(labels or {})
         self._lock = threading.Lock()
         self._poll_lock = threading.Lock()
-        self._current: LoadedModel | None = None
+        self._models: dict[int, LoadedModel] = {}  # replaced whole, never mutated: one read is a snapshot
+        self._fingerprints: dict[int, tuple] = {}  # version -> file paths and change times when it loaded
         self._failed: dict[int, tuple] = {}  # version -> fingerprint when its load failed
-        self._served_fingerprint: tuple = ()  # file paths and change times of the served version
         self.last_problem: str = ""
         self.clock: Callable[[], float] = time.time  # tests move it forward instead of sleeping
 
     def current(self) -> LoadedModel | None:
-        return self._current  # one reference read: atomic
+        """The newest loaded version, or None."""
+        models = self._models
+        return models[max(models)] if models else None
 
-    def get(self, version: int | None = None) -> LoadedModel:
-        model = self._current
-        if model is None:
+    def loaded_versions(self) -> list[int]:
+        return sorted(self._models, reverse=True)
+
+    def get(self, version: int | None = None, label: str | None = None) -> LoadedModel:
+        """The model a request names: a version, a version label, or neither (the newest)."""
+        models = self._models
+        if label is not None:
+            if label not in self.labels:
+                known = f"; labels: {sorted(self.labels)}" if self.labels else "; this model has no version labels"
+                raise ModelNotFound(f"Unrecognized servable version label: {label}{known}")
+            version = self.labels[label]
+        if not models:
             raise ModelNotFound(f"Servable not found for request: Latest({self.name}): no version loaded yet")
-        if version is not None and version != model.version:
+        if version is None:
+            return models[max(models)]
+        model = models.get(version)
+        if model is None:
+            named = f"label {label!r} names version {version}, which" if label is not None else f"version {version}"
             raise ModelNotFound(
-                f"Servable not found for request: Specific({self.name}, {version}); "
-                f"version {model.version} is being served"
+                f"Servable not found for request: Specific({self.name}, {version}); {named} is not loaded "
+                f"(serving {sorted(models, reverse=True)})"
             )
         return model
 
-    def _swap(self, model: LoadedModel) -> None:
+    def _swap(self, models: dict[int, LoadedModel], fingerprints: dict[int, tuple], listed: set[int]) -> None:
         with self._lock:
-            old, self._current = self._current, model
-        LOG.info(
-            "model %s: serving version %d (%s)%s",
-            self.name, model.version, model.path, f", was {old.version}" if old else "",
-        )
+            old, self._models = self._models, models
+            self._fingerprints = fingerprints
+        for version in sorted(set(old) - set(models)):
+            if version in listed:
+                LOG.info("model %s: version %d unloaded (policy %s)", self.name, version, self.policy.describe())
+            else:
+                LOG.warning("model %s: version %d disappeared; unloaded", self.name, version)
+        for version in sorted(models):
+            if old.get(version) is not models[version]:
+                LOG.info("model %s: serving version %d (%s)%s", self.name, version, models[version].path,
+                         f"; serving {sorted(models, reverse=True)}" if len(models) > 1 else "")
 
     def poll(self) -> bool:
-        """Loads the newest complete version if it is not the one served; True when swapped.
+        """Loads the versions the policy selects and unloads the rest; True when anything changed.
 
-        ``last_problem`` then says why the newest version directory is not the one served."""
+        ``last_problem`` then says why the newest wanted version directory is not served."""
         with self._poll_lock:
-            current = self._current
-            versions = list_versions(self.base_path)
+            old = self._models
+            listed = list_versions(self.base_path)
+            versions = listed
+            if self.policy.kind == "specific":
+                versions = [(v, p) for v, p in listed if v in self.policy.versions]
+            wanted = self.policy.num_versions if self.policy.kind == "latest" else len(versions)
             problems: list[str] = [] if versions else [f"no version directories under {self.base_path}"]
-            swapped = False
+            models: dict[int, LoadedModel] = {}
+            fingerprints: dict[int, tuple] = {}
             for version, path in versions:
-                complete, reason, fingerprint = check_version_dir(path, self.settle_s, now=self.clock())
-                reloading = current is not None and version == current.version
-                if reloading:
-                    # Nothing newer is complete. Files of the served version that changed after
-                    # it loaded (e.g. assets.extra/ arriving late from a non-atomic copy): reload it.
-                    if not (complete and fingerprint and fingerprint != self._served_fingerprint):
-                        break
-                    LOG.info("model %s: the files of version %d changed; reloading it", self.name, version)
-                if not complete:
-                    LOG.debug("model %s: skipping version %d: %s", self.name, version, reason)
-                    problems.append(f"version {version}: {reason}")
-                    continue
-                if self._failed.get(version) == fingerprint:
-                    problems.append(f"version {version}: failed to load earlier and is unchanged")
-                    if reloading:
-                        break  # keep serving what loaded before
-                    continue
-                try:
-                    model = load_model(self.name, version, path, warmup=self.warmup)
-                except Exception as exc:
-                    self._failed[version] = fingerprint
-                    problems.append(f"version {version} failed to load: {exc}")
-                    LOG.error("model %s: version %d failed to load, skipped: %s", self.name, version, exc)
-                    if reloading:
-                        break  # keep serving what loaded before
-                    continue
-                self._failed.pop(version, None)
-                self._served_fingerprint = fingerprint
-                if current is not None and version < current.version:
-                    LOG.warning("model %s: version %d disappeared; falling back to %d", self.name, current.version, version)
-                self._swap(model)
-                swapped = True
-                break
+                if len(models) >= wanted:
+                    break
+                model, fingerprint = self._load_or_keep(version, path, old.get(version), problems)
+                if model is not None:
+                    models[version], fingerprints[version] = model, fingerprint
             self.last_problem = problems[0] if problems else ""
-            return swapped
+            if models.keys() == old.keys() and all(models[v] is old[v] for v in models):
+                return False
+            self._swap(models, fingerprints, {v for v, _ in listed})
+            return True
 
-    def status(self, version: int | None = None) -> list[dict]:
-        model = self.get(version)
+    def _load_or_keep(self, version: int, path: str, served: LoadedModel | None,
+                      problems: list[str]) -> tuple[LoadedModel | None, tuple]:
+        """(model, fingerprint) for one version directory: the served model while its files are
+        unchanged, else a fresh load; (None, ()) when it is incomplete or fails to load."""
+        complete, reason, fingerprint = check_version_dir(path, self.settle_s, now=self.clock())
+        keep = (served, self._fingerprints.get(version, ())) if served is not None else (None, ())
+        if served is not None:
+            # Files of a served version that changed after it loaded (e.g. assets.extra/ arriving
+            # late from a non-atomic copy) are loaded again once they settle; until then it serves on.
+            if not (complete and fingerprint and fingerprint != self._fingerprints.get(version)):
+                return keep
+            LOG.info("model %s: the files of version %d changed; reloading it", self.name, version)
+        if not complete:
+            LOG.debug("model %s: skipping version %d: %s", self.name, version, reason)
+            problems.append(f"version {version}: {reason}")
+            return keep
+        if self._failed.get(version) == fingerprint:
+            problems.append(f"version {version}: failed to load earlier and is unchanged")
+            return keep
+        try:
+            model = load_model(self.name, version, path, warmup=self.warmup)
+        except Exception as exc:
+            self._failed[version] = fingerprint
+            problems.append(f"version {version} failed to load: {exc}")
+            LOG.error("model %s: version %d failed to load, skipped: %s", self.name, version, exc)
+            return keep
+        self._failed.pop(version, None)
+        return model, fingerprint
+
+    def status(self, version: int | None = None, label: str | None = None) -> list[dict]:
+        """TF Serving's model_version_status: the version asked for, or every loaded one, newest first."""
+        if version is None and label is None:
+            self.get()  # raises when nothing is loaded
+            chosen = [self._models[v] for v in self.loaded_versions()]
+        else:
+            chosen = [self.get(version, label)]
         return [
-            {
-                "version": str(model.version),
-                "state": "AVAILABLE",
-                "status": {"error_code": "OK", "error_message": ""},
-            }
+            {"version": str(model.version), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+            for model in chosen
         ]
 
 

@@ -8,8 +8,9 @@ hot reload. The ports mean what tensorflow_model_server's do: --port is gRPC (de
     curl -d '{"signature_name": "generate_png", "inputs": {"num_images": 4, "seed": 0}}' \\
         localhost:8501/v1/models/gan:predict
 
-The REST endpoints and where they differ from TF Serving: server/app.py; gRPC:
-server/grpc_service.py. Connection cap
+The REST endpoints (TF Serving's, KServe V2's, Prometheus metrics) and where they differ from TF
+Serving: server/app.py; gRPC: server/grpc_service.py; version policies and labels come from
+TF Serving's --model_config_file (server/model_config.py). Connection cap
 and deadlines: server/http_server.py. The server binds 127.0.0.1 unless --host says
 otherwise. It has no authentication.
 """
@@ -28,7 +29,11 @@ from tfx_gan.server.http_server import (
     DEFAULT_MAX_CONNECTIONS,
     ServingHTTPServer,
 )
-from tfx_gan.server.model_config import parse_model_config, validate_model_name
+from tfx_gan.server.metrics import DEFAULT_PATH as DEFAULT_METRICS_PATH
+from tfx_gan.server.metrics import parse_monitoring_config
+from tfx_gan.server.model_config import ModelSource, parse_model_config, validate_model_name
+
+LOG = logging.getLogger("tfx_gan.server")
 
 DEFAULT_REST_PORT = 8501
 DEFAULT_GRPC_PORT = 8500
@@ -88,18 +93,72 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--body_timeout_s", type=float, default=DEFAULT_BODY_TIMEOUT_S,
         help="seconds a request's body may take to arrive (default: %(default)s)",
     )
+    parser.add_argument(
+        "--monitoring_config_file",
+        help="TF Serving's monitoring config: prometheus_config { enable: true path: \"/metrics\" } moves the "
+        "Prometheus metrics (default path /monitoring/prometheus/metrics, on), enable: false turns them off",
+    )
+    parser.add_argument("--enable_model_warmup", type=_flag_bool, nargs="?", const=True, default=True,
+                        help="one small call per signature before a version serves (TF Serving's flag; default: true)")
+    parser.add_argument("--allow_version_labels_for_unavailable_models", type=_flag_bool, nargs="?", const=True,
+                        default=True, help="accepted for TF Serving's command lines; labels may always name versions "
+                        "not loaded yet here (requests by such a label get 404 until it loads)")
+    parser.add_argument("--version", action="store_true", help="print the server's version and exit")
     parser.add_argument("--access_log", action="store_true", help="log every request")
     parser.add_argument("--log_level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="least severe log records shown (default: %(default)s)")
+    add_tf_serving_flags(parser)
 
 
-def models_from_args(args) -> dict[str, str]:
-    """name -> push directory from --model_config_file or --model_base_path/--model_name."""
+# tensorflow_model_server flags this server does not implement: accepted (a TF Serving command
+# line, e.g. kubeflow/serving/'s manifests, starts unchanged), named in one warning, and ignored.
+UNIMPLEMENTED_TF_SERVING_FLAGS = (
+    "grpc_socket_path", "grpc_channel_arguments", "grpc_max_threads", "rest_api_num_threads",
+    "rest_api_timeout_in_ms", "rest_api_enable_cors_support", "enable_batching",
+    "enable_per_model_batching_parameters", "batching_parameters_file", "model_config_file_poll_wait_seconds",
+    "force_allow_any_version_labels_for_unavailable_models", "num_load_threads", "num_unload_threads",
+    "max_num_load_retries", "load_retry_interval_micros", "flush_filesystem_caches",
+    "tensorflow_session_parallelism", "tensorflow_intra_op_parallelism", "tensorflow_inter_op_parallelism",
+    "tensorflow_session_config_file", "use_alts_credentials", "ssl_config_file", "platform_config_file",
+    "per_process_gpu_memory_fraction", "saved_model_tags", "num_request_iterations_for_warmup",
+    "enforce_session_run_timeout", "remove_unused_fields_from_bundle_metagraph", "prefer_tflite_model",
+    "num_tflite_pools", "num_tflite_interpreters_per_pool", "thread_pool_factory_config_file",
+    "enable_signature_method_name_check", "xla_cpu_compilation_enabled", "enable_profiler", "mixed_precision",
+    "skip_initialize_tpu", "enable_grpc_healthcheck_service",
+)
+
+
+def _flag_bool(value: str) -> bool:
+    lowered = str(value).lower()
+    if lowered not in ("true", "false", "1", "0"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+    return lowered in ("true", "1")
+
+
+def add_tf_serving_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("TF Serving flags accepted and ignored (with a warning naming them)")
+    for name in UNIMPLEMENTED_TF_SERVING_FLAGS:
+        group.add_argument(f"--{name}", dest=f"unimplemented_{name}", nargs="?", const="true", metavar="V",
+                           help=argparse.SUPPRESS)
+    group.description = ", ".join(f"--{n}" for n in UNIMPLEMENTED_TF_SERVING_FLAGS)
+
+
+def ignored_flags(args) -> list[str]:
+    """The TF Serving flags given that this server does not implement, as given."""
+    given = [(n, getattr(args, f"unimplemented_{n}", None)) for n in UNIMPLEMENTED_TF_SERVING_FLAGS]
+    if not getattr(args, "allow_version_labels_for_unavailable_models", True):
+        given.append(("allow_version_labels_for_unavailable_models", "false"))  # here they always may
+    return [f"--{n}={v}" for n, v in given if v is not None]
+
+
+def models_from_args(args) -> dict[str, ModelSource]:
+    """name -> push directory (and version policy, labels) from --model_config_file or
+    --model_base_path/--model_name."""
     if bool(args.model_config) == bool(args.model_base_path):
         raise ValueError("give exactly one of --model_base_path or --model_config_file")
     if args.model_config:
         return parse_model_config(args.model_config)
-    return {validate_model_name(args.model_name): args.model_base_path}
+    return {validate_model_name(args.model_name): ModelSource(args.model_base_path)}
 
 
 class _Terminate(Exception):
@@ -116,12 +175,23 @@ def run(args, on_ready=None) -> int:
     ``on_ready(httpd)``, if given, is called once the socket listens (tests use it to stop the
     server with ``httpd.shutdown()`` from another thread)."""
     logging.basicConfig(level=getattr(logging, args.log_level, logging.INFO), format="%(asctime)s %(levelname)s %(message)s")
+    if getattr(args, "version", False):
+        from tfx_gan.server.app import _package_version
+
+        print(f"tfx_gan model server {_package_version()} (TF Serving's REST and gRPC APIs, KServe V2)")
+        return 0
+    ignored = ignored_flags(args)
+    if ignored:
+        print(f"warning: ignoring TF Serving flag(s) this server does not implement: {' '.join(ignored)}",
+              file=sys.stderr, flush=True)
     for flag, value in (("--rest_api_port", args.port), ("--port", args.grpc_port)):
         if not 0 <= value <= 65535:
             print(f"error: {flag} {value} is not a TCP port: give 1-65535, or 0 for a free one", file=sys.stderr)
             return 2
     try:
         models = models_from_args(args)
+        metrics_path = parse_monitoring_config(args.monitoring_config_file) if args.monitoring_config_file \
+            else DEFAULT_METRICS_PATH
         app = ServingApp(
             models,
             max_images=args.max_images,
@@ -129,6 +199,8 @@ def run(args, on_ready=None) -> int:
             poll_interval_s=args.poll_interval_s,
             settle_s=args.settle_s,
             max_concurrent=args.max_concurrent,
+            warmup=args.enable_model_warmup,
+            metrics_path=metrics_path,
         )
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -154,6 +226,8 @@ def run(args, on_ready=None) -> int:
         return 2
     host, port = httpd.server_address[:2]
     shown = f"[{host}]" if ":" in host else host
+    if app.metrics is not None:
+        LOG.info("Prometheus metrics on http://%s:%d%s", shown, port, app.metrics.path)
     print(f"serving {sorted(models)} on http://{shown}:{port} (REST) and {shown}:{grpc_port} (gRPC)", flush=True)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_terminate)

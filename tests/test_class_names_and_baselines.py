@@ -25,7 +25,7 @@ from tfx_gan.components.gan.export import export_generator, save_keras_models
 from tfx_gan.components.gan.synthetic import write_tfrecords
 from tfx_gan.server import generate, server as server_module
 from tfx_gan.server.http_server import start_server
-from tfx_gan.server.model_config import parse_model_config
+from tfx_gan.server.model_config import ModelSource, parse_model_config
 
 SHAPE = (8, 8, 1)
 LATENT = 4
@@ -201,15 +201,15 @@ def call(server, method, path, body=None):
 
 
 def test_model_config_file_as_tf_serving_reads_it(shapes_server, tmp_path):
-    assert parse_model_config(str(shapes_server["config"])) == {"shapes": str(shapes_server["push"])}
+    assert parse_model_config(str(shapes_server["config"])) == {"shapes": ModelSource(str(shapes_server["push"]))}
     parser = argparse.ArgumentParser()
     server_module.add_arguments(parser)
     args = parser.parse_args(["--model_config_file", str(shapes_server["config"])])
-    assert server_module.models_from_args(args) == {"shapes": str(shapes_server["push"])}
+    assert server_module.models_from_args(args) == {"shapes": ModelSource(str(shapes_server["push"]))}
     for text, fragment in (("model_config_list { config { name: 'a' base_path: '/p' model_platform: 'onnx' } }",
                             "only 'tensorflow' SavedModels"),
                            ("model_config_list { config { nme: 'a' } }", "not a TF Serving model config"),
-                           ("model_config_list { config { name: 'a' } }", "needs name and base_path")):
+                           ("model_config_list { config { name: 'a' } }", "has no base_path")):
         (tmp_path / "bad.config").write_text(text)
         with pytest.raises(ValueError, match=fragment):
             parse_model_config(str(tmp_path / "bad.config"))

@@ -34,7 +34,7 @@ from tfx_gan.components.gan.export import export_generator  # noqa: E402
 from tfx_gan.components.common.layout import check_version_dir, list_versions  # noqa: E402
 from tfx_gan.server import generate, json_codec, model_store  # noqa: E402
 from tfx_gan.server.http_server import start_server  # noqa: E402
-from tfx_gan.server.model_config import parse_model_config, validate_model_name  # noqa: E402
+from tfx_gan.server.model_config import ModelSource, VersionPolicy, parse_model_config, validate_model_name  # noqa: E402
 from tfx_gan.server.model_store import ModelStore  # noqa: E402
 
 LATENT = 8
@@ -143,18 +143,34 @@ def test_invalid_model_names(name):
 
 def test_model_config_formats(tmp_path):
     (tmp_path / "a.json").write_text(json.dumps({"gan": "push/gan", "other": "/abs/dir"}))
-    assert parse_model_config(str(tmp_path / "a.json")) == {"gan": str(tmp_path / "push/gan"), "other": "/abs/dir"}
-    (tmp_path / "b.json").write_text(json.dumps({"models": [{"name": "g", "base_path": "gs://bucket/push"}]}))
-    assert parse_model_config(str(tmp_path / "b.json")) == {"g": "gs://bucket/push"}
+    assert parse_model_config(str(tmp_path / "a.json")) == {"gan": ModelSource(str(tmp_path / "push/gan")),
+                                                            "other": ModelSource("/abs/dir")}
+    (tmp_path / "b.json").write_text(json.dumps({"models": [
+        {"name": "g", "base_path": "gs://bucket/push", "model_version_policy": {"latest": {"num_versions": 2}},
+         "version_labels": {"stable": 1}}]}))
+    assert parse_model_config(str(tmp_path / "b.json")) == {
+        "g": ModelSource("gs://bucket/push", VersionPolicy("latest", num_versions=2), (("stable", 1),))}
     (tmp_path / "c.config").write_text(
-        "model_config_list {\n config {\n  name: 'gan'\n  base_path: '/models/gan'\n  model_platform: 'tensorflow'\n }\n"
-        ' config { name: "cgan" base_path: "/models/cgan" }\n}\n'
+        "model_config_list {\n config {\n  name: 'gan'\n  base_path: '/models/gan'\n  model_platform: 'tensorflow'\n"
+        "  model_version_policy { specific { versions: 2 versions: 1 } }\n"
+        "  version_labels { key: 'stable' value: 1 }\n  version_labels { key: 'canary' value: 2 }\n }\n"
+        ' config { name: "cgan" base_path: "/models/cgan" model_version_policy { all {} } }\n}\n'
     )
-    assert parse_model_config(str(tmp_path / "c.config")) == {"gan": "/models/gan", "cgan": "/models/cgan"}
-    for bad in ({"../x": "/p"}, {"a/b": "/p"}, {}):
+    assert parse_model_config(str(tmp_path / "c.config")) == {
+        "gan": ModelSource("/models/gan", VersionPolicy("specific", versions=(1, 2)), (("canary", 2), ("stable", 1))),
+        "cgan": ModelSource("/models/cgan", VersionPolicy("all")),
+    }
+    for bad in ({"../x": "/p"}, {"a/b": "/p"}, {}, {"models": [{"name": "g", "base_path": "/p", "labels": {}}]},
+                {"models": [{"name": "g", "base_path": "/p", "version_labels": {"9lives": 1}}]}):
         (tmp_path / "bad.json").write_text(json.dumps(bad))
         with pytest.raises(ValueError):
             parse_model_config(str(tmp_path / "bad.json"))
+    # a label on a version the policy never serves is a mistake in the file
+    (tmp_path / "bad.config").write_text("model_config_list { config { name: 'g' base_path: '/p' "
+                                         "model_version_policy { specific { versions: 1 } } "
+                                         "version_labels { key: 'canary' value: 2 } } }")
+    with pytest.raises(ValueError, match="canary.*version 2.*specific"):
+        parse_model_config(str(tmp_path / "bad.config"))
 
 
 def test_float32_json_encoding_is_exact():
