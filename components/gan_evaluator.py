@@ -57,6 +57,7 @@ def GanEvaluator(
             candidate_dir=layout.serving_dir(model.uri),
             baseline=layout.find_latest_usable(push_destination) if push_destination else None,
             eval_files=layout.split_files(examples.uri, "eval"),
+            train_files=layout.split_files(examples.uri, "train"),
             image_shape=schema_utils.image_shape(data_schema),
             num_classes=schema_utils.num_classes(data_schema),
             config=EvaluationConfig.from_dict(json.loads(evaluation_config)),

@@ -25,6 +25,7 @@ COMMANDS = {
     "rollback": ("tfx_gan.pipeline.rollback", "serve an earlier version again (published as the newest version)"),
     "serve": ("tfx_gan.server.server", "serve a push directory over TF Serving's REST and gRPC APIs and KServe V2"),
     "generate": ("tfx_gan.server.generate", "write generated images from a push directory or a server"),
+    "augment": ("tfx_gan.server.augment", "write N generated images per class as a span folder (synthetic data)"),
     "docs": ("tfx_gan.pipeline.docs", "rewrite docs/configuration.md from the option definitions and registries"),
 }
 

@@ -90,6 +90,13 @@ class PushConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class SyntheticConfig:
+    per_class: int = option(0, minimum=0, help="generated training examples per class that SyntheticExamplesGen "
+                            "writes after Pusher (an Examples artifact for a downstream Trainer); 0: no such step")
+    seed: int = option(0, minimum=0, help="latent seed of the synthetic examples")
+
+
+@dataclasses.dataclass(frozen=True)
 class TaskResources:
     """What one task's pod asks Kubernetes for (KFP's driver writes these into the pod spec)."""
     cpu_request: float = option(1.0, minimum=0, exclusive=True,
@@ -164,6 +171,7 @@ class PipelineConfig:
     enable_cache: bool = True
     kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
     push: PushConfig = dataclasses.field(default_factory=PushConfig)
+    synthetic: SyntheticConfig = dataclasses.field(default_factory=SyntheticConfig)
 
     @property
     def pipeline_root(self) -> str:
@@ -269,7 +277,7 @@ def parse_config(raw: dict) -> PipelineConfig:
     """Validates a config mapping; its relative paths (none, from ``load_config``) are relative to the
     working directory."""
     top = {"pipeline_name", "data", "training", "evaluation", "push_destination", "output_dir", "enable_cache",
-           "kubeflow", "push"}
+           "kubeflow", "push", "synthetic"}
     unknown = sorted(set(raw) - top)
     if unknown:
         raise ConfigError(f"unknown top-level key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(top))}")
@@ -310,6 +318,7 @@ def parse_config(raw: dict) -> PipelineConfig:
         enable_cache=enable_cache,
         kubeflow=KubeflowConfig.from_dict(raw.get("kubeflow")),
         push=parse_options(PushConfig, raw.get("push"), "push"),
+        synthetic=parse_options(SyntheticConfig, raw.get("synthetic"), "synthetic"),
     )
 
 

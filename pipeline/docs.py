@@ -80,7 +80,7 @@ def configuration_reference() -> str:
     from tfx_gan.components.gan.models import ARCHITECTURES
     from tfx_gan.components.metrics.extractors import EXTRACTORS
     from tfx_gan.components.metrics.sample_metrics import METRICS
-    from tfx_gan.pipeline.config import DataConfig, KubeflowConfig, PushConfig, TaskResources
+    from tfx_gan.pipeline.config import DataConfig, KubeflowConfig, PushConfig, SyntheticConfig, TaskResources
 
     parts = [INTRO, "## Top level\n", "| key | default | allowed | what |\n|---|---|---|---|"]
     parts[-1] += "".join(f"\n| `{k}` | {d} | {a} | {w} |" for k, d, a, w in TOP_LEVEL) + "\n"
@@ -91,6 +91,8 @@ def configuration_reference() -> str:
             ("evaluation", EvaluationConfig, "evaluation", "ReferenceStatsGen's and GanEvaluator's options, the blessing "
              "thresholds among them ([Evaluation](evaluation.md))."),
             ("push", PushConfig, "push", "What Pusher keeps."),
+            ("synthetic", SyntheticConfig, "synthetic", "Generated training data as a pipeline output "
+             "([Evaluation](evaluation.md), \"Does the generator help?\")."),
             ("kubeflow", KubeflowConfig, "kubeflow", "What the compiled Kubeflow spec's tasks request "
              "([Kubeflow](kubeflow.md))."),
             ("kubeflow.resources", TaskResources, "kubeflow.resources.TASK", "Per task (`default`: every task not "

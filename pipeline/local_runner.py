@@ -102,20 +102,27 @@ def summarize(config: PipelineConfig, since: float = 0.0) -> dict:
     store = metadata_store.MetadataStore(
         tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
     runs = [c for c in store.get_contexts_by_type("pipeline_run") if c.create_time_since_epoch >= int(since * 1000)]
-    components, outputs = [], {}
+    components, outputs, synthetic = [], {}, None
     if runs:
         run = max(runs, key=lambda c: c.create_time_since_epoch)
         executions = sorted(store.get_executions_by_context(run.id), key=lambda e: e.id)
+        nodes = {}
         for execution in executions:
             node = next((c.name for c in store.get_contexts_by_execution(execution.id) if c.type == "node"), "")
+            nodes[execution.id] = node.split(".", 1)[-1]
             components.append({
-                "component": node.split(".", 1)[-1],
+                "component": nodes[execution.id],
                 "state": metadata_store_pb2.Execution.State.Name(execution.last_known_state),
                 "seconds": round((execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000, 1),
             })
         events = store.get_events_by_execution_ids([e.id for e in executions])
         output_ids = [e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
+        synthetic_ids = {e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT
+                         and nodes.get(e.execution_id) == "SyntheticExamplesGen"}
         for artifact in sorted(store.get_artifacts_by_id(output_ids), key=lambda a: a.id):
+            if artifact.id in synthetic_ids:
+                synthetic = artifact
+                continue
             outputs[artifact.type] = artifact  # the newest of each type
     summary = {"components": components, "push_destination": config.push_destination,
                "warm_started_from": None}
@@ -136,6 +143,8 @@ def summarize(config: PipelineConfig, since: float = 0.0) -> dict:
     pushed = outputs.get("PushedModel")
     if pushed is not None:
         summary["pushed_model_artifact"] = pushed.uri
+    if synthetic is not None:
+        summary["synthetic_examples"] = synthetic.uri
     newest = find_latest_usable(config.push_destination)
     summary["serving_version"] = newest[1] if newest else None
     return summary

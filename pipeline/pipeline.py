@@ -5,6 +5,7 @@ ImageExampleGen (the spans data.spans selects) -> StatisticsGen -> ImportSchemaG
 -> GanTrainer (refuses to start on anomalies; stops early when nothing is new)
 -> ReferenceStatsGen (real-data feature statistics, once per span) -> GanEvaluator (blessing)
 -> Pusher (with an executor that publishes each version atomically)
+-> SyntheticExamplesGen (only with synthetic.per_class > 0: generated Examples for a downstream Trainer)
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tfx_gan.components.gan_evaluator import GanEvaluator
 from tfx_gan.components.gan_trainer import GanTrainer
 from tfx_gan.components.image_example_gen import ImageExampleGen
 from tfx_gan.components.reference_stats_gen import ReferenceStatsGen
+from tfx_gan.components.synthetic_examples_gen import SyntheticExamplesGen
 from tfx_gan.pipeline.config import PipelineConfig
 
 # Locally every Beam job runs in the pipeline's own process: the data is small and a worker process
@@ -77,12 +79,16 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None,
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.push_destination)),
         custom_config={"keep_versions": config.push.keep_versions},
     ).with_id("Pusher")
-
+    components = [example_gen, statistics_gen, schema_gen, example_validator, drift_validator, trainer,
+                  reference_stats_gen, evaluator, pusher]
+    if config.synthetic.per_class:
+        components.append(SyntheticExamplesGen(pushed_model=pusher.outputs["pushed_model"],
+                                               push_destination=config.push_destination,
+                                               per_class=config.synthetic.per_class, seed=config.synthetic.seed))
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, drift_validator, trainer,
-                    reference_stats_gen, evaluator, pusher],
+        components=components,
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=(list(config.data.beam_args or LOCAL_BEAM_ARGS) if beam_pipeline_args is None

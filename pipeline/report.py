@@ -333,10 +333,52 @@ def evaluation_section(run: PipelineRun) -> str:
                          + table(["metric", "candidate", "serving baseline", "floor (real vs real)"], rows))
         extra = [[esc(k), fmt(v)] for k, v in candidate.items() if k != "scores"]
         parts.append(table(["candidate", "value"], extra))
+        parts.append(cas_html(metrics.get("cas")))
+        parts.append(per_class_html(evaluation.uri))
     samples = os.path.join(evaluation.uri, "samples.png")
     if os.path.exists(samples):
         parts.append(f"<h3>Samples per class</h3>{png_file_tag(samples, 'samples per class')}")
     return "".join(parts)
+
+
+def cas_html(cas: dict | None) -> str:
+    """The Classification Accuracy Score: generated-trained vs real-trained accuracy, per seed."""
+    if not cas:
+        return ""
+    if "generated" not in cas:
+        return f"<h3>Classification Accuracy Score</h3>{note(cas.get('skipped', 'not computed'))}"
+    rows = [[esc(f"seed {r['seed']}"), fmt(r["generated"], 3), fmt(r["real"], 3),
+             fmt(r["generated"] / r["real"] if r["real"] else float("nan"), 3)] for r in cas["per_seed"]]
+    rows.append([esc("mean"), fmt(cas["generated"], 3), fmt(cas["real"], 3), fmt(cas["ratio"], 3)])
+    return (f"<h3>Classification Accuracy Score</h3><p>Held-out accuracy of one small CNN trained on {cas['n']} "
+            f"generated images and of the same CNN trained on {cas['n']} real training images, tested on "
+            f"{cas['num_test']} real held-out images (Ravuri &amp; Vinyals 2019).</p>"
+            + table(["", "trained on generated", "trained on real", "ratio"], rows))
+
+
+def per_class_html(evaluation_uri: str) -> str:
+    """The TFMA EvalResult per class: which classes the generator does badly."""
+    from tfx_gan.components.evaluation import tfma_result
+
+    try:
+        by_slice = tfma_result.per_class_metrics(evaluation_uri)
+    except Exception as exc:  # an evaluation written before the TFMA result existed, or unreadable
+        return note(f"no TFMA EvalResult readable in {evaluation_uri}: {type(exc).__name__}")
+    classes = sorted((k for k in by_slice if k != "overall"), key=lambda k: int(k) if k.lstrip("-").isdigit() else 0)
+    if not classes:
+        return ""
+
+    def row(name):
+        d, c = by_slice[name].get("discriminator", {}), by_slice[name].get("cas", {})
+        return [esc(name), fmt(d.get("example_count")), fmt(d.get("binary_accuracy"), 3), fmt(d.get("auc"), 3),
+                fmt(c.get("exact_match"), 3) if c else "-"]
+
+    return ("<h3>Per class (TFMA)</h3><p>From the TFMA EvalResult in the evaluation artifact "
+            "(<code>tfma.load_eval_result</code>). Discriminator accuracy and AUC at telling the class's held-out "
+            "real images from its samples (high: the samples of that class are easy to spot), and the accuracy on "
+            "the class's real images of the CAS classifier trained on samples (low: its samples do not teach it)."
+            "</p>" + table(["class", "images", "D accuracy", "D AUC", "CAS accuracy"],
+                           [row(k) for k in ["overall", *classes]]))
 
 
 # --------------------------------------------------------------------------- lineage

@@ -84,6 +84,23 @@ def test_first_run_pushes_a_servable_generator(setup):
     for scores in metrics["candidate"]["scores"].values():
         assert len(scores["fid"]["values"]) == 5 and scores["fid"]["std"] > 0
     assert os.path.getsize(summary["samples_png"]) > 1000
+    # Classification Accuracy Score: classifiers trained on its samples and on real images, 3 seeds
+    cas = metrics["cas"]
+    assert cas["seeds"] == [0, 1, 2] and cas["n"] >= 100 and cas["num_test"] >= 50
+    assert 0.5 < cas["real"] <= 1 and 0 <= cas["generated"] <= 1  # real digits teach the small CNN the classes
+    assert cas["ratio"] == pytest.approx(cas["generated"] / cas["real"])
+    assert cas["ratio_range"][0] <= cas["ratio"] * 1.0001 and len(cas["per_class_generated"]) == 10
+    # TFMA's own reader sees the evaluation: discriminator and CAS figures, overall and per class
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_eval_result(os.path.dirname(summary["metrics_json"]))
+    slices = {key: metrics_by_output for key, metrics_by_output in result.slicing_metrics}
+    assert set(slices) == {()} | {(("label", k),) for k in range(10)}
+    overall = slices[()]
+    assert overall["discriminator"][""]["binary_accuracy"]["doubleValue"] == pytest.approx(
+        metrics["candidate"]["d_accuracy"], abs=1e-6)
+    assert overall["cas"][""]["exact_match"]["doubleValue"] == pytest.approx(cas["per_seed"][0]["generated"], abs=1e-6)
+    assert "auc" in slices[(("label", 3),)]["discriminator"][""]
 
     versions = serving_versions(config.push_destination)
     assert len(versions) == 1
@@ -105,6 +122,35 @@ def test_second_run_with_same_inputs_is_all_cache_hits(setup):
     assert set(states) == ALL_COMPONENTS
     assert all(state == "CACHED" for state in states.values()), states
     assert len(serving_versions(config.push_destination)) == 1
+
+
+def test_synthetic_examples_step_and_augment_command_write_generated_training_data(setup, tmp_path, capsys):
+    """synthetic.per_class adds SyntheticExamplesGen after Pusher: with every other input unchanged
+    only it runs, and its Examples read like ImageExampleGen's. `augment` writes a span folder that
+    ingestion accepts."""
+    from tfx_gan.components.gan.example_format import load_arrays
+    from tfx_gan.data.ingest import label_names, scan
+    from tfx_gan.pipeline.config import SyntheticConfig
+    from tfx_gan.server import augment
+
+    config, _ = setup
+    summary = run_pipeline(dataclasses.replace(config, synthetic=SyntheticConfig(per_class=4)))
+    states = {c["component"]: c["state"] for c in summary["components"]}
+    assert states.pop("SyntheticExamplesGen", None) == "COMPLETE" and set(states.values()) == {"CACHED"}, states
+    images, labels = load_arrays(layout.split_files(summary["synthetic_examples"], "train"), (28, 28, 1))
+    assert images.shape == (40, 28, 28, 1) and np.bincount(labels).tolist() == [4] * 10
+    assert -1.0 <= images.min() < images.max() <= 1.0
+
+    out = tmp_path / "synthetic" / "span-1"
+    push_dir = config.push_destination
+    assert augment.main(["--push_dir", push_dir, "--per_class", "3", "--out", str(out), "--settle_s", "0"]) == 0
+    assert sorted(os.listdir(out)) == [".augment.json"] + [str(k) for k in range(10)]  # class folder names
+    assert all(len(os.listdir(out / str(k))) == 3 for k in range(10))
+    records = scan(str(out))  # ingestion reads it as a span (the manifest is hidden)
+    assert len(records) == 30 and label_names(records) == [str(k) for k in range(10)]
+    assert augment.main(["--push_dir", push_dir, "--per_class", "3", "--out", str(out), "--settle_s", "0"]) == 2
+    assert "already exists and is not empty" in capsys.readouterr().err
+    assert all(len(os.listdir(out / str(k))) == 3 for k in range(10))  # nothing overwritten
 
 
 def test_rerun_without_caching_and_nothing_new_does_not_train(setup):

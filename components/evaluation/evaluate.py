@@ -60,6 +60,15 @@ class EvaluationConfig:
     # Epochs of the domain CNN (features, class confidences). 20: ~96% of held-out real digits
     # get confidence >= 0.9, so the recognisability figures are fair.
     classifier_epochs: int = option(20, minimum=1, help="epochs of the domain CNN (features and class confidences)")
+    # Classification Accuracy Score (components/metrics/classification_accuracy.py): needs classes,
+    # from the candidate's labels or, for a self-conditioned generator, its clusters' majority class.
+    cas_seeds: int = option(3, minimum=0, help="seeds of the Classification Accuracy Score (a classifier trained "
+                            "on generated images, tested on real held-out ones); 0 skips it")
+    cas_num_images: int = option(1000, minimum=2, help="training images per CAS classifier, class-balanced "
+                                 "(capped by the real training images per class)")
+    cas_epochs: int = option(5, minimum=1, help="epochs of each CAS classifier")
+    min_cas_ratio: float | None = option(None, minimum=0, help="lowest CAS ratio (generated-trained accuracy / "
+                                         "real-trained accuracy) blessed; null: none")
 
     def check(self, prefix: str) -> None:
         if len(set(self.extractors)) != len(self.extractors):
@@ -201,11 +210,16 @@ def headline_metrics(report: dict) -> dict:
 
 def evaluate_and_bless(*, reference_dir: str, candidate_dir: str, baseline: tuple[int, str] | None,
                        eval_files: list[str], image_shape: tuple[int, int, int], num_classes: int | None,
-                       config: EvaluationConfig, out_dir: str, log=logger.info) -> dict:
+                       config: EvaluationConfig, out_dir: str, train_files: list[str] | None = None,
+                       log=logger.info) -> dict:
     """Scores the candidate serving SavedModel in ``candidate_dir`` (and ``baseline``, the
     (version, path) of the generator serving now, if any) against the reference artifact, and
-    decides. Writes ``metrics.json`` and ``samples.png`` into ``out_dir``.
+    decides. Writes ``metrics.json``, ``samples.png`` and a TFMA EvalResult (the discriminator's
+    and the CAS classifier's figures per class: components/evaluation/tfma_result.py) into
+    ``out_dir``. ``train_files``: the real training images, for the CAS reference (none: no CAS).
     """
+    from tfx_gan.components.gan.example_format import load_arrays
+
     from tfx_gan.components.evaluation.reference import load_reference
 
     reference = load_reference(reference_dir)
@@ -218,8 +232,12 @@ def evaluate_and_bless(*, reference_dir: str, candidate_dir: str, baseline: tupl
     scores, fake = scorer.score(candidate_dir)
     candidate = {"scores": scores, "fid": scores[primary]["fid"]["mean"], "fid_floor": scorer.floor[primary]["fid"]}
     candidate["fid_over_floor"] = candidate["fid"] / candidate["fid_floor"] if candidate["fid_floor"] > 0 else math.inf
-    candidate.update(_discriminator_on_held_out(candidate_dir, fake, eval_files, image_shape, num_classes))
+    held_out = load_arrays(eval_files, image_shape)
+    d_figures, d_logits = _discriminator_on_held_out(candidate_dir, fake, held_out, num_classes)
+    candidate.update(d_figures)
     log(f"[evaluator] candidate: {scorer.headline(scores)} (mean +- s.e. over {scorer.draws} draws)")
+    cas, cas_predictions, fake_labels = _classification_accuracy(candidate_dir, fake, held_out, train_files, image_shape,
+                                                                 num_classes, config, log)
 
     candidate_metadata = read_metadata(candidate_dir) or {}
     baseline, incomparable = _comparable_baseline(baseline, candidate_metadata, image_shape, log)
@@ -233,12 +251,18 @@ def evaluate_and_bless(*, reference_dir: str, candidate_dir: str, baseline: tupl
 
     blessed, reason = decide_blessing(scores, baseline_record and baseline_record["scores"], scorer.floor, config,
                                       no_baseline=incomparable or "no model is serving yet")
+    if blessed and config.min_cas_ratio is not None and cas.get("ratio") is not None \
+            and not cas["ratio"] >= config.min_cas_ratio:
+        detail = (f"a classifier trained on its samples {cas['generated']:.3f} vs on real images {cas['real']:.3f}"
+                  if "generated" in cas else cas["skipped"])
+        blessed, reason = False, f"not blessed: CAS ratio {cas['ratio']:.3f} ({detail}) < min_cas_ratio {config.min_cas_ratio:g}"
     if incomparable and not blessed:
         reason += f" ({incomparable})"
     log(f"[evaluator] {reason}")
 
-    report = {**reference.info, "candidate": candidate, "baseline": baseline_record,
+    report = {**reference.info, "candidate": candidate, "cas": cas, "baseline": baseline_record,
               "no_comparable_baseline": incomparable, "blessed": blessed, "reason": reason}
+    _write_tfma_result(out_dir, held_out[1], d_logits, fake_labels, cas_predictions, num_classes, log)
     return _write_report(report, fake, candidate_metadata.get("num_classes"), primary, out_dir)
 
 
@@ -263,12 +287,12 @@ class _Scorer:
                          f"({s['fid']['mean'] / self.floor[name]['fid']:.2f}x floor)" for name, s in scores.items())
 
 
-def _discriminator_on_held_out(candidate_dir, fake, eval_files, image_shape, num_classes) -> dict:
-    """The candidate's discriminator on held-out real images it never trained on and on its samples."""
-    from tfx_gan.components.gan.example_format import load_arrays
+def _discriminator_on_held_out(candidate_dir, fake, held_out, num_classes) -> tuple[dict, tuple]:
+    """The candidate's discriminator on held-out real images it never trained on and on its samples:
+    (figures for metrics.json, (real logits, generated logits))."""
     from tfx_gan.components.gan.export import load_clusters, load_keras_model
 
-    eval_images, eval_labels = load_arrays(eval_files, image_shape)
+    eval_images, eval_labels = held_out
     discriminator = load_keras_model(candidate_dir, "discriminator")
     clusters = load_clusters(candidate_dir)
     if clusters is not None:  # a self-conditioned D judges (image, its nearest cluster) pairs
@@ -278,9 +302,75 @@ def _discriminator_on_held_out(candidate_dir, fake, eval_files, image_shape, num
         real_inputs, fake_inputs = [eval_images, eval_labels], [fake, sample_labels(len(fake), num_classes)]
     else:
         real_inputs, fake_inputs = eval_images, fake
-    d_acc = discriminator_accuracy(discriminator.predict(real_inputs, batch_size=256, verbose=0),
-                                   discriminator.predict(fake_inputs, batch_size=256, verbose=0))
-    return {"d_real_accuracy": d_acc.real_acc, "d_fake_accuracy": d_acc.fake_acc, "d_accuracy": d_acc.mean}
+    logits = (discriminator.predict(real_inputs, batch_size=256, verbose=0),
+              discriminator.predict(fake_inputs, batch_size=256, verbose=0))
+    d_acc = discriminator_accuracy(*logits)
+    return {"d_real_accuracy": d_acc.real_acc, "d_fake_accuracy": d_acc.fake_acc, "d_accuracy": d_acc.mean}, logits
+
+
+def _sample_classes(candidate_dir, images, num_images, num_classes, train) -> np.ndarray | None:
+    """The class of each generated image: the one a conditional generator was asked for (the samples
+    cycle through the classes), or for a self-conditioned one the majority class of the real
+    training images in its nearest cluster; None for an unconditional generator."""
+    from tfx_gan.components.gan.export import load_clusters
+
+    metadata = read_metadata(candidate_dir) or {}
+    clusters = load_clusters(candidate_dir)
+    if clusters is not None:
+        train_images, train_labels = train
+        real_clusters = clusters.assign(train_images).numpy()
+        majority = np.array([np.bincount(train_labels[real_clusters == c], minlength=num_classes).argmax()
+                             if np.any(real_clusters == c) else -1 for c in range(clusters.k)])
+        return majority[clusters.assign(images).numpy()]
+    if metadata.get("num_classes"):
+        return sample_labels(num_images, num_classes)
+    return None
+
+
+def _classification_accuracy(candidate_dir, fake, held_out, train_files, image_shape, num_classes, config, log):
+    """(the ``cas`` object of metrics.json, the CAS classifier's prediction per held-out image or None,
+    the class of each of ``fake`` or None). The CAS samples are drawn apart from ``fake`` with
+    their own seed, class-balanced."""
+    from tfx_gan.components.gan.example_format import load_arrays
+    from tfx_gan.components.metrics.classification_accuracy import classification_accuracy_score
+
+    if not num_classes or config.cas_seeds == 0 or not train_files:
+        why = ("the data has no labels" if not num_classes else
+               "evaluation.cas_seeds is 0" if config.cas_seeds == 0 else "no training split was given")
+        return {"skipped": f"no CAS: {why}"}, None, None
+    train = load_arrays(train_files, image_shape)
+    fake_classes = _sample_classes(candidate_dir, fake, len(fake), num_classes, train)
+    if fake_classes is None:
+        return {"skipped": "no CAS: an unconditional generator's samples have no classes"}, None, None
+    # A conditional generator's samples are balanced by construction; a self-conditioned one's
+    # follow its clusters: draw 3x as many and keep up to N / K per class.
+    conditional = bool((read_metadata(candidate_dir) or {}).get("num_classes"))
+    count = config.cas_num_images * (1 if conditional else 3)
+    generated = generate_images(candidate_dir, count, config.seed + 7919, num_classes)
+    generated_classes = _sample_classes(candidate_dir, generated, count, num_classes, train)
+    keep = generated_classes >= 0
+    try:
+        cas, runs = classification_accuracy_score(
+            generated[keep], generated_classes[keep], train[0], train[1], held_out[0], held_out[1], num_classes,
+            num_images=config.cas_num_images, seeds=range(config.cas_seeds), epochs=config.cas_epochs)
+    except ValueError as exc:  # a class the generator never draws: nothing to learn it from
+        log(f"[evaluator] CAS ratio 0: {exc}")
+        return {"skipped": f"CAS ratio 0: {exc}", "ratio": 0.0}, None, fake_classes
+    log(f"[evaluator] CAS: a classifier trained on {cas['n']} generated images scores {cas['generated']:.3f} on "
+        f"{cas['num_test']} held-out real images, one trained on {cas['n']} real images {cas['real']:.3f}: ratio "
+        f"{cas['ratio']:.3f} (range {cas['ratio_range'][0]:.3f}-{cas['ratio_range'][1]:.3f} over "
+        f"{len(cas['seeds'])} seeds)")
+    return cas, runs[0].predictions, fake_classes
+
+
+def _write_tfma_result(out_dir, real_labels, d_logits, fake_labels, cas_predictions, num_classes, log) -> None:
+    from tfx_gan.components.evaluation import tfma_result
+
+    fake_labels = fake_labels if fake_labels is not None else np.full(len(d_logits[1]), -1)
+    table = tfma_result.examples_table(real_labels, d_logits[0], fake_labels, d_logits[1], cas_predictions)
+    tfma_result.write_eval_result(out_dir, table, sliced=bool(num_classes))
+    log(f"[evaluator] TFMA EvalResult (discriminator{' and CAS' if cas_predictions is not None else ''}, "
+        f"{'per class' if num_classes else 'overall'}) in {out_dir}")
 
 
 def _comparable_baseline(baseline, candidate_metadata, image_shape, log):

@@ -42,9 +42,10 @@ def _keras():
     return keras
 
 
-def _build_model(image_shape: tuple, num_classes: int | None, feature_dim: int):
+def _build_model(image_shape: tuple, num_classes: int | None, feature_dim: int, rotation_task: bool = True):
     """Conv(3x3)-ReLU-MaxPool blocks (32, 64, ... filters) down to <= 8 px, Flatten, Dense(feature_dim),
-    then a class head (``logits``, when ``num_classes``) and a rotation head (``rotation_logits``)."""
+    then a class head (``logits``, when ``num_classes``) and a rotation head (``rotation_logits``,
+    when ``rotation_task``)."""
     # Measured on 1,500 28x28 digits, 2 CPU cores: this trains in ~7 s to ~99% held-out accuracy;
     # a BatchNorm + global-average-pool variant took twice as long for no better accuracy.
     keras = _keras()
@@ -59,7 +60,7 @@ def _build_model(image_shape: tuple, num_classes: int | None, feature_dim: int):
     x = layers.Flatten()(x)
     features = layers.Dense(feature_dim, activation="relu", name=FEATURE_LAYER)(x)
     x = layers.Dropout(0.3)(features)
-    outputs = {"rotation_logits": layers.Dense(NUM_ROTATIONS, name="rotation_logits")(x)}
+    outputs = {"rotation_logits": layers.Dense(NUM_ROTATIONS, name="rotation_logits")(x)} if rotation_task else {}
     if num_classes:
         outputs["logits"] = layers.Dense(num_classes, name="logits")(x)
     return keras.Model(inputs, outputs, name="domain_cnn")
@@ -143,7 +144,7 @@ class DomainClassifier:
                    fingerprint=metadata.get("fingerprint"), metadata=metadata)
 
 
-def _progress_callback(epochs: int, num_images: int):
+def _progress_callback(epochs: int, num_images: int, single_task: str = "rotation"):
     """A Keras callback that logs 'epoch k/K' lines with the loss, accuracies and time: training
     runs for minutes inside ReferenceStatsGen on larger data, silent otherwise."""
     keras = _keras()
@@ -159,10 +160,10 @@ def _progress_callback(epochs: int, num_images: int):
             if done % every and done != epochs:
                 return
             logs = logs or {}
-            # Keras names them by output; the rotation-only model's one metric is plain "accuracy".
+            # Keras names them by output; a one-head model's one metric is plain "accuracy".
             accuracies = "".join(f", {label} accuracy {logs[key]:.3f}"
                                  for key, label in (("logits_accuracy", "class"), ("rotation_logits_accuracy", "rotation"),
-                                                    ("accuracy", "rotation"))
+                                                    ("accuracy", single_task))
                                  if key in logs)
             elapsed = time.perf_counter() - self.started
             left = f", ~{elapsed / done * (epochs - done):.0f} s left" if done < epochs else ""
@@ -194,12 +195,15 @@ def train_domain_classifier(
     feature_dim: int = 128,
     validation_fraction: float = 0.1,
     seed: int = 0,
+    rotation_task: bool = True,
+    progress: bool = True,
 ) -> DomainClassifier:
     """Trains the domain CNN on real images in [-1, 1]: class + rotation, or rotation alone when
-    ``labels=None``.
+    ``labels=None``, or (``rotation_task=False``) the class task alone: a plain classifier, as the
+    Classification Accuracy Score trains it (components/metrics/classification_accuracy.py).
 
     Each image is seen upright (class target; rotation target 0) and once more turned by a random
-    quarter turn (rotation target only: a turned 6 is not a 6). A random ``validation_fraction``
+    quarter turn (rotation target only: a turned 6 is not a 6). ``progress``: log epoch lines. A random ``validation_fraction``
     of the images is held out and its class (or rotation) accuracy stored in
     ``metadata['val_accuracy']`` (check it before trusting the features). Sets Keras's global seeds.
     """
@@ -211,6 +215,8 @@ def train_domain_classifier(
         raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
     if images.shape[1] != images.shape[2]:
         raise ValueError(f"the rotation task needs square images, got {images.shape[1:3]}")
+    if labels is None and not rotation_task:
+        raise ValueError("rotation_task=False needs labels: without them there is nothing to learn")
     if labels is None:
         mode, num_classes = "rotation", None
     else:
@@ -226,11 +232,13 @@ def train_domain_classifier(
     if train_idx.size < 2:
         raise ValueError(f"too few images to train on: {train_idx.size} after holding out {num_val}")
 
-    x_train, targets, weights = _training_set(images[train_idx], None if labels is None else labels[train_idx], rng)
-    model = _build_model(images.shape[1:], num_classes, feature_dim)
-    _fit(model, x_train, targets, weights, epochs, batch_size, learning_rate, int(train_idx.size))
+    x_train, targets, weights = _training_set(images[train_idx], None if labels is None else labels[train_idx], rng,
+                                              rotation_task)
+    model = _build_model(images.shape[1:], num_classes, feature_dim, rotation_task)
+    _fit(model, x_train, targets, weights, epochs, batch_size, learning_rate, int(train_idx.size), progress)
     classifier = DomainClassifier(model, mode=mode, num_classes=num_classes or NUM_ROTATIONS)
-    classifier.metadata = {"num_train_images": int(train_idx.size), "epochs": epochs, "seed": seed}
+    classifier.metadata = {"num_train_images": int(train_idx.size), "epochs": epochs, "seed": seed,
+                           "rotation_task": rotation_task}
     if num_val:
         accuracy = _held_out_accuracy(classifier, images[val_idx], None if labels is None else labels[val_idx], rng)
         classifier.metadata.update(val_accuracy=accuracy, num_val_images=int(num_val))
@@ -239,9 +247,12 @@ def train_domain_classifier(
     return classifier
 
 
-def _training_set(upright, labels, rng):
+def _training_set(upright, labels, rng, rotation_task: bool = True):
     """Each image upright (class target; rotation target 0) and once more turned by a random quarter
-    turn (rotation target only). Returns (images, targets, sample weights) per output head."""
+    turn (rotation target only). Returns (images, targets, sample weights) per output head.
+    Without the rotation task: the upright images and their classes."""
+    if not rotation_task:
+        return upright, {"logits": labels}, {"logits": np.ones(len(upright), np.float32)}
     turns = rng.integers(1, NUM_ROTATIONS, size=len(upright))
     turned = np.stack([np.rot90(image, k, axes=(0, 1)) for image, k in zip(upright, turns)])
     x_train = np.concatenate([upright, turned])
@@ -256,7 +267,7 @@ def _training_set(upright, labels, rng):
     return x_train, targets, weights
 
 
-def _fit(model, x_train, targets, weights, epochs, batch_size, learning_rate, num_images) -> None:
+def _fit(model, x_train, targets, weights, epochs, batch_size, learning_rate, num_images, progress=True) -> None:
     keras = _keras()
     steps = epochs * int(np.ceil(x_train.shape[0] / batch_size))
     # Cosine decay to 0 lets a short fixed schedule converge without tuning the epoch count.
@@ -268,7 +279,8 @@ def _fit(model, x_train, targets, weights, epochs, batch_size, learning_rate, nu
                   weighted_metrics={name: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
                                     for name in targets})
     model.fit(x_train, targets, sample_weight=weights, batch_size=batch_size, epochs=epochs, shuffle=True,
-              verbose=0, callbacks=[_progress_callback(epochs, num_images)])
+              verbose=0, callbacks=[_progress_callback(epochs, num_images, "rotation" if "rotation_logits" in targets
+                                                       else "class")] if progress else [])
 
 
 def _held_out_accuracy(classifier, images, labels, rng) -> float:
