@@ -87,7 +87,7 @@ def write_config(root, name: str = "gan-faults") -> str:
                               log_every_steps=CHECKPOINT_EVERY, sample_every_steps=60)
     # A tiny run cannot reach a good FID: blessing is judged on "no worse than the serving one".
     config["evaluation"].update(num_samples=100, classifier_epochs=2, max_fid_over_floor=None, min_novelty=None,
-                                min_class_share=None)
+                                min_class_share=None, cas_seeds=1, cas_epochs=2)
     config["push_destination"] = str(root / "serving")
     config["output_dir"] = str(root / "out")
     path = str(root / "config.yaml")

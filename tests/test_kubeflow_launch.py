@@ -30,7 +30,8 @@ TINY = {"training": {"train_steps": 20, "batch_size": 32, "log_every_steps": 10,
                      "sample_every_steps": 10},
         # Twenty steps cannot reach a good FID: blessing is judged on finiteness and the baseline only.
         "evaluation": {"num_samples": 40, "num_draws": 2, "extractors": ["domain_cnn"], "classifier_epochs": 1,
-                       "max_fid_over_floor": None, "min_novelty": None, "min_class_share": None}}
+                       "max_fid_over_floor": None, "min_novelty": None, "min_class_share": None,
+                       "cas_seeds": 1, "cas_epochs": 1}}
 DRIVER_MESSAGE = ("param runtime value spec of type *pipelinespec.ValueOrRuntimeParameter_ConstantValue "
                   "not implemented")
 

@@ -29,7 +29,8 @@ CLASSES = ("circle", "square", "triangle")
 QUICK_TRY = ["--set", "training.train_steps=60", "--set", "evaluation.classifier_epochs=1",
              "--set", "evaluation.extractors=[domain_cnn]", "--set", "evaluation.num_draws=2",
              "--set", "evaluation.max_fid_over_floor=null", "--set", "evaluation.min_novelty=null",
-             "--set", "evaluation.min_class_share=null"]
+             "--set", "evaluation.min_class_share=null", "--set", "evaluation.cas_seeds=1",
+             "--set", "evaluation.cas_epochs=1"]
 PER_CLASS = 50  # ~30 held out: the evaluation needs >= 10 per half (components/evaluation/reference.py)
 
 

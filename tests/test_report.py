@@ -46,7 +46,7 @@ def two_runs(tmp_path_factory):
                            sample_every_steps=20, fid_every_steps=30)
     # 60 steps cannot reach a good FID: blessing is judged on finiteness only.
     raw["evaluation"].update(num_samples=100, classifier_epochs=1, max_fid_over_floor=None, min_novelty=None,
-                             min_class_share=None)
+                             min_class_share=None, cas_seeds=1, cas_epochs=2)
     raw.update(push_destination=str(root / "serving"), output_dir=str(root / "out"))
     config_path = str(root / "config.yaml")
     with open(config_path, "w") as f:
@@ -115,7 +115,8 @@ def test_report_of_a_complete_run_renders_every_section_in_chromium(two_runs, ca
     for expected in ("Statistics: split train", "Statistics: split eval", "No anomalies", "Numeric features",
                      "Real training images", "Samples per class",
                      "FID during training", "fid_random_cnn", "domain_cnn", "serving baseline", "Blessed", "data fingerprint",
-                     "code version", "training config", f"version {history.run_outcome(complete)['pushed_version']}"):
+                     "code version", "training config", f"version {history.run_outcome(complete)['pushed_version']}",
+                     "Classification Accuracy Score", "trained on generated", "Per class (TFMA)", "D AUC"):
         assert expected in text, expected
 
 

@@ -194,6 +194,8 @@ def test_pipeline_on_unlabelled_images_pushes_a_generator_served_from_a_latent(t
         candidate = json.load(f)["candidate"]
     # The evaluator's discriminator accuracy: D judged each image with its nearest cluster.
     assert 0 <= candidate["d_accuracy"] <= 1 and np.isfinite(candidate["fid"])
+    with open(summary["metrics_json"]) as f:
+        assert json.load(f)["cas"] == {"skipped": "no CAS: the data has no labels"}
 
     (version, path), = layout.list_versions(config.push_destination)
     assert layout.read_metadata(path)["self_conditioning"] == 5 and load_clusters(path).k == 5

@@ -15,7 +15,7 @@ import time
 from test_faults import GAN, REPO, GanRun, write_config, write_span
 
 TINY = ["--set", "training.train_steps=20", "--set", "training.checkpoint_every_steps=20",
-        "--set", "training.sample_every_steps=0"]
+        "--set", "training.sample_every_steps=0", "--set", "evaluation.cas_seeds=1", "--set", "evaluation.cas_epochs=1"]
 
 
 def watch(config_path: str, *extra: str) -> GanRun:
