@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tfx_gan.components.metrics.classification_accuracy import balanced_subset, classification_accuracy_score
+from tfx_gan.components.metrics.classification_accuracy import (balanced_subset, classification_accuracy_score,
+                                                                  cluster_majority_classes)
 from tfx_gan.components.metrics.discriminator_accuracy import discriminator_accuracy
 
 
@@ -27,6 +28,12 @@ def test_balanced_subset_takes_the_same_count_of_every_class():
     labels = np.array([0] * 10 + [1] * 3 + [2] * 7)
     chosen = balanced_subset(labels, 3, 5, np.random.default_rng(0))
     assert np.bincount(labels[chosen]).tolist() == [5, 3, 5] and len(set(chosen)) == len(chosen)
+
+
+def test_a_self_conditioned_generators_clusters_are_named_by_their_majority_class():
+    clusters = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    labels = np.array([3, 3, 1, 0, 0, 2, 2, 2, 1])
+    assert cluster_majority_classes(clusters, labels, num_clusters=4, num_classes=4).tolist() == [3, 0, 2, -1]
 
 
 def test_real_images_as_samples_score_a_ratio_near_one_and_mislabelled_ones_near_zero(digits):

@@ -317,10 +317,9 @@ def _sample_classes(candidate_dir, images, num_images, num_classes, train) -> np
     metadata = read_metadata(candidate_dir) or {}
     clusters = load_clusters(candidate_dir)
     if clusters is not None:
-        train_images, train_labels = train
-        real_clusters = clusters.assign(train_images).numpy()
-        majority = np.array([np.bincount(train_labels[real_clusters == c], minlength=num_classes).argmax()
-                             if np.any(real_clusters == c) else -1 for c in range(clusters.k)])
+        from tfx_gan.components.metrics.classification_accuracy import cluster_majority_classes
+
+        majority = cluster_majority_classes(clusters.assign(train[0]).numpy(), train[1], clusters.k, num_classes)
         return majority[clusters.assign(images).numpy()]
     if metadata.get("num_classes"):
         return sample_labels(num_images, num_classes)

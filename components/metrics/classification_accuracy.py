@@ -43,6 +43,14 @@ def balanced_subset(labels: np.ndarray, num_classes: int, per_class: int, rng: n
     return np.sort(np.concatenate(chosen))
 
 
+def cluster_majority_classes(clusters: np.ndarray, labels: np.ndarray, num_clusters: int, num_classes: int) -> np.ndarray:
+    """int [num_clusters]: the most common class among the real images of each cluster (-1 for a
+    cluster no real image falls in). How a self-conditioned generator's clusters get class names."""
+    clusters, labels = np.asarray(clusters), np.asarray(labels)
+    return np.array([np.bincount(labels[clusters == c], minlength=num_classes).argmax() if np.any(clusters == c) else -1
+                     for c in range(num_clusters)], np.int64)
+
+
 def classification_accuracy_score(generated, generated_labels, real, real_labels, test, test_labels,
                                   num_classes: int, *, num_images: int = 1000, seeds=(0, 1, 2),
                                   epochs: int = 5) -> tuple[dict, list[CasRun]]:
