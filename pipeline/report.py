@@ -371,7 +371,7 @@ def per_class_html(evaluation_uri: str) -> str:
     def row(name):
         d, c = by_slice[name].get("discriminator", {}), by_slice[name].get("cas", {})
         return [esc(name), fmt(d.get("example_count")), fmt(d.get("binary_accuracy"), 3), fmt(d.get("auc"), 3),
-                fmt(c.get("exact_match"), 3) if c else "-"]
+                fmt(c.get("binary_accuracy"), 3) if c else "-"]
 
     return ("<h3>Per class (TFMA)</h3><p>From the TFMA EvalResult in the evaluation artifact "
             "(<code>tfma.load_eval_result</code>). Discriminator accuracy and AUC at telling the class's held-out "

@@ -99,7 +99,7 @@ def test_first_run_pushes_a_servable_generator(setup):
     overall = slices[()]
     assert overall["discriminator"][""]["binary_accuracy"]["doubleValue"] == pytest.approx(
         metrics["candidate"]["d_accuracy"], abs=1e-6)
-    assert overall["cas"][""]["exact_match"]["doubleValue"] == pytest.approx(cas["per_seed"][0]["generated"], abs=1e-6)
+    assert overall["cas"][""]["binary_accuracy"]["doubleValue"] == pytest.approx(cas["per_seed"][0]["generated"], abs=1e-6)
     assert "auc" in slices[(("label", 3),)]["discriminator"][""]
 
     versions = serving_versions(config.push_destination)

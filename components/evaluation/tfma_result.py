@@ -8,8 +8,11 @@ One TFMA "model" with two outputs, computed by TFMA's own metrics from one table
                  discriminator probability: ExampleCount, BinaryAccuracy, AUC. Real and generated
                  rows are weighted to equal totals, so the overall BinaryAccuracy is the balanced
                  d_accuracy of metrics.json.
-  cas            every held-out real image, the class the classifier trained on generated images
-                 predicts for it: ExactMatch (its accuracy, the CAS numerator) and the count.
+  cas            every held-out real image, 1 where the classifier trained on generated images
+                 predicts its class and 0 where it does not (label 1): BinaryAccuracy is that
+                 classifier's accuracy (the CAS numerator); generated rows weigh 0 here. (TFMA's
+                 ExactMatch on the predicted class would say the same, but divides by zero on a
+                 class with no held-out image, which a small split has.)
 Sliced by ``label``: a real image's class, a generated image's requested class. A class whose
 samples the discriminator tells apart easily (high accuracy, AUC near 1), or whose real images the
 CAS classifier misses, is a class the generator does badly.
@@ -29,7 +32,7 @@ def _eval_config(with_cas: bool, sliced: bool):
     import tensorflow_model_analysis as tfma
 
     outputs = OUTPUTS if with_cas else OUTPUTS[:1]
-    keys = {"discriminator": ("is_real", "d_probability", "d_weight"), "cas": ("label", "cas_prediction", "cas_weight")}
+    keys = {"discriminator": ("is_real", "d_probability", "d_weight"), "cas": ("cas_target", "cas_correct", "cas_weight")}
     spec = tfma.ModelSpec(label_keys={o: keys[o][0] for o in outputs}, prediction_keys={o: keys[o][1] for o in outputs},
                           example_weight_keys={o: keys[o][2] for o in outputs})
     weighted = tfma.ExampleWeightOptions(weighted=True, unweighted=False)
@@ -39,7 +42,7 @@ def _eval_config(with_cas: bool, sliced: bool):
                          metrics=[tfma.MetricConfig(class_name="ExampleCount")])]
     if with_cas:
         metrics.append(tfma.MetricsSpec(output_names=["cas"], example_weights=weighted, metrics=[
-            tfma.MetricConfig(class_name="ExactMatch"), tfma.MetricConfig(class_name="WeightedExampleCount")]))
+            tfma.MetricConfig(class_name="BinaryAccuracy"), tfma.MetricConfig(class_name="WeightedExampleCount")]))
     slices = [tfma.SlicingSpec()] + ([tfma.SlicingSpec(feature_keys=["label"])] if sliced else [])
     return tfma.EvalConfig(model_specs=[spec], metrics_specs=metrics, slicing_specs=slices)
 
@@ -65,7 +68,8 @@ def examples_table(real_labels, d_real_logits, fake_labels, d_fake_logits, cas_p
         cas_predictions = np.asarray(cas_predictions, np.int64)
         if len(cas_predictions) != n_real:
             raise ValueError("one CAS prediction per held-out real image")
-        table["cas_prediction"] = np.concatenate([cas_predictions, np.full(n_fake, -1)])
+        table["cas_correct"] = np.concatenate([(cas_predictions == real_labels).astype(np.float64), np.zeros(n_fake)])
+        table["cas_target"] = np.ones(n_real + n_fake)
         table["cas_weight"] = np.concatenate([np.ones(n_real), np.zeros(n_fake)])  # generated rows: not CAS's
     return table
 
@@ -77,7 +81,7 @@ def write_eval_result(out_dir: str, table, sliced: bool = True) -> None:
     import tensorflow_model_analysis as tfma
     from tfx_bsl.arrow import table_util
 
-    config = _eval_config("cas_prediction" in table.columns, sliced)
+    config = _eval_config("cas_correct" in table.columns, sliced)
     batch = table_util.CanonicalizeRecordBatch(pa.RecordBatch.from_pandas(table, preserve_index=False))
     with beam.Pipeline() as pipeline:
         _ = (pipeline | "Table" >> beam.Create([batch])
