@@ -84,15 +84,21 @@ def GanTrainer(
         warm_start_dir = serving[1] if serving else None  # warm_start() refuses other images or classes
         if serving is None:
             logger.info(f"warm start: no generator is serving under {push_destination} yet; training from scratch")
-    result = train_gan(
-        config, train_files, image_shape, num_classes,
-        run_dir=model_run.uri,
-        checkpoint_dir=checkpoint_dir_for(checkpoint_root, examples.uri, training_config),
-        warm_start_dir=warm_start_dir,
-        class_names=class_names,
-    )
-    save_trained_models(result, config, layout.serving_dir(model.uri), layout.train_config_path(model.uri),
-                        image_shape, num_classes)
+    checkpoint_dir = checkpoint_dir_for(checkpoint_root, examples.uri, training_config)
+    if config.num_workers > 1 and not os.environ.get("TF_CONFIG"):
+        # several local processes, each its own TensorFlow (components/gan/multi_worker.py); on a
+        # cluster that sets TF_CONFIG this process is one of them and trains in place below
+        from tfx_gan.components.gan.multi_worker import train_on_local_workers
+
+        result = train_on_local_workers(config, train_files, image_shape, num_classes, run_dir=model_run.uri,
+                                        checkpoint_dir=checkpoint_dir, serving_dir=layout.serving_dir(model.uri),
+                                        config_path=layout.train_config_path(model.uri),
+                                        warm_start_dir=warm_start_dir, class_names=class_names, log=logger.info)
+    else:
+        result = train_gan(config, train_files, image_shape, num_classes, run_dir=model_run.uri,
+                           checkpoint_dir=checkpoint_dir, warm_start_dir=warm_start_dir, class_names=class_names)
+        save_trained_models(result, config, layout.serving_dir(model.uri), layout.train_config_path(model.uri),
+                            image_shape, num_classes)
     if model_classes and class_names:  # what `generate --label NAME` and the server's metadata show
         layout.add_metadata(layout.serving_dir(model.uri), class_names=class_names)
     transform = image_transform_of(examples)

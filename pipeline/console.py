@@ -114,6 +114,7 @@ USER_ERRORS = {
     "tfx_gan.components.common.validation_gate.DataValidationError": "error",
     "tfx_gan.components.gan.hooks.TrainingDivergedError": "error",
     "tfx_gan.components.gan.hooks.CheckpointWriteError": "error",
+    "tfx_gan.components.gan.multi_worker.WorkerFailed": "error",
     "tfx_gan.kubeflow.launcher.LaunchError": "error",
     "tfx_gan.kubeflow.image.DockerfileError": "error",
     "tfx_gan.server.generate.GenerateError": "error",

@@ -122,6 +122,9 @@ class TrainConfig:
     jit_compile: bool = option(False, help="XLA for the train step (slower on CPU)")
     distribution: str = option("auto", choices=DISTRIBUTIONS,
                                help="auto: multi_worker when TF_CONFIG names workers, mirrored with >1 GPU, else none")
+    num_workers: int = option(1, minimum=1, maximum=64, help="training processes (MultiWorkerMirroredStrategy): >1 "
+                              "starts that many local workers on loopback ports unless TF_CONFIG already names a "
+                              "cluster (components/gan/multi_worker.py)")
     # Retraining: start from the generator and discriminator serving now (the newest version in
     # the pipeline's push_destination) when there is one and its weight shapes match.
     warm_start: bool = option(False, help="start from the serving generator and discriminator when their shapes match")

@@ -294,22 +294,29 @@ class Checkpoints:
     """Checkpoints of everything the step updates (the last two kept) and, beside them, the
     history of log lines (``history.json``), so that a restarted run resumes both."""
 
-    def __init__(self, trainer: GanTraining, checkpoint_dir: str, chief: bool):
+    def __init__(self, trainer: GanTraining, checkpoint_dir: str, chief: bool, restore_from: str | None = None):
+        """``restore_from``: where a resume reads (the chief's folder, for every worker of a
+        multi-worker run: all restore the same step, or their loops would part); default
+        ``checkpoint_dir``, where this worker writes."""
         self.trainer, self.directory, self.chief = trainer, checkpoint_dir, chief
         self.checkpoint = trainer.checkpoint()
         self.manager = tf.train.CheckpointManager(self.checkpoint, checkpoint_dir, max_to_keep=2)
+        restore_from = restore_from or checkpoint_dir
+        self._restore_manager = self.manager if restore_from == checkpoint_dir else \
+            tf.train.CheckpointManager(self.checkpoint, restore_from, max_to_keep=2)
         self.history_path = os.path.join(checkpoint_dir, HISTORY_FILENAME)
+        self._restore_history_path = os.path.join(restore_from, HISTORY_FILENAME)
 
     @property
     def latest(self) -> str | None:
-        return self.manager.latest_checkpoint
+        return self._restore_manager.latest_checkpoint
 
     def restore_latest(self) -> dict[str, list]:
         """Restores the latest checkpoint; returns the history up to its step."""
         self.checkpoint.restore(self.latest).assert_existing_objects_matched()
-        if not tf.io.gfile.exists(self.history_path):
+        if not tf.io.gfile.exists(self._restore_history_path):
             return empty_history()
-        with tf.io.gfile.GFile(self.history_path) as f:
+        with tf.io.gfile.GFile(self._restore_history_path) as f:
             saved = json.load(f)
         step = int(self.trainer.step.numpy())
         keep = [i for i, s in enumerate(saved.get("step", [])) if s <= step]

@@ -89,11 +89,12 @@ def train_gan(config: TrainConfig, train_files: list[str], image_shape: tuple[in
     precision = resolve_precision(config.mixed_precision)
     strategy = resolve_strategy(config.distribution)
     chief = is_chief(strategy)
+    chief_checkpoint_dir = checkpoint_dir
     run_dir, checkpoint_dir = worker_dirs(strategy, run_dir, checkpoint_dir)
     with strategy.scope():
         trainer = GanTraining(config, image_shape, num_classes, precision, strategy.num_replicas_in_sync)
 
-    checkpoints = Checkpoints(trainer, checkpoint_dir, chief)
+    checkpoints = Checkpoints(trainer, checkpoint_dir, chief, restore_from=chief_checkpoint_dir)
     history, warm_started_from = _resume_or_warm_start(trainer, checkpoints, warm_start_dir, log, class_names)
     if config.self_conditioning:
         _set_clusters(trainer, train_files, image_shape, checkpoint_dir, resumed=bool(checkpoints.latest),
