@@ -260,19 +260,11 @@ class ServingApp:
             request = predict_format.parse_body(body)
         except RequestError as exc:
             return error(400, str(exc))
-        try:
-            model = route.store.get(route.version, route.label)
-            signature = model.signature(request.signature_name)
-        except ModelNotFound as exc:
-            return error(404, str(exc))
-        try:
-            feed = predict_format.build_feed(signature, request, self.max_images)
-            predict_format.check_labels(feed, model.gan_metadata)
-        except RequestError as exc:
-            return error(400, str(exc))
-        outputs = self.call_model(model, signature, feed)
-        if isinstance(outputs, Response):
-            return outputs
+        called = self._checked_call(route, request.signature_name,
+                                    lambda signature: predict_format.build_feed(signature, request, self.max_images))
+        if isinstance(called, Response):
+            return called
+        model, outputs = called
         try:
             payload = predict_format.response_payload(outputs, request.columnar)
         except RequestError as exc:
@@ -312,27 +304,39 @@ class ServingApp:
             request = v2_format.parse_infer(body)
         except RequestError as exc:
             return error(400, str(exc))
-        try:
-            model = route.store.get(route.version)
-            signature = model.signature(request.signature_name)
-        except ModelNotFound as exc:
-            return error(404, str(exc))
-        try:
+
+        def feed(signature):
             v2_format.check_inputs(signature, request)
-            feed = predict_format.build_feed(
-                signature, predict_format.PredictRequest(signature.name, True, request.inputs), self.max_images)
-            predict_format.check_labels(feed, model.gan_metadata)
-        except RequestError as exc:
-            return error(400, str(exc))
-        outputs = self.call_model(model, signature, feed)
-        if isinstance(outputs, Response):
-            return outputs
+            columns = predict_format.PredictRequest(signature.name, True, request.inputs)
+            return predict_format.build_feed(signature, columns, self.max_images)
+
+        called = self._checked_call(route, request.signature_name, feed)
+        if isinstance(called, Response):
+            return called
+        model, outputs = called
         try:
             return Response(200, v2_format.infer_response(model, request, outputs))
         except RequestError as exc:
             return error(400, str(exc))
 
     # ------------------------------------------------------------------ the model call
+    def _checked_call(self, route: Route, signature_name: str, make_feed) -> tuple | Response:
+        """(model, outputs) for a predict or infer request, or its error Response: 404 for the model,
+        version, label or signature, 400 for inputs ``make_feed(signature)`` refuses (RequestError)
+        or the model's classes refuse, the model call's own errors."""
+        try:
+            model = route.store.get(route.version, route.label)
+            signature = model.signature(signature_name)
+        except ModelNotFound as exc:
+            return error(404, str(exc))
+        try:
+            feed = make_feed(signature)
+            predict_format.check_labels(feed, model.gan_metadata)
+        except RequestError as exc:
+            return error(400, str(exc))
+        outputs = self.call_model(model, signature, feed)
+        return outputs if isinstance(outputs, Response) else (model, outputs)
+
     def call_model(self, model: LoadedModel, signature: SignatureInfo, feed: dict) -> dict | Response:
         """Runs one signature on checked inputs (REST, V2 and gRPC share it): output name -> array,
         or the error Response (400 for inputs the graph refuses, 500 for a failing model)."""

@@ -94,25 +94,30 @@ def train_on_local_workers(config, train_files, image_shape, num_classes, *, run
         json.dump(spec, f)
     log(f"multi-worker training: MultiWorkerMirroredStrategy over {n} local worker processes "
         f"({', '.join(cluster['worker'])}); worker 0 is the chief")
-    processes = []
-    for index in range(n):
-        env = {**os.environ, "PYTHONPATH": _python_path(), "TF_CPP_MIN_LOG_LEVEL": "2",
-               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-        command = [sys.executable, "-m", "tfx_gan.components.gan.multi_worker", spec_path, str(index)]
-        if cpus_per_worker:
-            command = ["taskset", "-c", ",".join(str(c) for c in cpus_per_worker[index]), *command]
-        output = subprocess.PIPE if index == 0 else open(os.path.join(spec_dir, f"worker-{index}.log"), "w")
-        processes.append(subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, text=True))
-    chief_lines: list[str] = []
-    reader = threading.Thread(target=_forward, args=(processes[0].stdout, log, chief_lines), daemon=True)
-    reader.start()
+    processes, logs, chief_lines, reader = [], [], [], None
     try:
+        for index in range(n):
+            env = {**os.environ, "PYTHONPATH": _python_path(), "TF_CPP_MIN_LOG_LEVEL": "2",
+                   "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+            command = [sys.executable, "-m", "tfx_gan.components.gan.multi_worker", spec_path, str(index)]
+            if cpus_per_worker:
+                command = ["taskset", "-c", ",".join(str(c) for c in cpus_per_worker[index]), *command]
+            if index:
+                logs.append(open(os.path.join(spec_dir, f"worker-{index}.log"), "w"))
+            processes.append(subprocess.Popen(command, env=env, stdout=logs[-1] if index else subprocess.PIPE,
+                                              stderr=subprocess.STDOUT, text=True))
+            if index == 0:
+                reader = threading.Thread(target=_forward, args=(processes[0].stdout, log, chief_lines), daemon=True)
+                reader.start()
         _wait_all(processes, spec_dir, chief_lines)
-    finally:
+    finally:  # never leave a worker behind, whatever went wrong
         for p in processes:
             if p.poll() is None:
                 p.kill()
-        reader.join(timeout=10)
+        if reader is not None:
+            reader.join(timeout=10)
+        for f in logs:
+            f.close()
     with open(spec["result_path"]) as f:
         return WorkersResult(**json.load(f))
 
