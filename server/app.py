@@ -160,9 +160,9 @@ class ServingApp:
         path = raw_path.split("?", 1)[0].split("#", 1)[0]
         lowered = path.lower()
         if self.metrics is not None and path.rstrip("/") == self.metrics.path.rstrip("/"):
-            return self._allow(method, "GET", Route("metrics"))
+            return self._method_not_allowed(method, "GET") or Route("metrics")
         if lowered.rstrip("/") in _V2_SERVER_ROUTES:
-            return self._allow(method, "GET", Route(_V2_SERVER_ROUTES[lowered.rstrip("/")]))
+            return self._method_not_allowed(method, "GET") or Route(_V2_SERVER_ROUTES[lowered.rstrip("/")])
         if lowered.startswith("/v2/"):
             return self._route_v2(method, path)
         match = _V1_ROUTE.match(path)
@@ -180,7 +180,8 @@ class ServingApp:
             return error(404, f"{suffix[1:]} is not supported: the generator's signatures take tensors, use :predict")
         else:
             return error(404, f"unknown method {match['suffix']!r}; use :predict")
-        return self._allow(method, allowed, lambda: self._model_route(kind, match["name"], match["version"], match["label"]))
+        return (self._method_not_allowed(method, allowed)
+                or self._model_route(kind, match["name"], match["version"], match["label"]))
 
     def _route_v2(self, method: str, path: str) -> Route | Response:
         match = _V2_ROUTE.match(path)
@@ -189,13 +190,14 @@ class ServingApp:
                               "/v2/models/NAME[/versions/V][/ready | /infer]")
         suffix = (match["suffix"] or "").lower()
         kind, allowed = {"": ("v2_model", "GET"), "/ready": ("v2_model_ready", "GET"), "/infer": ("v2_infer", "POST")}[suffix]
-        return self._allow(method, allowed, lambda: self._model_route(kind, match["name"], match["version"], None))
+        return self._method_not_allowed(method, allowed) or self._model_route(kind, match["name"], match["version"], None)
 
     @staticmethod
-    def _allow(method: str, allowed: str, route) -> Route | Response:
+    def _method_not_allowed(method: str, allowed: str) -> Response | None:
+        """The 405 for a method the path does not take (HEAD goes wherever GET does), else None."""
         if method != allowed and not (method == "HEAD" and allowed == "GET"):
             return error(405, f"{method} not allowed here; use {allowed}", headers={"Allow": allowed})
-        return route() if callable(route) else route
+        return None
 
     def _model_route(self, kind: str, name: str, version: str | None, label: str | None) -> Route | Response:
         try:

@@ -162,7 +162,7 @@ def models_from_args(args) -> dict[str, ModelSource]:
 
 
 class _Terminate(Exception):
-    pass
+    """SIGTERM, raised in the main thread so that serve_forever returns and the server shuts down."""
 
 
 def _raise_terminate(signum, frame):
@@ -237,7 +237,7 @@ def run(args, on_ready=None) -> int:
     try:
         httpd.serve_forever(poll_interval=0.5)
     except (KeyboardInterrupt, _Terminate):
-        pass
+        pass  # Ctrl-C or SIGTERM: an ordinary stop, cleaned up below
     finally:
         app.stop()
         grpc_server.stop(None)
