@@ -61,6 +61,18 @@ def test_copies_and_dropped_classes_are_not_blessed():
     assert decide_blessing(scores(1.0, shares=(0.6, 0.4)), None, FLOOR, Thresholds(min_class_share=0.5))[0]
 
 
+def test_samples_that_teach_a_classifier_too_little_are_not_blessed():
+    cas = {"generated": 0.6, "real": 0.95, "ratio": 0.6 / 0.95}
+    assert decide_blessing(scores(1.0), None, FLOOR, Thresholds(min_cas_ratio=0.5), cas=cas)[0]
+    blessed, reason = decide_blessing(scores(1.0), None, FLOOR, Thresholds(min_cas_ratio=0.9), cas=cas)
+    assert not blessed and reason == ("not blessed: CAS ratio 0.632 (a classifier trained on its samples 0.600 vs on "
+                                      "real images 0.950) < min_cas_ratio 0.9")
+    dropped = {"skipped": "CAS ratio 0: class 4 has no generated images", "ratio": 0.0}
+    blessed, reason = decide_blessing(scores(1.0), None, FLOOR, Thresholds(min_cas_ratio=0.9), cas=dropped)
+    assert not blessed and "class 4 has no generated images" in reason
+    assert decide_blessing(scores(1.0), None, FLOOR, LOOSE, cas=dropped)[0]  # no threshold: CAS only reported
+
+
 @pytest.mark.parametrize("fid", [math.nan, math.inf])
 def test_non_finite_fid_is_never_blessed(fid):
     blessed, reason = decide_blessing(scores(fid), None, FLOOR, LOOSE)

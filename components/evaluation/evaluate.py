@@ -139,13 +139,14 @@ def standard_error(summary: dict) -> float:
 
 
 def decide_blessing(candidate: dict, baseline: dict | None, floor: dict, config: EvaluationConfig,
-                    no_baseline: str = "no model is serving yet") -> tuple[bool, str]:
+                    no_baseline: str = "no model is serving yet", cas: dict | None = None) -> tuple[bool, str]:
     """(blessed, one-sentence reason).
 
     ``candidate`` and ``baseline``: {extractor: summarise_draws(...)}; ``floor``: {extractor:
-    {metric: value}}, the real-vs-real scores. The first model is judged on thresholds alone;
-    later ones must also be no worse than the serving model beyond the noise. ``no_baseline``:
-    why there is no baseline, for the reason.
+    {metric: value}}, the real-vs-real scores; ``cas``: the candidate's Classification Accuracy
+    Score object, if any. The first model is judged on thresholds alone; later ones must also be
+    no worse than the serving model beyond the noise. ``no_baseline``: why there is no baseline,
+    for the reason.
     """
     primary = next(iter(candidate))
 
@@ -180,6 +181,11 @@ def decide_blessing(candidate: dict, baseline: dict | None, floor: dict, config:
             return False, (f"not blessed: class {worst} is {shares[worst]:.1%} of the recognised samples against "
                            f"{real_shares[worst]:.1%} of real ones ({relative[worst]:.2f}x < min_class_share "
                            f"{config.min_class_share:g}): the generator (nearly) drops it")
+    if config.min_cas_ratio is not None and cas and cas.get("ratio") is not None \
+            and not cas["ratio"] >= config.min_cas_ratio:
+        detail = (f"a classifier trained on its samples {cas['generated']:.3f} vs on real images {cas['real']:.3f}"
+                  if "generated" in cas else cas["skipped"])
+        return False, f"not blessed: CAS ratio {cas['ratio']:.3f} ({detail}) < min_cas_ratio {config.min_cas_ratio:g}"
     summary = ", ".join(f"{name} FID {fid(candidate, name):.4g} ({ratio:.2f}x floor)" for name, ratio in ratios.items())
     if baseline is None:
         return True, f"blessed: {summary}, within the thresholds ({no_baseline})"
@@ -250,12 +256,7 @@ def evaluate_and_bless(*, reference_dir: str, candidate_dir: str, baseline: tupl
         log(f"[evaluator] serving baseline version {version}: {scorer.headline(baseline_scores)}")
 
     blessed, reason = decide_blessing(scores, baseline_record and baseline_record["scores"], scorer.floor, config,
-                                      no_baseline=incomparable or "no model is serving yet")
-    if blessed and config.min_cas_ratio is not None and cas.get("ratio") is not None \
-            and not cas["ratio"] >= config.min_cas_ratio:
-        detail = (f"a classifier trained on its samples {cas['generated']:.3f} vs on real images {cas['real']:.3f}"
-                  if "generated" in cas else cas["skipped"])
-        blessed, reason = False, f"not blessed: CAS ratio {cas['ratio']:.3f} ({detail}) < min_cas_ratio {config.min_cas_ratio:g}"
+                                      no_baseline=incomparable or "no model is serving yet", cas=cas)
     if incomparable and not blessed:
         reason += f" ({incomparable})"
     log(f"[evaluator] {reason}")
@@ -308,22 +309,22 @@ def _discriminator_on_held_out(candidate_dir, fake, held_out, num_classes) -> tu
     return {"d_real_accuracy": d_acc.real_acc, "d_fake_accuracy": d_acc.fake_acc, "d_accuracy": d_acc.mean}, logits
 
 
-def _sample_classes(candidate_dir, images, num_images, num_classes, train) -> np.ndarray | None:
-    """The class of each generated image: the one a conditional generator was asked for (the samples
-    cycle through the classes), or for a self-conditioned one the majority class of the real
-    training images in its nearest cluster; None for an unconditional generator."""
+def _sample_classifier(candidate_dir, num_classes, train):
+    """(a function from a batch of the candidate's samples, as ``generate_images`` draws them, to the
+    class of each, and whether such batches are class-balanced), or (None, False) for an
+    unconditional generator. A conditional generator's samples have the classes it was asked for
+    (``sample_labels``: they cycle through them); a self-conditioned one's get the majority class
+    of the real training images in their nearest cluster (-1 for a cluster no real image is in)."""
     from tfx_gan.components.gan.export import load_clusters
+    from tfx_gan.components.metrics.classification_accuracy import cluster_majority_classes
 
-    metadata = read_metadata(candidate_dir) or {}
     clusters = load_clusters(candidate_dir)
     if clusters is not None:
-        from tfx_gan.components.metrics.classification_accuracy import cluster_majority_classes
-
         majority = cluster_majority_classes(clusters.assign(train[0]).numpy(), train[1], clusters.k, num_classes)
-        return majority[clusters.assign(images).numpy()]
-    if metadata.get("num_classes"):
-        return sample_labels(num_images, num_classes)
-    return None
+        return (lambda images: majority[clusters.assign(images).numpy()]), False
+    if (read_metadata(candidate_dir) or {}).get("num_classes"):
+        return (lambda images: sample_labels(len(images), num_classes)), True
+    return None, False
 
 
 def _classification_accuracy(candidate_dir, fake, held_out, train_files, image_shape, num_classes, config, log):
@@ -338,15 +339,14 @@ def _classification_accuracy(candidate_dir, fake, held_out, train_files, image_s
                "evaluation.cas_seeds is 0" if config.cas_seeds == 0 else "no training split was given")
         return {"skipped": f"no CAS: {why}"}, None, None
     train = load_arrays(train_files, image_shape)
-    fake_classes = _sample_classes(candidate_dir, fake, len(fake), num_classes, train)
-    if fake_classes is None:
+    classes_of, balanced = _sample_classifier(candidate_dir, num_classes, train)
+    if classes_of is None:
         return {"skipped": "no CAS: an unconditional generator's samples have no classes"}, None, None
-    # A conditional generator's samples are balanced by construction; a self-conditioned one's
-    # follow its clusters: draw 3x as many and keep up to N / K per class.
-    conditional = bool((read_metadata(candidate_dir) or {}).get("num_classes"))
-    count = config.cas_num_images * (1 if conditional else 3)
+    fake_classes = classes_of(fake)
+    # Unbalanced (self-conditioned) samples: draw 3x as many and keep up to N / K per class.
+    count = config.cas_num_images * (1 if balanced else 3)
     generated = generate_images(candidate_dir, count, config.seed + 7919, num_classes)
-    generated_classes = _sample_classes(candidate_dir, generated, count, num_classes, train)
+    generated_classes = classes_of(generated)
     keep = generated_classes >= 0
     try:
         cas, runs = classification_accuracy_score(
