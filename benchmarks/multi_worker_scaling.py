@@ -32,17 +32,17 @@ import numpy as np  # noqa: E402
 
 
 def run(config, files, workers: int, cpus: list[list[int]], root: str) -> dict:
-    from tfx_gan.components.gan.multi_worker import train_on_local_workers
+    from tfx_gan.components.gan.multi_worker import train_on_workers
 
     shutil.rmtree(root, ignore_errors=True)
     print(f"training {config.train_steps} steps with {workers} worker(s), batch {config.batch_size}, cores {cpus} ...",
           flush=True)
     started = time.perf_counter()
-    result = train_on_local_workers(config.replace(num_workers=workers), files, (28, 28, 1), 10,
-                                    run_dir=os.path.join(root, "run"), checkpoint_dir=os.path.join(root, "ckpt"),
-                                    serving_dir=os.path.join(root, "serving"),
-                                    config_path=os.path.join(root, "train_config.json"), log=lambda line: None,
-                                    cpus_per_worker=cpus)
+    result = train_on_workers(config.replace(num_workers=workers), files, (28, 28, 1), 10,
+                              run_dir=os.path.join(root, "run"), checkpoint_dir=os.path.join(root, "ckpt"),
+                              serving_dir=os.path.join(root, "serving"),
+                              config_path=os.path.join(root, "train_config.json"), log=lambda line: None,
+                              cpus_per_worker=cpus)
     with open(os.path.join(root, "run", "history.json")) as f:
         history = json.load(f)
     rates = [r for r in history["images_per_sec"][1:] if np.isfinite(r)]

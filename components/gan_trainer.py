@@ -86,14 +86,16 @@ def GanTrainer(
             logger.info(f"warm start: no generator is serving under {push_destination} yet; training from scratch")
     checkpoint_dir = checkpoint_dir_for(checkpoint_root, examples.uri, training_config)
     if config.num_workers > 1 and not os.environ.get("TF_CONFIG"):
-        # several local processes, each its own TensorFlow (components/gan/multi_worker.py); on a
+        # several worker processes, each its own TensorFlow (components/gan/multi_worker.py): here, or
+        # worker pods when the compiled Kubeflow spec asks for them (kubeflow.trainer_workers); on a
         # cluster that sets TF_CONFIG this process is one of them and trains in place below
-        from tfx_gan.components.gan.multi_worker import train_on_local_workers
+        from tfx_gan.components.gan.multi_worker import train_on_workers
+        from tfx_gan.kubeflow.worker_pods import from_environment
 
-        result = train_on_local_workers(config, train_files, image_shape, num_classes, run_dir=model_run.uri,
-                                        checkpoint_dir=checkpoint_dir, serving_dir=layout.serving_dir(model.uri),
-                                        config_path=layout.train_config_path(model.uri),
-                                        warm_start_dir=warm_start_dir, class_names=class_names, log=logger.info)
+        result = train_on_workers(config, train_files, image_shape, num_classes, run_dir=model_run.uri,
+                                  checkpoint_dir=checkpoint_dir, serving_dir=layout.serving_dir(model.uri),
+                                  config_path=layout.train_config_path(model.uri), warm_start_dir=warm_start_dir,
+                                  class_names=class_names, log=logger.info, pods=from_environment())
     else:
         result = train_gan(config, train_files, image_shape, num_classes, run_dir=model_run.uri,
                            checkpoint_dir=checkpoint_dir, warm_start_dir=warm_start_dir, class_names=class_names)

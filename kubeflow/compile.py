@@ -10,6 +10,9 @@ What the spec holds beyond TFX's own compile, and why:
   that OSS KFP leaves empty;
 - per task: CPU/memory requests and limits, GanTrainer's GPUs (the config's ``kubeflow:`` section),
   and Beam's worker count from the task's CPU request;
+- ``kubeflow.trainer_workers: N`` > 1: GanTrainer's training config says N workers and its container
+  env (TFX_GAN_WORKER_PODS) the image and per-worker resources of the N - 1 worker pods its pod
+  creates as their chief (kubeflow/worker_pods.py);
 - no KFP caching for ImageExampleGen: KFP's cache key is a task's parameters and command (not the
   files they name), which a new span does not change, so a cached ExampleGen would ignore it.
 
@@ -58,8 +61,13 @@ def cluster_config(config_path: str, root: str, overrides: dict | None = None):
                           "image carries: copy it to data/schema/<pipeline_name>/schema.pbtxt, point the config "
                           "there and rebuild the image")
     schema_in_image = os.path.join(IMAGE_ROOT, relative)
+    workers = config.kubeflow.trainer_workers
+    if workers > 1 and config.training.num_workers not in (1, workers):
+        raise ConfigError(f"kubeflow.trainer_workers {workers} and training.num_workers "
+                          f"{config.training.num_workers} disagree: on Kubeflow set kubeflow.trainer_workers only")
     return dataclasses.replace(
         config,
+        training=config.training.replace(num_workers=workers) if workers > 1 else config.training,
         data=dataclasses.replace(config.data, input_base=f"{root}/data/{config.pipeline_name}",
                                  schema_file=schema_in_image),
         push_destination=f"{root}/serving/{config.pipeline_name}",
@@ -114,7 +122,11 @@ def compile_pipeline(config_path: str, root: str, image: str, out_path: str, ove
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(config=runner_config)
     spec = runner.run(pipeline, write_out=False)["pipelineSpec"]
 
-    ResourceSpec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
+    from tfx_gan.kubeflow.launcher import pod_resources
+    from tfx_gan.kubeflow.worker_pods import WORKER_PODS_ENV, pool_settings
+
+    ContainerSpec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec
+    ResourceSpec = ContainerSpec.ResourceSpec
     for task_id, component in tasks.items():
         task = spec["root"]["dag"]["tasks"][task_id]
         label = spec["components"][task["componentRef"]["name"]]["executorLabel"]
@@ -124,7 +136,12 @@ def compile_pipeline(config_path: str, root: str, image: str, out_path: str, ove
         if isinstance(component, GanTrainer) and config.kubeflow.trainer_gpu:
             resources.accelerator.type = config.kubeflow.trainer_gpu_type
             resources.accelerator.count = config.kubeflow.trainer_gpu_count
-        spec["deploymentSpec"]["executors"][label]["container"]["resources"] = json_format.MessageToDict(resources)
+        container = spec["deploymentSpec"]["executors"][label]["container"]
+        container["resources"] = json_format.MessageToDict(resources)
+        if isinstance(component, GanTrainer) and config.kubeflow.trainer_workers > 1:
+            # the chief's pod creates the other workers' pods from this (kubeflow/worker_pods.py)
+            per_worker = pod_resources(ContainerSpec(resources=resources))
+            container.setdefault("env", []).append({"name": WORKER_PODS_ENV, "value": pool_settings(image, per_worker)})
         if isinstance(component, FileBasedExampleGen):
             task["cachingOptions"] = {"enableCache": False}
     json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())  # what kfp.Client does with the file

@@ -28,7 +28,9 @@ Standing in for the cluster:
   KFP's launcher uses for those URIs, and image paths as their staged copies; cache keys and
   records keep the URIs the cluster would see;
 - ML Metadata and KFP's cache table: <local_dir>/kfp-state.json;
-- resources: reported as the driver writes them into the pod, not enforced.
+- resources: reported as the driver writes them into the pod, not enforced;
+- Kubernetes itself, for a GanTrainer that creates worker pods (``kubeflow.trainer_workers``):
+  the pods of its Job run as local processes, loopback ports standing in for the Service's DNS.
 
 ``--vertex`` runs the lifecycle hooks before the executor and accepts ``constantValue`` parameters,
 as Vertex AI does, and passes artifact types; its cache keys are still OSS KFP's.
@@ -52,7 +54,7 @@ from google.protobuf import json_format, struct_pb2
 from kfp.pipeline_spec import pipeline_spec_pb2 as pb
 
 from tfx_gan.kubeflow import image as image_staging
-from tfx_gan.kubeflow import kfp_cache
+from tfx_gan.kubeflow import kfp_cache, worker_pods
 from tfx_gan.kubeflow.submit import kfp_pipeline_root
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -389,12 +391,23 @@ def _fill(items, placeholders: dict[str, str]) -> list[str]:
     return filled
 
 
-def _run(command: list[str], workspace: Workspace, log_path: str, what: str) -> None:
+def container_env(container, workspace: Workspace, task_dir: str) -> dict:
+    """The pod's environment: the image's ENV, then the container's own env (the driver's
+    userEnvVar); a GanTrainer that creates worker pods gets them as local processes
+    (kubeflow/worker_pods.py's LocalPods, their logs in <task>/pods/)."""
+    env = workspace.env()
+    env.update({e.name: workspace.to_local(e.value) for e in container.env})
+    if worker_pods.WORKER_PODS_ENV in env:
+        env[worker_pods.LOCAL_PODS_ENV] = os.path.join(task_dir, "pods")
+    return env
+
+
+def _run(command: list[str], workspace: Workspace, log_path: str, what: str, env: dict) -> None:
     with open(log_path, "a") as log:
         log.write(f"$ {' '.join(command[:3])} ... ({what})\n")
         log.flush()
         try:
-            exit_code = subprocess.run(command, cwd=workspace.image.local(workspace.image.workdir), env=workspace.env(),
+            exit_code = subprocess.run(command, cwd=workspace.image.local(workspace.image.workdir), env=env,
                                        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode
         except OSError as e:  # the command itself is missing: the pod would not start either
             raise LaunchError(f"{what}: cannot run {command[0]!r}: {e.strerror}") from None
@@ -418,17 +431,19 @@ def execute(task_name: str, executor_input: pb.ExecutorInput, component: pb.Comp
             os.makedirs(os.path.dirname(artifact.uri), exist_ok=True)
     os.makedirs(os.path.dirname(local_input.outputs.output_file), exist_ok=True)
     log_path = os.path.join(workspace.task_dir(task_name), "log.txt")
+    env = container_env(container, workspace, workspace.task_dir(task_name))
     if vertex and container.lifecycle.HasField("pre_cache_check"):
         hook = container.lifecycle.pre_cache_check
         placeholders = _placeholders(local_input)
-        _run(_fill(list(hook.command) + list(hook.args), placeholders), workspace, log_path, "lifecycle.preCacheCheck")
+        _run(_fill(list(hook.command) + list(hook.args), placeholders), workspace, log_path,
+             "lifecycle.preCacheCheck", env)
         driver_output = _read_executor_output(local_input.outputs.output_file)
         for name, artifact_list in driver_output.artifacts.items():  # Vertex updates the outputs first
             if artifact_list.artifacts and local_input.outputs.artifacts[name].artifacts:
                 local_input.outputs.artifacts[name].artifacts[0].metadata.update(
                     json_format.MessageToDict(artifact_list.artifacts[0].metadata))
     placeholders = _placeholders(local_input)
-    _run(_fill(list(container.command) + list(container.args), placeholders), workspace, log_path, "the container")
+    _run(_fill(list(container.command) + list(container.args), placeholders), workspace, log_path, "the container", env)
     return _read_executor_output(local_input.outputs.output_file)
 
 
@@ -514,6 +529,8 @@ class _Run:
         record.cache_enabled = task.caching_options.enable_cache
         if container.lifecycle.HasField("pre_cache_check") and not self.vertex:
             record.notes.append("lifecycle.preCacheCheck not run (OSS KFP runs no hooks)")
+        if any(e.name == worker_pods.WORKER_PODS_ENV for e in container.env):
+            record.notes.append("creates worker pods: run here as local processes (logs in its pods/ folder)")
         accelerators = set(record.pod_resources["limits"]) - {"cpu", "memory"}
         if accelerators:
             record.notes.append(f"requests {', '.join(sorted(accelerators))}: not enforced here")

@@ -125,6 +125,11 @@ class KubeflowConfig:
     trainer_gpu: bool = option(True, help="GanTrainer requests GPUs; false on clusters without them")
     trainer_gpu_type: str = option("nvidia.com/gpu", help="the GPU's Kubernetes resource name")
     trainer_gpu_count: int = option(1, minimum=1, help="GPUs GanTrainer requests")
+    trainer_workers: int = option(1, minimum=1, maximum=64,
+                                  help="GanTrainer's workers (MultiWorkerMirroredStrategy): >1 makes its pod the "
+                                  "chief of that many, the others worker pods of an Indexed Job behind a headless "
+                                  "Service, each with GanTrainer's resources (kubeflow/worker_pods.py); sets "
+                                  "training.num_workers in the compiled spec")
     resources: dict = dataclasses.field(default_factory=lambda: dict(DEFAULT_TASK_RESOURCES))
 
     @classmethod

@@ -118,6 +118,28 @@ def test_resources_follow_the_config(tmp_path):
     assert "--direct_num_workers=3" in by_task["StatisticsGen"]["args"]
 
 
+def test_trainer_workers_compile_a_chief_that_creates_worker_pods(tmp_path, compiled):
+    from tfx_gan.kubeflow.worker_pods import PORT, WORKER_PODS_ENV
+
+    trainer = {"cpu_request": 6, "cpu_limit": 8, "memory_request_gb": 8, "memory_limit_gb": 16}
+    _, spec = compile_to_dict(tmp_path, {"kubeflow": {"trainer_workers": 3, "resources": {"GanTrainer": trainer}}})
+    trainer = containers(spec)["GanTrainer"]
+    (env,) = [e for e in trainer["env"] if e["name"] == WORKER_PODS_ENV]
+    # every worker pod: the task's image and what the task's own pod requests, GPU included
+    assert json.loads(env["value"]) == {"image": "registry/tfx-gan:1", "port": PORT, "resources": {
+        "requests": {"cpu": "6", "memory": "8G"}, "limits": {"cpu": "8", "memory": "16G", "nvidia.com/gpu": "1"}}}
+    training = json.loads(spec["root"]["dag"]["tasks"]["GanTrainer"]["inputs"]["parameters"]["training_config"]
+                          ["runtimeValue"]["constant"])
+    assert training["num_workers"] == 3
+    # one worker (the default): no worker pods
+    assert all(WORKER_PODS_ENV not in json.dumps(c.get("env", [])) for c in containers(compiled[1]).values())
+
+
+def test_trainer_workers_and_num_workers_that_disagree_are_named(tmp_path):
+    with pytest.raises(ConfigError, match="kubeflow.trainer_workers 2 and training.num_workers 3 disagree"):
+        compile_to_dict(tmp_path, {"kubeflow": {"trainer_workers": 2}, "training": {"num_workers": 3}})
+
+
 def test_unknown_task_in_resources_is_named(tmp_path):
     with pytest.raises(ConfigError, match=r"kubeflow.resources: unknown task\(s\) Trainer; tasks: ImageExampleGen"):
         compile_to_dict(tmp_path, {"kubeflow": {"resources": {"Trainer": {"cpu_request": 2}}}})
@@ -127,6 +149,7 @@ def test_unknown_task_in_resources_is_named(tmp_path):
     ({"gpu": True}, r"kubeflow: unknown key\(s\) 'gpu'; valid keys: trainer_gpu"),
     ({"trainer_gpu": "yes"}, "kubeflow.trainer_gpu: expected true or false"),
     ({"trainer_gpu_count": 0}, "kubeflow.trainer_gpu_count: must be >= 1"),
+    ({"trainer_workers": 0}, r"kubeflow.trainer_workers: must be in \[1, 64\]"),
     ({"resources": {"GanTrainer": {"cpu_request": 4, "cpu_limit": 2}}},
      "kubeflow.resources.GanTrainer.cpu_limit: 2 is below cpu_request 4"),
     ({"resources": {"default": {"memory_gb": 2}}}, r"kubeflow.resources.default: unknown key\(s\) 'memory_gb'"),

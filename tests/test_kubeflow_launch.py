@@ -2,11 +2,14 @@
 
 Compiled from the default config with a tiny training and evaluation, on ~200 bundled digits in
 span-1: every task runs as its own subprocess with the container's command, from the files the
-Dockerfile copies; the buckets are local folders. Then span-2 arrives and the same spec runs again:
-span 2 is ingested, the trainer warm-starts from the generator serving now, and the evaluator
-compares the new one against it. A 2.0 spec fails in the driver, before anything runs.
+Dockerfile copies; the buckets are local folders. Then span-2 arrives and the spec compiled with
+``kubeflow.trainer_workers: 2`` runs: span 2 is ingested, GanTrainer's pod trains as the chief of
+a worker pod (run as a local process from the Job manifest the chief writes) and warm-starts from
+the generator serving now, and the evaluator compares the new one against it. A 2.0 spec fails in
+the driver, before anything runs.
 
-Mocked: only the cluster (the launcher stands in for KFP's driver and launcher; see its docstring).
+Mocked: only the cluster (the launcher stands in for KFP's driver and launcher, and for Kubernetes'
+Job controller and DNS; see its docstring).
 """
 import json
 import os
@@ -53,6 +56,9 @@ def setup(tmp_path_factory):
     specs = {version: compile_pipeline(DEFAULT_CONFIG, ROOT, "registry/tfx-gan:test",
                                        str(work / f"gan-pipeline-{version}.yaml"), TINY, version)
              for version in ("2.0", "2.1")}
+    specs["2.1-workers"] = compile_pipeline(DEFAULT_CONFIG, ROOT, "registry/tfx-gan:test",
+                                            str(work / "gan-pipeline-workers.yaml"),
+                                            {**TINY, "kubeflow": {"trainer_workers": 2}}, "2.1")
     write_span(local_dir, 1, per_class=20, first=0)
     return specs, local_dir
 
@@ -77,7 +83,7 @@ def test_spec_2_0_fails_in_the_oss_driver(setup, tmp_path):
     assert not os.path.exists(os.path.join(tmp_path, "gcs"))  # nothing ran, nothing was written
 
 
-def test_two_launches_ingest_span_2_warm_start_and_compare(setup):
+def test_two_launches_ingest_span_2_warm_start_on_two_workers_and_compare(setup):
     specs, local_dir = setup
     serving = os.path.join(local_dir, "gcs", "bucket", "gan", "serving", "gan-digits")
 
@@ -92,10 +98,23 @@ def test_two_launches_ingest_span_2_warm_start_and_compare(setup):
     assert first["tasks"]["GanTrainer"]["outputs"]["model"]["metadata"]["warm_started_from"] == ""
 
     write_span(local_dir, 2, per_class=20, first=20)
-    second = launch(specs["2.1"], ROOT, local_dir, log=print)
+    second = launch(specs["2.1-workers"], ROOT, local_dir, log=print)
     print(report(second))
     assert second["state"] == "SUCCEEDED", report(second)
     tasks = second["tasks"]
+    # GanTrainer's pod was the chief of two workers, the other one a pod of the Job it created
+    with open(tasks["GanTrainer"]["log"]) as f:
+        trainer_log = f.read()
+    assert "MultiWorkerMirroredStrategy over 2 workers: the chief in this task, 1 worker pod(s) of Job" in trainer_log
+    assert "strategy MultiWorkerMirroredStrategy (2 replica(s))" in trainer_log
+    pods_dir = os.path.join(os.path.dirname(tasks["GanTrainer"]["log"]), "pods")
+    (job_file,) = [f for f in os.listdir(pods_dir) if f.endswith("-job.json")]
+    with open(os.path.join(pods_dir, job_file)) as f:
+        job = json.load(f)
+    assert job["spec"]["completionMode"] == "Indexed" and job["spec"]["completions"] == 1
+    assert job["spec"]["template"]["spec"]["containers"][0]["resources"] == tasks["GanTrainer"]["pod_resources"]
+    with open(os.path.join(pods_dir, job_file.replace("-job.json", "-0.log"))) as f:
+        assert "training worker 1 of 2" in f.read()
     assert tasks["ImageExampleGen"]["outputs"]["examples"]["metadata"]["custom:span"] == 2
     serving_1 = f"gs://bucket/gan/serving/gan-digits/{version_1}"
     assert tasks["GanTrainer"]["outputs"]["model"]["metadata"]["warm_started_from"] == serving_1

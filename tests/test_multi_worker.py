@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from tfx_gan.components.common import layout
 from tfx_gan.components.gan.config import TrainConfig
-from tfx_gan.components.gan.multi_worker import WorkerFailed, local_cluster, train_on_local_workers
+from tfx_gan.components.gan.multi_worker import WorkerFailed, local_cluster, train_on_workers
 from tfx_gan.components.gan.synthetic import write_tfrecords
 from tfx_gan.data.digits import digits_28x28
 
@@ -35,9 +35,9 @@ def config(**overrides) -> TrainConfig:
 
 
 def train(cfg, digit_files, root, logs):
-    return train_on_local_workers(cfg, digit_files, SHAPE, 10, run_dir=str(root / "run"),
-                                  checkpoint_dir=str(root / "ckpt"), serving_dir=str(root / "serving"),
-                                  config_path=str(root / "train_config.json"), log=logs.append)
+    return train_on_workers(cfg, digit_files, SHAPE, 10, run_dir=str(root / "run"),
+                            checkpoint_dir=str(root / "ckpt"), serving_dir=str(root / "serving"),
+                            config_path=str(root / "train_config.json"), log=logs.append)
 
 
 def test_local_cluster_has_distinct_free_ports():
