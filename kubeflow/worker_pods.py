@@ -37,6 +37,7 @@ LOCAL_PODS_ENV = "TFX_GAN_WORKER_PODS_LOCAL"   # set by the local launcher: a fo
 PORT = 2222                                    # the collective's gRPC port in every pod (TFJob's default)
 WORKER_COMMAND = ["python", "-m", "tfx_gan.components.gan.multi_worker", "--from_env"]
 LABEL = "tfx-gan/workers"
+PENDING_TIMEOUT_S = 900  # a worker pod not running by then (no node with room, image not pulled) fails the run
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
@@ -95,7 +96,8 @@ def _job_name() -> str:
 class KubernetesPods:
     """Workers 1..N-1 as an Indexed Job and a headless Service in the chief pod's namespace."""
 
-    def __init__(self, settings: dict, api_client=None, namespace: str | None = None, chief_pod: str | None = None):
+    def __init__(self, settings: dict, api_client=None, namespace: str | None = None, chief_pod: str | None = None,
+                 pending_timeout_s: float = PENDING_TIMEOUT_S):
         from kubernetes import client, config
 
         if api_client is None:
@@ -110,7 +112,9 @@ class KubernetesPods:
         self.created: list[str] = []
         self._states: dict[int, int | None] = {}
         self._pods: dict[int, str] = {}
-        self._checked = 0.0
+        self._why: dict[int, str] = {}  # what a pod that never ran says instead of a log
+        self._checked = self._started = 0.0
+        self.pending_timeout_s = pending_timeout_s
 
     def cluster(self, n: int) -> dict:
         port = self.settings["port"]
@@ -130,18 +134,25 @@ class KubernetesPods:
         self.created.append("service")
         self.batch.create_namespaced_job(self.namespace, job)
         self.created.append("job")
+        self._started = time.time()
         return [_PodWorker(self, i) for i in range(n)]
 
     def state(self, index: int) -> int | None:
-        """Pod ``index``'s exit code (negative: killed by that signal), None while it runs; the pods
-        are listed at most every 2 s."""
+        """Pod ``index``'s exit code (negative: killed by that signal), None while it runs or waits;
+        1 once it has waited to start for ``pending_timeout_s`` (no node has room for it: the chief
+        would wait in the collective for ever). The pods are listed at most every 2 s."""
         if time.time() - self._checked > 2:
             self._checked = time.time()
             pods = self.core.list_namespaced_pod(self.namespace, label_selector=f"{LABEL}={self.name}").items
             for pod in pods:
-                i = int(pod.metadata.annotations.get("batch.kubernetes.io/job-completion-index", -1))
+                i = int((pod.metadata.annotations or {}).get("batch.kubernetes.io/job-completion-index", -1))
                 self._pods[i] = pod.metadata.name
                 self._states[i] = _exit_code(pod)
+                if pod.status.phase in (None, "Pending") and self._checked - self._started > self.pending_timeout_s:
+                    self._states[i] = 1
+                    self._why[i] = f"not running after {self.pending_timeout_s:.0f} s: {_waiting_reason(pod)}"
+        if index not in self._pods and self._checked - self._started > self.pending_timeout_s:
+            self._states[index], self._why[index] = 1, f"no pod after {self.pending_timeout_s:.0f} s"
         return self._states.get(index)
 
     def pod_name(self, index: int) -> str:
@@ -173,6 +184,17 @@ def _exit_code(pod) -> int | None:
     return None
 
 
+def _waiting_reason(pod) -> str:
+    """Why a pod is not running: its PodScheduled condition's message, else its container's wait reason."""
+    for condition in pod.status.conditions or []:
+        if condition.type == "PodScheduled" and condition.status != "True":
+            return condition.message or condition.reason or "not scheduled"
+    for status in pod.status.container_statuses or []:
+        if status.state and status.state.waiting:
+            return " ".join(filter(None, (status.state.waiting.reason, status.state.waiting.message)))
+    return "Pending"
+
+
 def _pod_namespace() -> str:
     try:
         with open(os.path.join(SERVICE_ACCOUNT_DIR, "namespace")) as f:
@@ -201,6 +223,8 @@ class _PodWorker:
         pass
 
     def last_words(self) -> list[str]:
+        if self.index in self.pods._why:
+            return [self.pods._why[self.index]]
         try:
             return self.pods.core.read_namespaced_pod_log(self.pods.pod_name(self.index), self.pods.namespace,
                                                           tail_lines=20).splitlines()

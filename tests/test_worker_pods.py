@@ -85,9 +85,15 @@ class _Handler(BaseHTTPRequestHandler):
             items = []
             for i in range(job["spec"]["completions"]):
                 code = server.pod_exit.get(i)
+                metadata = {"name": f"{job['metadata']['name']}-{i}-abcde",
+                            "annotations": {"batch.kubernetes.io/job-completion-index": str(i)}}
+                if code == "unschedulable":
+                    items.append({"metadata": metadata, "status": {"phase": "Pending", "conditions": [
+                        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                         "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."}]}})
+                    continue
                 state = {"terminated": {"exitCode": code}} if code is not None else {"running": {}}
-                items.append({"metadata": {"name": f"{job['metadata']['name']}-{i}-abcde",
-                                           "annotations": {"batch.kubernetes.io/job-completion-index": str(i)}},
+                items.append({"metadata": metadata,
                               "status": {"phase": "Running" if code is None else "Failed", "containerStatuses": [
                                   {"name": "worker", "image": "x", "imageID": "x", "ready": code is None,
                                    "restartCount": 0, "state": state}]}})
@@ -160,6 +166,20 @@ def test_the_chief_creates_its_worker_pods_names_a_dead_one_and_deletes_them(kub
     # the Job first, its pods with it (Background), then the Service
     assert server.deleted == [(f"/apis/batch/v1/namespaces/ns/jobs/{name}", "Background"),
                               (f"/api/v1/namespaces/ns/services/{name}", None)]
+
+
+def test_a_worker_pod_that_never_starts_fails_the_run_with_the_schedulers_reason(kubernetes_api):
+    server, api_client, port = kubernetes_api
+    pods = worker_pods.KubernetesPods({**SETTINGS, "port": port}, api_client=api_client, namespace="ns",
+                                      chief_pod="chief", pending_timeout_s=0)
+    server.pod_exit[0] = "unschedulable"
+    (worker,) = pods.start({"cluster": pods.cluster(2), "threads": 4})
+    assert worker.poll() == 1
+    assert worker.last_words() == ["not running after 0 s: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu."]
+    assert worker.name == f"pod ns/{pods.name}-0-abcde"
+    pods.delete()
+    assert [path for path, _ in server.deleted] == [f"/apis/batch/v1/namespaces/ns/jobs/{pods.name}",
+                                                    f"/api/v1/namespaces/ns/services/{pods.name}"]
 
 
 def job_spec_env(job: dict) -> str:
