@@ -81,14 +81,6 @@ def from_environment():
     return KubernetesPods(settings)
 
 
-def _threads(settings: dict) -> int:
-    """TF's thread pools in a pod: its CPU request (os.cpu_count() there is the node's)."""
-    try:
-        return max(1, int(float(settings["resources"]["requests"]["cpu"])))
-    except (KeyError, TypeError, ValueError):
-        return 1
-
-
 def _job_name() -> str:
     return f"tfx-gan-workers-{uuid.uuid4().hex[:8]}"  # pod hostnames <name>-<i> stay far below 63 characters
 
@@ -108,13 +100,19 @@ class KubernetesPods:
         self.namespace = namespace or _pod_namespace()
         pod_name = chief_pod or os.environ.get("KFP_POD_NAME") or os.environ.get("HOSTNAME", "")
         self.chief = self.core.read_namespaced_pod(pod_name, self.namespace)
-        self.threads_per_worker = _threads(settings)
         self.created: list[str] = []
         self._states: dict[int, int | None] = {}
         self._pods: dict[int, str] = {}
         self._why: dict[int, str] = {}  # what a pod that never ran says instead of a log
         self._checked = self._started = 0.0
         self.pending_timeout_s = pending_timeout_s
+
+    def threads_per_worker(self, n: int) -> int:
+        """TF's thread pools in each pod: its CPU request (os.cpu_count() there is the node's)."""
+        try:
+            return max(1, int(float(self.settings["resources"]["requests"]["cpu"])))
+        except (KeyError, TypeError, ValueError):
+            return 1
 
     def cluster(self, n: int) -> dict:
         port = self.settings["port"]
@@ -157,6 +155,27 @@ class KubernetesPods:
 
     def pod_name(self, index: int) -> str:
         return self._pods.get(index, f"{self.name}-{index}-*")
+
+    def last_words(self, index: int) -> list[str]:
+        """Why pod ``index`` never ran, or the end of its log."""
+        if index in self._why:
+            return [self._why[index]]
+        try:
+            return self.core.read_namespaced_pod_log(self.pod_name(index), self.namespace, tail_lines=20).splitlines()
+        except Exception:  # noqa: BLE001  a pod gone or never scheduled has no log; the error says the rest
+            return []
+
+    def stop(self, index: int) -> None:
+        """Deletes pod ``index`` (its container gets SIGTERM); the Job's other pods go with delete()."""
+        from kubernetes.client.exceptions import ApiException
+
+        if index not in self._pods:
+            return
+        try:
+            self.core.delete_namespaced_pod(self._pods[index], self.namespace)
+        except ApiException as e:
+            if e.status != 404:
+                raise
 
     def delete(self) -> None:
         from kubernetes.client.exceptions import ApiException
@@ -204,7 +223,7 @@ def _pod_namespace() -> str:
 
 
 class _PodWorker:
-    """One worker pod, as the chief's watch loop sees it."""
+    """One worker pod, as the chief's watch loop sees it (poll, stop, last_words, name: LocalWorker's)."""
 
     def __init__(self, pods: KubernetesPods, index: int):
         self.pods, self.index = pods, index
@@ -217,19 +236,10 @@ class _PodWorker:
         return self.pods.state(self.index)
 
     def stop(self) -> None:
-        pass  # delete() removes the Job and its pods
-
-    def kill(self) -> None:
-        pass
+        self.pods.stop(self.index)
 
     def last_words(self) -> list[str]:
-        if self.index in self.pods._why:
-            return [self.pods._why[self.index]]
-        try:
-            return self.pods.core.read_namespaced_pod_log(self.pods.pod_name(self.index), self.pods.namespace,
-                                                          tail_lines=20).splitlines()
-        except Exception:  # noqa: BLE001  a pod gone or never scheduled has no log; the error says the rest
-            return []
+        return self.pods.last_words(self.index)
 
 
 class LocalPods:
@@ -238,10 +248,12 @@ class LocalPods:
 
     def __init__(self, settings: dict, log_dir: str):
         self.settings, self.log_dir, self.name = settings, log_dir, _job_name()
-        self.threads_per_worker = max(1, (os.cpu_count() or 1) // 2)
+        self.workers: list[LocalWorker] = []
+
+    def threads_per_worker(self, n: int) -> int:
+        return max(1, (os.cpu_count() or 1) // n)  # the pods share this machine
 
     def cluster(self, n: int) -> dict:
-        self.threads_per_worker = max(1, (os.cpu_count() or 1) // n)  # the pods share this machine
         return local_cluster(n)
 
     def describe(self, n: int) -> str:
@@ -256,14 +268,15 @@ class LocalPods:
             with open(os.path.join(self.log_dir, f"{self.name}-{manifest['kind'].lower()}.json"), "w") as f:
                 json.dump(manifest, f, indent=1)
         (container,) = job["spec"]["template"]["spec"]["containers"]
-        workers = []
         for index in range(job["spec"]["completions"]):
             pod = f"{self.name}-{index}"
             env = {**os.environ, "PYTHONPATH": python_path(), POD_INDEX_ENV: str(index), "HOSTNAME": pod,
                    **{e["name"]: e["value"] for e in container["env"]}}
-            workers.append(LocalWorker(container["command"] + container.get("args", []), env,
-                                       os.path.join(self.log_dir, f"{pod}.log"), name=f"pod {pod}"))
-        return workers
+            self.workers.append(LocalWorker(container["command"] + container.get("args", []), env,
+                                            os.path.join(self.log_dir, f"{pod}.log"), name=f"pod {pod}"))
+        return list(self.workers)
 
     def delete(self) -> None:
-        pass  # the processes are stopped by the caller
+        """What deleting the Job does on a cluster: its pods' processes end."""
+        for worker in self.workers:
+            worker.kill()

@@ -63,7 +63,7 @@ class FakeKubernetes(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
-        pass
+        """Quiet: http.server would print every request to stderr."""
 
     def _send(self, body, status=200, content_type="application/json"):
         data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
@@ -136,7 +136,7 @@ def test_the_chief_creates_its_worker_pods_names_a_dead_one_and_deletes_them(kub
     name = pods.name
     assert pods.cluster(3) == {"worker": [f"{server.chief_ip}:{port}", f"{name}-0.{name}.ns.svc:{port}",
                                           f"{name}-1.{name}.ns.svc:{port}"]}
-    assert pods.threads_per_worker == 4  # the pod's CPU request, not the node's cores
+    assert pods.threads_per_worker(3) == 4  # the pod's CPU request, not the node's cores
 
     def kill_pod_1_once_created():  # the second worker pod dies (exit code 137: SIGKILL, e.g. an OOM kill)
         while "job" not in server.created:
@@ -163,8 +163,10 @@ def test_the_chief_creates_its_worker_pods_names_a_dead_one_and_deletes_them(kub
     assert server.created == {"service": service, "job": job}
     worker_spec = json.loads(job_spec_env(job))
     assert worker_spec["cluster"] == pods.cluster(3) and worker_spec["config"]["num_workers"] == 3
-    # the Job first, its pods with it (Background), then the Service
-    assert server.deleted == [(f"/apis/batch/v1/namespaces/ns/jobs/{name}", "Background"),
+    # the workers stopped (their pods deleted), then the Job, the rest of its pods with it, and the Service
+    assert server.deleted == [(f"/api/v1/namespaces/ns/pods/{name}-0-abcde", None),
+                              (f"/api/v1/namespaces/ns/pods/{name}-1-abcde", None),
+                              (f"/apis/batch/v1/namespaces/ns/jobs/{name}", "Background"),
                               (f"/api/v1/namespaces/ns/services/{name}", None)]
 
 

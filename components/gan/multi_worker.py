@@ -130,14 +130,15 @@ def train_on_workers(config, train_files, image_shape, num_classes, *, run_dir: 
             "image_shape": [int(d) for d in image_shape], "num_classes": num_classes, "run_dir": run_dir,
             "checkpoint_dir": checkpoint_dir, "serving_dir": serving_dir, "config_path": config_path,
             "warm_start_dir": warm_start_dir, "class_names": class_names, "cluster": cluster,
-            "threads": pods.threads_per_worker if pods else max(1, (os.cpu_count() or 1) // n),
+            "threads": pods.threads_per_worker(n) if pods else max(1, (os.cpu_count() or 1) // n),
             "result_path": os.path.join(spec_dir, "result.json")}
     spec_path = os.path.join(spec_dir, "spec.json")
     with open(spec_path, "w") as f:
         json.dump(spec, f)
     where = pods.describe(n) if pods else f"{n} local worker processes ({', '.join(cluster['worker'])})"
     log(f"multi-worker training: MultiWorkerMirroredStrategy over {where}; worker 0 is the chief")
-    workers, chief_lines, reader = [], [], None
+    local, chief_lines, reader = [], [], None  # the processes started here
+    workers = local
     try:
         for index in range(n if pods is None else 1):
             env = {**os.environ, "PYTHONPATH": python_path(), "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -145,16 +146,16 @@ def train_on_workers(config, train_files, image_shape, num_classes, *, run_dir: 
             command = [sys.executable, "-m", "tfx_gan.components.gan.multi_worker", spec_path, str(index)]
             if cpus_per_worker:
                 command = ["taskset", "-c", ",".join(str(c) for c in cpus_per_worker[index]), *command]
-            workers.append(LocalWorker(command, env, os.path.join(spec_dir, f"worker-{index}.log") if index else None))
+            local.append(LocalWorker(command, env, os.path.join(spec_dir, f"worker-{index}.log") if index else None))
             if index == 0:
-                reader = threading.Thread(target=_forward, args=(workers[0].process.stdout, log, chief_lines),
+                reader = threading.Thread(target=_forward, args=(local[0].process.stdout, log, chief_lines),
                                           daemon=True)
                 reader.start()
         if pods is not None:
-            workers += pods.start(spec)
+            workers = local + pods.start(spec)
         _wait_all(workers, chief_lines)
     finally:  # never leave a worker behind, whatever went wrong
-        for worker in workers:
+        for worker in local:
             worker.kill()
         if pods is not None:
             pods.delete()
