@@ -234,15 +234,16 @@ def run(args, on_ready=None) -> int:
     app.start()
     if on_ready is not None:
         on_ready(httpd)
+    why = "shut down"  # serve_forever returns only when httpd.shutdown() is called (the tests do)
     try:
         httpd.serve_forever(poll_interval=0.5)
-    except (KeyboardInterrupt, _Terminate):
-        pass  # Ctrl-C or SIGTERM: an ordinary stop, cleaned up below
+    except (KeyboardInterrupt, _Terminate) as stop:  # an ordinary stop, cleaned up below
+        why = "SIGTERM" if isinstance(stop, _Terminate) else "Ctrl-C"
     finally:
         app.stop()
         grpc_server.stop(None)
         httpd.server_close()
-    print("server stopped", flush=True)
+    print(f"server stopped ({why})", flush=True)
     return 0
 
 

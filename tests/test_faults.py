@@ -272,9 +272,13 @@ def test_concurrent_commands_in_one_checkout(tiny_pipeline):
         assert len([f for f in os.listdir(root / "generated") if f.endswith(".png")]) >= 10
         assert run.wait() == 0, run.output()[-4000:]
         assert_push_dir_sound(str(root / "serving"))
+        os.killpg(serve.pid, signal.SIGTERM)  # what a process manager sends: an ordinary stop
+        served = serve.communicate(timeout=60)[0]
+        assert serve.returncode == 0 and "server stopped (SIGTERM)" in served, served[-2000:]
     finally:
-        os.killpg(serve.pid, signal.SIGTERM)
-        serve.wait(timeout=60)
+        if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGTERM)
+            serve.wait(timeout=60)
 
 
 def _free_port() -> int:
