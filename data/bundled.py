@@ -4,9 +4,12 @@
     ./gan make-data --dataset photo_patches  # data/photo_patches/span-1/{china,flower}/*.png
     ./gan make-data --dataset photo_crops    # data/photo_crops/span-1/{china,flower}/*.jpg|png:
                                              # mixed sizes and modes (train with data.image_size)
+    ./gan make-data --dataset emoji          # data/emoji/span-1/<category>/*.png: 1,898 colour icons,
+                                             # 72x72 RGBA in 9 categories (train with data.image_size)
 
-Both are built from images inside installed packages (nothing is downloaded): scikit-learn's
-digit scans (data/digits.py) and its two sample photographs (data/photo_patches.py).
+All are built from images inside installed packages (nothing is downloaded): scikit-learn's
+digit scans (data/digits.py) and its two sample photographs (data/photo_patches.py), and Twemoji's
+icons (data/emoji.py).
 """
 from __future__ import annotations
 
@@ -22,12 +25,12 @@ DATA_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def _datasets() -> dict:
-    from tfx_gan.data import digits, photo_patches
+    from tfx_gan.data import digits, emoji, photo_patches
 
     # name -> function returning (uint8 images [N, H, W] or [N, H, W, 3], class folder name per
     # image), written as PNGs, or a list of (class folder, file name, file bytes), written as given.
     return {"digits": digits.digits_span, "photo_patches": photo_patches.photo_patches_span,
-            "photo_crops": photo_patches.photo_crops}
+            "photo_crops": photo_patches.photo_crops, "emoji": emoji.emoji_icons}
 
 
 def default_dir(name: str) -> str:
