@@ -325,6 +325,11 @@ def evaluation_section(run: PipelineRun) -> str:
                      f"(mean ± std over the draws [min - max]); floor: real held-out images against the reference, "
                      f"same N. Baseline: {esc(against)}</p>")
         for extractor, scores in candidate["scores"].items():
+            accuracy = (metrics.get("extractors", {}).get(extractor) or {}).get("held_out_accuracy")
+            if accuracy is not None:
+                parts.append(f"<p>{esc(extractor)} classifies {accuracy:.1%} of the real held-out images correctly "
+                             f"(images it never trained on): the recognised-class figures and the CAS rest on a "
+                             f"classifier that good.</p>")
             floor = (metrics.get("extractors", {}).get(extractor) or {}).get("floor", {})
             base = (baseline or {}).get("scores", {}).get(extractor, {})
             rows = [[esc(name), score_cell(value), score_cell(base.get(name)) if baseline else "-",
@@ -338,6 +343,13 @@ def evaluation_section(run: PipelineRun) -> str:
     samples = os.path.join(evaluation.uri, "samples.png")
     if os.path.exists(samples):
         parts.append(f"<h3>Samples per class</h3>{png_file_tag(samples, 'samples per class')}")
+    sheets = os.path.join(evaluation.uri, "classes.png")
+    if os.path.exists(sheets):
+        parts.append("<h3>Samples, their nearest training images and real images, per class</h3><p>Under each "
+                     "sample: the training image nearest to it in pixels, captioned with that distance divided by "
+                     "the median distance of real held-out images to theirs (about 1: as new as unseen real images; "
+                     "near 0: a copy).</p>" + png_file_tag(sheets, "per class: samples, nearest training images, "
+                                                             "real held-out images"))
     return "".join(parts)
 
 

@@ -116,7 +116,7 @@ def test_evaluation_options_name_the_key_and_the_registries():
     assert EvaluationConfig.from_dict(None).extractors == ("domain_cnn", "random_cnn")
     assert EvaluationConfig.from_dict({"extractors": "random_cnn, domain_cnn"}).extractors == ("random_cnn", "domain_cnn")
     with pytest.raises(ConfigError, match="evaluation.extractors: 'inception_v9' is not one of: domain_cnn, "
-                                          "random_cnn, inception$"):
+                                          "random_cnn, pixels_8x8, inception$"):
         EvaluationConfig.from_dict({"extractors": ["domain_cnn", "inception_v9"]})
     with pytest.raises(ConfigError, match="evaluation.extractors: expected a non-empty list of names, got \\[\\]"):
         EvaluationConfig.from_dict({"extractors": []})
@@ -133,12 +133,13 @@ def test_evaluation_options_name_the_key_and_the_registries():
 
 
 def test_unknown_registry_names_list_the_registered_ones(tmp_path):
-    assert EXTRACTORS.names() == ("domain_cnn", "random_cnn", "inception")
-    assert METRICS.names() == ("fid", "kid", "precision_recall", "density_coverage", "novelty", "classifier_score")
+    assert EXTRACTORS.names() == ("domain_cnn", "random_cnn", "pixels_8x8", "inception")
+    assert METRICS.names() == ("fid", "kid", "precision_recall", "density_coverage", "novelty", "classifier_score",
+                              "class_variety")
     with pytest.raises(ConfigError, match="metric: 'inception_score' is not one of: fid, kid, precision_recall, "
-                                          "density_coverage, novelty, classifier_score"):
+                                          "density_coverage, novelty, classifier_score, class_variety"):
         METRICS.entry("inception_score")
-    with pytest.raises(ConfigError, match="extractor: 'clip' is not one of: domain_cnn, random_cnn, inception"):
+    with pytest.raises(ConfigError, match="extractor: 'clip' is not one of: domain_cnn, random_cnn, pixels_8x8, inception"):
         load_extractor("clip", str(tmp_path))
 
 
@@ -217,7 +218,7 @@ def test_reference_artifact_uses_a_floor_no_extractor_saw(tmp_path):
     # 48 held-out images, 24 per class: two halves of 24 with 12 of each class; N capped at 24.
     assert (info["num_reference"], info["num_floor"], info["num_samples"], info["num_draws"]) == (24, 24, 24, 3)
     assert list(info["extractors"]) == ["domain_cnn", "random_cnn"]
-    assert (tmp_path / "cache" / "domain_cnn_v2" / "v1").is_dir()  # trained once per data version
+    assert (tmp_path / "cache" / "domain_cnn_v3" / "v1").is_dir()  # trained once per data version
     reference = load_reference(str(tmp_path / "reference"))
     domain, random_cnn = reference.extractors["domain_cnn"], reference.extractors["random_cnn"]
     assert isinstance(domain.extractor, DomainClassifier) and isinstance(random_cnn.extractor, RandomCNN)

@@ -22,6 +22,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfx_gan.components.common.layout import incomparable_reason, read_metadata
+from tfx_gan.components.evaluation.class_sheets import save_class_sheets
+from tfx_gan.components.gan.example_format import load_arrays
 from tfx_gan.components.metrics.discriminator_accuracy import discriminator_accuracy
 from tfx_gan.components.metrics.extractors import EXTRACTORS
 from tfx_gan.components.common.options import ConfigError, option, parse_options
@@ -29,6 +31,7 @@ from tfx_gan.components.common.options import ConfigError, option, parse_options
 logger = logging.getLogger(__name__)
 
 _GENERATE_BATCH = 250
+CLASS_SHEETS_FILENAME = "classes.png"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +52,10 @@ class EvaluationConfig:
     max_fid_over_floor: float | None = option(4.0, minimum=0, exclusive=True,
                                               help="bound on FID / floor FID in every feature space; null: none")
     min_recall: float | None = option(None, minimum=0, maximum=1, help="lowest recall blessed; null: none")
+    # Within-class variety (components/metrics/class_variety.py): each class's recall, relative to
+    # the recall of real held-out images of that class (the floor), in every feature space.
+    min_class_recall: float | None = option(None, minimum=0, help="lowest recall of any class relative to real "
+                                            "held-out images' recall of that class, in every feature space; null: none")
     # 0.5: unseen real images score 1 by construction; copies of training images score ~0.
     min_novelty: float | None = option(0.5, minimum=0, help="lowest novelty (distance to the training set, "
                                        "relative to unseen real images) blessed; null: none")
@@ -169,6 +176,14 @@ def decide_blessing(candidate: dict, baseline: dict | None, floor: dict, config:
     recall = candidate[primary].get("recall", {}).get("mean")
     if config.min_recall is not None and recall is not None and recall < config.min_recall:
         return False, f"not blessed: {primary} recall {recall:.3f} < min_recall {config.min_recall:.3f}"
+    if config.min_class_recall is not None:
+        for name in candidate:
+            worst = _worst_class_recall(candidate[name].get("class_recall"), floor[name].get("class_recall"))
+            if worst is not None and worst[1] < config.min_class_recall:
+                klass, relative, value, real = worst
+                return False, (f"not blessed: {name} recall within class {klass} is {value:.3f} against {real:.3f} for "
+                               f"real images ({relative:.2f}x < min_class_recall {config.min_class_recall:g}): "
+                               f"the samples of that class lack variety")
     novelty = candidate[primary].get("novelty", {}).get("mean")
     if config.min_novelty is not None and novelty is not None and novelty < config.min_novelty:
         return False, (f"not blessed: novelty {novelty:.3f} < min_novelty {config.min_novelty:g}: the samples sit "
@@ -201,6 +216,16 @@ def decide_blessing(candidate: dict, baseline: dict | None, floor: dict, config:
                   f"({config.regression_z:g} s.e. + tolerance {config.regression_tolerance:g})")
 
 
+def _worst_class_recall(recall, real_recall):
+    """(class, recall / real recall, recall, real recall) of the class whose samples cover its real
+    images least relative to real images; None without per-class figures."""
+    if not recall or not real_recall:
+        return None
+    rows = [(k, value / real if real > 0 else 1.0, value, real) for k, (value, real) in enumerate(zip(recall, real_recall))
+            if math.isfinite(value) and math.isfinite(real)]
+    return min(rows, key=lambda row: row[1]) if rows else None
+
+
 def headline_metrics(report: dict) -> dict:
     """The figures a run record and a pushed version's lineage keep: per feature space the FID
     (mean over draws) and its ratio to the floor; the primary space's precision, recall and
@@ -224,8 +249,6 @@ def evaluate_and_bless(*, reference_dir: str, candidate_dir: str, baseline: tupl
     and the CAS classifier's figures per class: components/evaluation/tfma_result.py) into
     ``out_dir``. ``train_files``: the real training images, for the CAS reference (none: no CAS).
     """
-    from tfx_gan.components.gan.example_format import load_arrays
-
     from tfx_gan.components.evaluation.reference import load_reference
 
     reference = load_reference(reference_dir)
@@ -242,10 +265,18 @@ def evaluate_and_bless(*, reference_dir: str, candidate_dir: str, baseline: tupl
     d_figures, d_logits = _discriminator_on_held_out(candidate_dir, fake, held_out, num_classes)
     candidate.update(d_figures)
     log(f"[evaluator] candidate: {scorer.headline(scores)} (mean +- s.e. over {scorer.draws} draws)")
-    cas, cas_predictions, fake_labels = _classification_accuracy(candidate_dir, fake, held_out, train_files, image_shape,
-                                                                 num_classes, config, log)
+    train = load_arrays(train_files, image_shape) if train_files else None
+    cas, cas_predictions, fake_labels = _classification_accuracy(candidate_dir, fake, held_out, train, num_classes,
+                                                                 config, log)
 
     candidate_metadata = read_metadata(candidate_dir) or {}
+    if train is not None:
+        candidate["nearest_training"] = save_class_sheets(
+            fake, fake_labels, train[0], train[1], held_out[0], held_out[1], candidate_metadata.get("class_names")
+            if fake_labels is not None else None, os.path.join(out_dir, CLASS_SHEETS_FILENAME))
+        log(f"[evaluator] {CLASS_SHEETS_FILENAME}: samples per class beside their nearest training image (pixel "
+            f"distance / real held-out images' median: min {candidate['nearest_training']['min']:.2f}, median "
+            f"{candidate['nearest_training']['median']:.2f}) and real held-out images")
     baseline, incomparable = _comparable_baseline(baseline, candidate_metadata, image_shape, log)
     baseline_record = None
     if baseline is not None:
@@ -278,7 +309,11 @@ class _Scorer:
     def score(self, saved_model_dir: str) -> tuple[dict, np.ndarray]:
         n = self.n
         fake = generate_images(saved_model_dir, n * self.draws, self.seed, self.num_classes)
-        scores = {name: summarise_draws([ref.score(fake[i * n:(i + 1) * n], self.num_classes, self.seed + i)
+        # A conditional generator's samples have the classes they were drawn for (the per-class metrics).
+        labels = (sample_labels(len(fake), self.num_classes)
+                  if self.num_classes and (read_metadata(saved_model_dir) or {}).get("num_classes") else None)
+        scores = {name: summarise_draws([ref.score(fake[i * n:(i + 1) * n], self.num_classes, self.seed + i,
+                                                   labels=None if labels is None else labels[i * n:(i + 1) * n])
                                          for i in range(self.draws)])
                   for name, ref in self.reference.extractors.items()}
         return scores, fake
@@ -327,18 +362,20 @@ def _sample_classifier(candidate_dir, num_classes, train):
     return None, False
 
 
-def _classification_accuracy(candidate_dir, fake, held_out, train_files, image_shape, num_classes, config, log):
+def _classification_accuracy(candidate_dir, fake, held_out, train, num_classes, config, log):
     """(the ``cas`` object of metrics.json, the CAS classifier's prediction per held-out image or None,
-    the class of each of ``fake`` or None). The CAS samples are drawn apart from ``fake`` with
-    their own seed, class-balanced."""
-    from tfx_gan.components.gan.example_format import load_arrays
+    the class of each of ``fake`` or None). ``train``: the real training (images, labels), or None.
+    The CAS samples are drawn apart from ``fake`` with their own seed, class-balanced."""
     from tfx_gan.components.metrics.classification_accuracy import classification_accuracy_score
 
-    if not num_classes or config.cas_seeds == 0 or not train_files:
+    if not num_classes or config.cas_seeds == 0 or train is None:
         why = ("the data has no labels" if not num_classes else
                "evaluation.cas_seeds is 0" if config.cas_seeds == 0 else "no training split was given")
-        return {"skipped": f"no CAS: {why}"}, None, None
-    train = load_arrays(train_files, image_shape)
+        fake_labels = None
+        if num_classes and train is not None:
+            classes_of, _ = _sample_classifier(candidate_dir, num_classes, train)
+            fake_labels = None if classes_of is None else classes_of(fake)
+        return {"skipped": f"no CAS: {why}"}, None, fake_labels
     classes_of, balanced = _sample_classifier(candidate_dir, num_classes, train)
     if classes_of is None:
         return {"skipped": "no CAS: an unconditional generator's samples have no classes"}, None, None

@@ -99,17 +99,19 @@ class ExtractorReference:
     train_features: np.ndarray  # of (a sample of) the training images
     held_out_distances: np.ndarray  # of F's images to the training features
     floor: dict  # every metric of F's first N images against R
+    reference_labels: np.ndarray | None = None  # the class of each reference_features row (None: no classes)
 
-    def score(self, images: np.ndarray, num_classes: int | None, seed: int) -> dict:
+    def score(self, images: np.ndarray, num_classes: int | None, seed: int, labels: np.ndarray | None = None) -> dict:
         """Every registered metric (components/metrics/sample_metrics.py) of ``images`` in this
         feature space. The classifier-based ones apply when the data has classes and the
-        extractor classifies them."""
+        extractor classifies them; the per-class ones when ``labels`` gives each image's class."""
         classifies = bool(num_classes) and hasattr(self.extractor, "predict_proba")
         return score(Samples(features=self.extractor.features(images),
                              probabilities=self.extractor.predict_proba(images) if classifies else None,
                              reference_stats=self.stats, reference_features=self.reference_features,
                              train_features=self.train_features, held_out_distances=self.held_out_distances,
-                             seed=seed))
+                             seed=seed, labels=labels, reference_labels=self.reference_labels,
+                             num_classes=num_classes))
 
 
 @dataclasses.dataclass
@@ -124,10 +126,13 @@ def _sample(images: np.ndarray, seed: int) -> np.ndarray:
 
 def build_extractor_reference(extractor, *, train_images: np.ndarray, reference_images: np.ndarray,
                               floor_images: np.ndarray, num_samples: int, num_classes: int | None, seed: int,
-                              reference_stats: FeatureStats | None = None) -> ExtractorReference:
+                              reference_stats: FeatureStats | None = None, reference_labels: np.ndarray | None = None,
+                              floor_labels: np.ndarray | None = None) -> ExtractorReference:
     """The reference of one built extractor. ``reference_stats`` (of all of R) may come from a
-    Beam job; by default they are computed from ``reference_images``."""
+    Beam job; by default they are computed from ``reference_images``. With the classes of R and F
+    (``reference_labels``, ``floor_labels``), the per-class metrics are scored too."""
     features = extractor.features(_sample(reference_images, seed))
+    labelled = bool(num_classes) and reference_labels is not None and floor_labels is not None
     ref = ExtractorReference(
         extractor=extractor,
         stats=reference_stats if reference_stats is not None else FeatureStats.from_features(features),
@@ -135,9 +140,11 @@ def build_extractor_reference(extractor, *, train_images: np.ndarray, reference_
         train_features=extractor.features(_sample(train_images, seed)),
         held_out_distances=np.empty(0),
         floor={},
+        reference_labels=_sample(np.asarray(reference_labels), seed) if labelled else None,
     )
     ref.held_out_distances = distance_to_train(extractor.features(_sample(floor_images, seed)), ref.train_features)
-    ref.floor = ref.score(floor_images[:num_samples], num_classes, seed)
+    ref.floor = ref.score(floor_images[:num_samples], num_classes, seed,
+                          labels=np.asarray(floor_labels)[:num_samples] if labelled else None)
     return ref
 
 
@@ -190,6 +197,7 @@ def build_reference(*, train_files: list[str], eval_files: list[str], image_shap
     held_out, held_out_labels, keys = read_held_out(eval_files, image_shape)
     floor_mask = stratified_halves(keys, held_out_labels)
     floor_images, reference_images = held_out[floor_mask], held_out[~floor_mask]
+    floor_labels, reference_labels = held_out_labels[floor_mask], held_out_labels[~floor_mask]
     if min(len(floor_images), len(reference_images)) < MIN_FLOOR_IMAGES:
         raise ValueError(f"the held-out split has {len(held_out)} images, cut by class into halves of "
                          f"{len(reference_images)} and {len(floor_images)}; the evaluation needs at least "
@@ -214,19 +222,35 @@ def build_reference(*, train_files: list[str], eval_files: list[str], image_shap
     for name, extractor in built.items():
         ref = build_extractor_reference(extractor, train_images=train_images, reference_images=reference_images,
                                         floor_images=floor_images, num_samples=n, num_classes=num_classes, seed=seed,
-                                        reference_stats=reference_stats[name])
+                                        reference_stats=reference_stats[name], reference_labels=reference_labels,
+                                        floor_labels=floor_labels)
         directory = os.path.join(out_dir, name)
         _save_array(os.path.join(directory, "reference_features.npy"), ref.reference_features)
+        if ref.reference_labels is not None:
+            _save_array(os.path.join(directory, "reference_labels.npy"), ref.reference_labels)
         _save_array(os.path.join(directory, "train_features.npy"), ref.train_features)
         _save_array(os.path.join(directory, "held_out_distances.npy"), ref.held_out_distances)
         info["extractors"][name] = {"name": extractor.name, "feature_dim": int(extractor.feature_dim),
                                     "floor": ref.floor}
         log(f"[reference] {name} ({extractor.name}, {extractor.feature_dim}-d): floor (held-out F vs R, N={n}) "
             f"FID {ref.floor['fid']:.4f}, precision {ref.floor['precision']:.3f}, recall {ref.floor['recall']:.3f}")
+        accuracy = held_out_accuracy(extractor, held_out, held_out_labels, num_classes)
+        if accuracy is not None:
+            info["extractors"][name]["held_out_accuracy"] = accuracy
+            log(f"[reference] {name} classifies {accuracy:.1%} of the {len(held_out)} held-out images correctly "
+                f"({num_classes} classes; chance {1 / num_classes:.1%}): the class-based figures rest on it")
     with tf.io.gfile.GFile(os.path.join(out_dir, "reference.json"), "w") as f:
         json.dump(info, f, indent=2)
     log(f"[reference] done: {len(built)} feature space(s), N={n}, {num_draws} draws per generator")
     return info
+
+
+def held_out_accuracy(extractor, images: np.ndarray, labels: np.ndarray, num_classes: int | None) -> float | None:
+    """The share of held-out images (none of which it trained on) an extractor that classifies the
+    data's classes gets right; None for one that does not classify them."""
+    if not num_classes or not hasattr(extractor, "predict_proba") or getattr(extractor, "mode", "labels") != "labels":
+        return None
+    return float(np.mean(extractor.predict_proba(images).argmax(axis=1) == np.asarray(labels)))
 
 
 def load_reference(reference_dir: str) -> Reference:
@@ -242,5 +266,7 @@ def load_reference(reference_dir: str) -> Reference:
             train_features=_load_array(os.path.join(directory, "train_features.npy")),
             held_out_distances=_load_array(os.path.join(directory, "held_out_distances.npy")),
             floor=entry["floor"],
+            reference_labels=(_load_array(os.path.join(directory, "reference_labels.npy"))
+                              if tf.io.gfile.exists(os.path.join(directory, "reference_labels.npy")) else None),
         )
     return Reference(info=info, extractors=extractors)

@@ -42,17 +42,19 @@ def _keras():
     return keras
 
 
-def _build_model(image_shape: tuple, num_classes: int | None, feature_dim: int, rotation_task: bool = True):
-    """Conv(3x3)-ReLU-MaxPool blocks (32, 64, ... filters) down to <= 8 px, Flatten, Dense(feature_dim),
-    then a class head (``logits``, when ``num_classes``) and a rotation head (``rotation_logits``,
-    when ``rotation_task``)."""
+def _build_model(image_shape: tuple, num_classes: int | None, feature_dim: int, rotation_task: bool = True,
+                 width: int = 32, augment: bool = False):
+    """Conv(3x3)-ReLU-MaxPool blocks (``width``, 2x ``width``, ... filters) down to <= 8 px, Flatten,
+    Dense(feature_dim), then a class head (``logits``, when ``num_classes``) and a rotation head
+    (``rotation_logits``, when ``rotation_task``). ``augment``: a random shift of up to 1/8 of the
+    image in training (edges repeated), a no-op when computing features."""
     # Measured on 1,500 28x28 digits, 2 CPU cores: this trains in ~7 s to ~99% held-out accuracy;
     # a BatchNorm + global-average-pool variant took twice as long for no better accuracy.
     keras = _keras()
     layers = keras.layers
     inputs = keras.Input(shape=image_shape, name="images")
-    x = inputs
-    size, filters, blocks = min(image_shape[:2]), 32, 0
+    x = layers.RandomTranslation(0.125, 0.125, fill_mode="nearest", name="shift")(inputs) if augment else inputs
+    size, filters, blocks = min(image_shape[:2]), int(width), 0
     while blocks == 0 or (size > 8 and blocks < 4):
         x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
         x = layers.MaxPooling2D(2)(x)
@@ -197,6 +199,9 @@ def train_domain_classifier(
     seed: int = 0,
     rotation_task: bool = True,
     progress: bool = True,
+    width: int = 32,
+    augment: bool = False,
+    patience: int | None = None,
 ) -> DomainClassifier:
     """Trains the domain CNN on real images in [-1, 1]: class + rotation, or rotation alone when
     ``labels=None``, or (``rotation_task=False``) the class task alone: a plain classifier, as the
@@ -205,7 +210,11 @@ def train_domain_classifier(
     Each image is seen upright (class target; rotation target 0) and once more turned by a random
     quarter turn (rotation target only: a turned 6 is not a 6). ``progress``: log epoch lines. A random ``validation_fraction``
     of the images is held out and its class (or rotation) accuracy stored in
-    ``metadata['val_accuracy']`` (check it before trusting the features). Sets Keras's global seeds.
+    ``metadata['val_accuracy']`` (check it before trusting the features). ``width``: filters of the
+    first block; ``augment``: random shifts in training; ``patience``: stop when the held-out
+    accuracy has not improved for this many epochs and keep the best epoch's weights (needs a
+    ``validation_fraction``; the stored val_accuracy is then that of the chosen epoch). Sets Keras's
+    global seeds.
     """
     images = as_images(images)
     epochs = as_int_positive(epochs, "epochs")
@@ -234,11 +243,20 @@ def train_domain_classifier(
 
     x_train, targets, weights = _training_set(images[train_idx], None if labels is None else labels[train_idx], rng,
                                               rotation_task)
-    model = _build_model(images.shape[1:], num_classes, feature_dim, rotation_task)
-    _fit(model, x_train, targets, weights, epochs, batch_size, learning_rate, int(train_idx.size), progress)
+    if patience is not None and not num_val:
+        raise ValueError("patience needs a validation_fraction > 0: early stopping watches the held-out accuracy")
+    model = _build_model(images.shape[1:], num_classes, feature_dim, rotation_task, width, augment)
+    validation = None
+    if patience is not None:
+        x_val, val_targets, val_weights = _training_set(images[val_idx], None if labels is None else labels[val_idx],
+                                                        rng, rotation_task)
+        validation = (x_val, val_targets, val_weights)
+    _fit(model, x_train, targets, weights, epochs, batch_size, learning_rate, int(train_idx.size), progress,
+         validation, patience)
     classifier = DomainClassifier(model, mode=mode, num_classes=num_classes or NUM_ROTATIONS)
     classifier.metadata = {"num_train_images": int(train_idx.size), "epochs": epochs, "seed": seed,
-                           "rotation_task": rotation_task}
+                           "rotation_task": rotation_task, "width": int(width), "augment": bool(augment),
+                           "patience": patience, "epochs_trained": len(model.history.epoch) if model.history else epochs}
     if num_val:
         accuracy = _held_out_accuracy(classifier, images[val_idx], None if labels is None else labels[val_idx], rng)
         classifier.metadata.update(val_accuracy=accuracy, num_val_images=int(num_val))
@@ -267,7 +285,8 @@ def _training_set(upright, labels, rng, rotation_task: bool = True):
     return x_train, targets, weights
 
 
-def _fit(model, x_train, targets, weights, epochs, batch_size, learning_rate, num_images, progress=True) -> None:
+def _fit(model, x_train, targets, weights, epochs, batch_size, learning_rate, num_images, progress=True,
+         validation=None, patience: int | None = None) -> None:
     keras = _keras()
     steps = epochs * int(np.ceil(x_train.shape[0] / batch_size))
     # Cosine decay to 0 lets a short fixed schedule converge without tuning the epoch count.
@@ -278,9 +297,15 @@ def _fit(model, x_train, targets, weights, epochs, batch_size, learning_rate, nu
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss={name: loss for name in targets},
                   weighted_metrics={name: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
                                     for name in targets})
+    callbacks = [_progress_callback(epochs, num_images, "rotation" if "rotation_logits" in targets else "class")] \
+        if progress else []
+    if patience is not None:
+        # The class head's accuracy when there are classes (the one-head model names it plain "accuracy").
+        watched = "val_logits_accuracy" if "logits" in targets and len(targets) > 1 else "val_accuracy"
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=watched, mode="max", patience=patience,
+                                                       restore_best_weights=True))
     model.fit(x_train, targets, sample_weight=weights, batch_size=batch_size, epochs=epochs, shuffle=True,
-              verbose=0, callbacks=[_progress_callback(epochs, num_images, "rotation" if "rotation_logits" in targets
-                                                       else "class")] if progress else [])
+              verbose=0, callbacks=callbacks, validation_data=validation)
 
 
 def _held_out_accuracy(classifier, images, labels, rng) -> float:

@@ -16,6 +16,7 @@ import os
 
 from tfx_gan.components.metrics.domain_classifier import DomainClassifier, load_or_train_domain_classifier
 from tfx_gan.components.metrics.inception import InceptionFeatureExtractor
+from tfx_gan.components.metrics.pixels import PixelFeatures
 from tfx_gan.components.metrics.random_cnn import RandomCNN
 from tfx_gan.components.common.registry import Registry
 
@@ -28,8 +29,11 @@ EXTRACTORS = Registry("extractor")
     load=DomainClassifier.load)
 def build_domain_cnn(*, cache_dir: str, data_fingerprint: str, train_images, train_labels, num_classes,
                      epochs: int) -> DomainClassifier:
-    return load_or_train_domain_classifier(os.path.join(cache_dir, "domain_cnn_v2"), data_fingerprint,
-                                           train_images, train_labels, num_classes, epochs=epochs, seed=0)
+    # v3: trained with random shifts (benchmarks/domain_classifier.py: held-out accuracy 0.658 -> 0.687
+    # on the Twemoji icons at 64 px, 0.983 -> 0.997 on the digits); earlier caches are not reused.
+    return load_or_train_domain_classifier(os.path.join(cache_dir, "domain_cnn_v3"), data_fingerprint,
+                                           train_images, train_labels, num_classes, epochs=epochs, seed=0,
+                                           augment=True)
 
 
 @EXTRACTORS.register(
@@ -37,6 +41,13 @@ def build_domain_cnn(*, cache_dir: str, data_fingerprint: str, train_images, tra
     "activations, 704-d; sees blur, noise and pixel artefacts", load=RandomCNN.load)
 def build_random_cnn(*, train_images, **_) -> RandomCNN:
     return RandomCNN(train_images.shape[1:], seed=0)
+
+
+@EXTRACTORS.register(
+    "pixels_8x8", "the images area-averaged to 8x8 per channel: sees a generator that draws a few prototypes per "
+    "class, which a trained classifier's features map together", load=PixelFeatures.load)
+def build_pixels(*, train_images, **_) -> PixelFeatures:
+    return PixelFeatures(train_images.shape[1:])
 
 
 @EXTRACTORS.register(

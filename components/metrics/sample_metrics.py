@@ -13,6 +13,7 @@ import dataclasses
 
 import numpy as np
 
+from tfx_gan.components.metrics.class_variety import class_variety
 from tfx_gan.components.metrics.classifier_score import classifier_score, confident_class_shares, confident_fraction
 from tfx_gan.components.metrics.density_coverage import density_coverage
 from tfx_gan.components.metrics.fid import FeatureStats, frechet_distance_from_stats
@@ -34,6 +35,9 @@ class Samples:
     train_features: np.ndarray        # of a sample of the training images (novelty)
     held_out_distances: np.ndarray    # held-out real images' distances to the training features (novelty's scale)
     seed: int                         # KID's subset draws
+    labels: np.ndarray | None = None            # the class each generated image was drawn for; None: no classes
+    reference_labels: np.ndarray | None = None  # the class of each reference_features row
+    num_classes: int | None = None
 
 
 METRICS = Registry("metric")
@@ -77,11 +81,20 @@ def classifier_scores(s: Samples) -> dict:
             "min_confident_class_share": float(np.min(shares))}
 
 
+@METRICS.register("class_variety", "recall and coverage within each class: the samples drawn for a class against "
+                  "that class's real images", needs_labels=True)
+def class_recall_and_coverage(s: Samples) -> dict:
+    return class_variety(s.reference_features, s.reference_labels, s.features, s.labels, s.num_classes).summary()
+
+
 def score(samples: Samples) -> dict:
     """Every registered metric that applies, merged into one {figure: value} dict."""
     scores: dict = {}
+    has_labels = samples.labels is not None and samples.reference_labels is not None and bool(samples.num_classes)
     for metric in METRICS.entries():
         if metric.info.get("needs_probabilities") and samples.probabilities is None:
+            continue
+        if metric.info.get("needs_labels") and not has_labels:
             continue
         scores.update(metric.build(samples))
     return scores
