@@ -57,11 +57,16 @@ def GanTrainer(
     from tfx_gan.components.gan.train import save_trained_models, train_gan
     from tfx_gan.components.image_example_gen import image_transform_of, label_names_of
 
+    from tfx_gan.components.gan.devices import cpu_supports_bf16
+    from tfx_gan.components.gan.example_format import count_examples
+
     config = TrainConfig.from_dict(json.loads(training_config))
     data_schema = schema_utils.load_schema(schema.uri)
     image_shape = schema_utils.image_shape(data_schema)
     num_classes = schema_utils.num_classes(data_schema)
-    config = config.validate_for_data(image_shape, num_classes)
+    train_files = layout.split_files(examples.uri, "train")
+    config, recipe = config.resolve_for_data(image_shape, num_classes, count_examples(train_files),
+                                             cpu_supports_bf16())
 
     identity = lineage.training_identity(lineage.examples_spans(examples),
                                          examples.get_string_custom_property("input_fingerprint") or examples.uri,
@@ -78,7 +83,6 @@ def GanTrainer(
 
     class_names = label_names_of(examples)
     model_classes = config.served_classes(num_classes)
-    train_files = layout.split_files(examples.uri, "train")
     warm_start_dir = None
     if config.warm_start and push_destination:
         warm_start_dir = serving[1] if serving else None  # warm_start() refuses other images or classes
@@ -103,6 +107,8 @@ def GanTrainer(
                             image_shape, num_classes)
     if model_classes and class_names:  # what `generate --label NAME` and the server's metadata show
         layout.add_metadata(layout.serving_dir(model.uri), class_names=class_names)
+    if recipe:  # what architecture: auto chose, and why
+        layout.add_metadata(layout.serving_dir(model.uri), recipe=recipe)
     transform = image_transform_of(examples)
     if transform is not None:  # how the training images were made from the user's files
         layout.add_metadata(layout.serving_dir(model.uri), image_transform=transform)

@@ -196,7 +196,8 @@ class PipelineConfig:
         return os.path.join(self.pipeline_root, "span_statistics")
 
     def training_json(self) -> str:
-        return json.dumps(self.training.to_dict(), sort_keys=True)
+        """The options the config sets (the trainer's recipe decides the rest from the data)."""
+        return json.dumps(self.training.given_dict(), sort_keys=True)
 
     def evaluation_json(self) -> str:
         return json.dumps(self.evaluation.to_dict(), sort_keys=True)
@@ -269,8 +270,8 @@ def load_config(path: str = DEFAULT_CONFIG, overrides: dict | None = None) -> Pi
 
 
 def _training(section) -> TrainConfig:
-    """The training section; a pipeline that names no architecture gets the one chosen for its data
-    (``auto``: components/gan/config.py ``choose_architecture``, printed when the trainer starts)."""
+    """The training section; a pipeline that names no architecture gets the recipe chosen for its data
+    (``auto``: components/gan/recipe.py, printed when the trainer starts)."""
     if isinstance(section, dict) and "architecture" not in section:
         section = {**section, "architecture": "auto"}
     elif section is None:

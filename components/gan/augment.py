@@ -83,12 +83,19 @@ def parse_policy(policy) -> tuple[str, ...]:
     return names
 
 
-def diff_augment(x, policy="translation,cutout", rng: tf.random.Generator | None = None):
-    """Applies the policies in the canonical order (color, translation, cutout)."""
+def diff_augment(x, policy="translation,cutout", rng: tf.random.Generator | None = None, probability=None):
+    """Applies the policies in the canonical order (color, translation, cutout). ``probability``
+    (a scalar, may be a tf.Variable): each policy is applied to each image with this probability
+    (ADA's p, Karras et al. 2020); None: always (DiffAugment)."""
     names = parse_policy(policy)
     if not names:
         return x
     for name in ("color", "translation", "cutout"):  # the paper's order, whatever order the config uses
         if name in names:
-            x = _FUNCTIONS[name](x, rng)
+            augmented = _FUNCTIONS[name](x, rng)
+            if probability is None:
+                x = augmented
+            else:
+                chosen = _uniform(rng, [tf.shape(x)[0], 1, 1, 1]) < tf.cast(probability, tf.float32)
+                x = tf.where(chosen, augmented, x)
     return x

@@ -15,6 +15,7 @@ from typing import Any
 
 from tfx_gan.components.gan.losses import LOSSES
 from tfx_gan.components.gan.models import ARCHITECTURES
+from tfx_gan.components.gan.recipe import DataProfile, choose_recipe
 from tfx_gan.components.common.options import ConfigError, option, parse_options
 
 logger = logging.getLogger(__name__)
@@ -28,15 +29,6 @@ UPSAMPLING = ("transposed", "resize")
 
 PREFIX = "training"
 AUTO = "auto"
-
-
-def choose_architecture(image_shape, num_classes: int | None, self_conditioning: int = 0) -> str:
-    """What ``architecture: auto`` means for data of this shape: the conditional DCGAN for labelled
-    data (or self-conditioning), the tutorial's model for 28x28 grayscale, else the DCGAN of the
-    image's size and channels."""
-    if self_conditioning or (num_classes is not None and int(num_classes) >= 2):
-        return "conditional_dcgan"
-    return "dcgan_28" if tuple(int(d) for d in image_shape) == (28, 28, 1) else "dcgan"
 
 
 def _fmt_shape(shape) -> str:
@@ -55,16 +47,20 @@ def _prepare(name: str, value: Any) -> Any:
 @dataclass(frozen=True)
 class TrainConfig:
     # What to train.
-    # "auto": chosen from the data by validate_for_data (choose_architecture); a pipeline config
-    # that names none means auto (pipeline/config.py).
-    architecture: str = option("dcgan_28", choices=lambda: (AUTO,) + tuple(ARCHITECTURES.names()),
-                               help="the GAN's nets (table below); auto: chosen from the data's shape and labels")
+    # "auto": this and every option the config does not set are chosen from the data by
+    # resolve_for_data (components/gan/recipe.py); a pipeline config that names none means auto.
+    architecture: str = option(AUTO, choices=lambda: (AUTO,) + tuple(ARCHITECTURES.names()),
+                               help="the GAN's nets (table below); auto: the nets and every option not set "
+                                    "here chosen from the data (components/gan/recipe.py)")
     loss: str = option("bce", choices=LOSSES.names, help="the adversarial loss (table below)")
     latent_dim: int = option(100, minimum=0, exclusive=True, help="size of the latent vector z")
     # How the DCGAN generators upsample x2: "transposed" (the tutorial's 5x5 stride-2 transposed
     # convolutions) or "resize" (nearest-neighbour, then a 3x3 convolution: no checkerboard).
     g_upsampling: str = option("transposed", choices=UPSAMPLING,
                                help="transposed (the tutorial's 5x5 stride 2) or resize (nearest x2 + 3x3 conv)")
+    # BigGAN's conditional batch norm: every batch norm of a conditional G followed by a per-class
+    # scale and shift (the label then steers every layer, not only the input).
+    g_class_norm: bool = option(False, help="class-conditional batch norm in a conditional G")
     # A minibatch standard-deviation channel before the DCGAN discriminator's last layer.
     d_minibatch_std: bool = option(False, help="a minibatch standard-deviation channel before D's last layer")
     # The DCGAN nets' size (models.DcganShape; the defaults are the tutorial's): G's channel widths
@@ -74,6 +70,10 @@ class TrainConfig:
                             help="G's channel widths relative to the tutorial's")
     g_base_kernel: int = option(5, choices=(1, 3, 5), help="kernel of G's stride-1 convolution at the base resolution")
     d_kernel: int = option(5, choices=(3, 4, 5), help="kernel of D's stride-2 convolutions")
+    g_skip: bool = option(False, help="G adds a 1x1 RGB output at every resolution (StyleGAN2's skip generator)")
+    d_residual: bool = option(False, help="D's stride-2 blocks get average-pooled 1x1 shortcuts (StyleGAN2's resnet D)")
+    d_dropout: float = option(0.3, minimum=0, maximum=1, exclusive_max=True,
+                              help="dropout after each of the DCGAN discriminator's convolutions (the tutorial's 0.3)")
     # Optimisation (Adam; TTUR = different g/d learning rates). Defaults tuned on the bundled
     # digits with benchmarks/train_quality.py for a < 10 minute run on 2 CPU cores: D learning 2x
     # faster than G measured best; 4000 steps of 64 take 7-8 min at ~560 images/s.
@@ -103,7 +103,16 @@ class TrainConfig:
     spectral_norm: bool = option(False, help="spectral normalisation of D's layers")
     r1_gamma: float = option(0.0, minimum=0, help="weight of the R1 gradient penalty on real images; 0 disables")
     gp_weight: float = option(10.0, minimum=0, help="weight of WGAN-GP's gradient penalty (loss wgan_gp only)")
+    r2_gamma: float = option(0.0, minimum=0, help="weight of the R2 gradient penalty on generated images; 0 disables")
+    # Lazy regularisation (StyleGAN2): the R1/R2 penalties every this many steps, weighted by it.
+    r_interval: int = option(1, minimum=1, maximum=64, help="steps between R1/R2 penalties (lazy regularisation)")
     diffaugment: str = option("", help="comma-separated: translation, cutout, color; '' disables")
+    # ADA (Karras et al. 2020): each diffaugment policy is applied to each image with probability p,
+    # which starts at 0 and moves by batch / ada_images per step towards keeping the overfitting
+    # signal r = E[sign D(real)] at ada_target. null: p = 1 (plain DiffAugment).
+    ada_target: float | None = option(None, minimum=0, maximum=1, exclusive=True,
+                                      help="ADA's target for E[sign D(real)]; null: augment every image (DiffAugment)")
+    ada_images: int = option(100_000, minimum=1, help="images over which ADA's p can move from 0 to 1")
     # Weight of the mode-seeking term in G's loss (losses.mode_seeking_penalty): against the same
     # few images per class from different latents.
     mode_seeking: float = option(0.0, minimum=0, help="weight of the mode-seeking term in G's loss; 0 disables")
@@ -136,6 +145,10 @@ class TrainConfig:
     # The training FID (random_cnn features of 1,024 EMA samples vs the training images): ~1-2% of
     # a default run's time at 500.
     fid_every_steps: int = option(500, minimum=0, help="0 disables the FID during training")
+    # Quality-based stopping, on the training FID rows above (components/gan/hooks.py BestGenerator).
+    keep_best: bool = option(False, help="export the generator at its lowest training FID instead of the last step's")
+    stop_patience: int | None = option(None, minimum=1, help="stop after this many training-FID rows without a new "
+                                       "best (single-process training); null: train to train_steps/max_minutes")
     seed: int = option(0, minimum=0, help="seed of the weights, latents and data order")
 
     # ------------------------------------------------------------------ construction
@@ -145,8 +158,21 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict | None, prefix: str = PREFIX) -> "TrainConfig":
-        """A validated config from a (YAML-loaded) dict; unknown keys are errors."""
-        return parse_options(cls, d, prefix, prepare=_prepare)
+        """A validated config from a (YAML-loaded) dict; unknown keys are errors. The keys it gives
+        are remembered (``given``): with ``architecture: auto`` the recipe decides the others."""
+        config = parse_options(cls, d, prefix, prepare=_prepare)
+        object.__setattr__(config, "_given", frozenset(d or ()))
+        return config
+
+    @property
+    def given(self) -> frozenset[str]:
+        """The options a config file or caller set (every one, for a TrainConfig built directly)."""
+        return getattr(self, "_given", None) or frozenset(self.field_names())
+
+    def given_dict(self) -> dict[str, Any]:
+        """Only the options that were set: what a component must receive for the recipe to decide
+        the rest the same way."""
+        return {name: value for name, value in self.to_dict().items() if name in self.given}
 
     def check(self, prefix: str = PREFIX) -> None:
         """Cross-field rules, run by parse_options after the per-field ones."""
@@ -155,6 +181,9 @@ class TrainConfig:
                 raise ConfigError(
                     f"{prefix}.diffaugment: {policy!r} is not one of: {', '.join(DIFFAUGMENT_POLICIES)} "
                     "(comma-separated; '' disables)")
+        if (self.keep_best or self.stop_patience is not None) and not self.fid_every_steps:
+            raise ConfigError(f"{prefix}.fid_every_steps: 0 turns off the training FID that keep_best and stop_patience "
+                              "read; set fid_every_steps > 0 or turn them off")
         if self.self_conditioning == 1:
             raise ConfigError(f"{prefix}.self_conditioning: 1 cluster is no conditioning; use >= 2 (or 0 to disable)")
         if self.self_conditioning and self.architecture != AUTO and not self.conditional:
@@ -167,8 +196,10 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def replace(self, **changes) -> "TrainConfig":
-        """A validated copy with some fields changed."""
-        return TrainConfig.from_dict({**self.to_dict(), **changes})
+        """A validated copy with some fields changed (they count as set; the rest keep their status)."""
+        copy = TrainConfig.from_dict({**self.to_dict(), **changes})
+        object.__setattr__(copy, "_given", self.given | frozenset(changes))
+        return copy
 
     # ------------------------------------------------------------------ derived
     @property
@@ -199,15 +230,38 @@ class TrainConfig:
         conditional architecture, None when unconditional or self-conditioned (clusters come from z)."""
         return self.net_classes(data_classes) if self.serves_labels else None
 
+    def resolve_for_data(self, image_shape: tuple, num_classes: int | None, num_images: int | None = None,
+                         native_bf16: bool = False, prefix: str = PREFIX,
+                         log=logger.info) -> tuple["TrainConfig", dict[str, dict[str, Any]]]:
+        """The config to train on this data, and the recipe that made it. With ``architecture:
+        auto`` every option not set is chosen by components/gan/recipe.py (each logged with its
+        reason); the result is checked against the data (``validate_for_data``). The recipe is
+        {option: {"value", "reason"}} (set options: reason "set in the config"); {} otherwise."""
+        if self.architecture != AUTO:
+            return self.validate_for_data(image_shape, num_classes, prefix), {}
+        shape = tuple(int(d) for d in image_shape)
+        profile = DataProfile(shape, num_classes, num_images, native_bf16)
+        chosen = choose_recipe(profile, self.self_conditioning)
+        given = self.given - {"architecture"}
+        changes = {key: value for key, (value, _) in chosen.items() if key not in given}
+        recipe = {key: {"value": getattr(self, key) if key in given else value,
+                        "reason": "set in the config" if key in given else reason}
+                  for key, (value, reason) in chosen.items()}
+        images = f"{num_images:,} " if num_images else ""
+        classes = f"{num_classes} classes" if num_classes else "unlabelled"
+        log(f"{prefix}.architecture auto: the recipe for {images}{_fmt_shape(shape)} images, {classes}:")
+        for key, entry in recipe.items():
+            log(f"  {prefix}.{key} = {entry['value']!r}: {entry['reason']}")
+        config = TrainConfig.from_dict({**self.to_dict(), **changes})
+        object.__setattr__(config, "_given", self.given | frozenset(changes))
+        return config.validate_for_data(shape, num_classes, prefix), recipe
+
     def validate_for_data(self, image_shape: tuple, num_classes: int | None, prefix: str = PREFIX) -> "TrainConfig":
         """Checks that the architecture can model data of this shape (and labels); returns the
-        config to train, with ``auto`` replaced by the architecture chosen for the data (printed)."""
+        config to train (``auto``: the recipe's, see ``resolve_for_data``)."""
         shape = tuple(int(d) for d in image_shape)
         if self.architecture == AUTO:
-            chosen = choose_architecture(shape, num_classes, self.self_conditioning)
-            classes = f"{num_classes} classes" if num_classes else "unlabelled"
-            logger.info(f"{prefix}.architecture auto: {chosen} (for {_fmt_shape(shape)} images, {classes})")
-            self = dataclasses.replace(self, architecture=chosen)
+            return self.resolve_for_data(shape, num_classes, prefix=prefix)[0]
         supported = ARCHITECTURES.entry(self.architecture).info["shapes"]
         if shape not in supported:
             fitting = [e.name for e in ARCHITECTURES.entries() if shape in e.info["shapes"]]

@@ -79,6 +79,11 @@ def training_dataset(files: Iterable[str], image_shape: tuple[int, int, int], ba
             .prefetch(tf.data.AUTOTUNE))
 
 
+def count_examples(files: Iterable[str]) -> int:
+    """How many examples some gzipped TFRecord files hold (records are read, not decoded)."""
+    return int(tf.data.TFRecordDataset(list(files), compression_type="GZIP").reduce(0, lambda n, _: n + 1))
+
+
 def load_arrays(files: Iterable[str], image_shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
     """All images of some TFRecord files as (float32 [N,H,W,C] in [-1,1], int32 labels, -1 = none)."""
     images, labels = [], []

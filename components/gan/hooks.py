@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import math
@@ -33,12 +34,13 @@ from tfx_gan.components.gan.step import GanTraining
 from tfx_gan.components.metrics.fid import FeatureStats, frechet_distance_from_stats
 from tfx_gan.components.metrics.random_cnn import RandomCNN
 
-HISTORY_KEYS = ("step", "d_loss", "g_loss", "d_real_acc", "d_fake_acc", "images_per_sec")
+HISTORY_KEYS = ("step", "d_loss", "g_loss", "d_real_acc", "d_fake_acc", "images_per_sec", "augment_p")
 METRICS_KEY = "metrics"  # the history's list of TrainingFid rows, the same objects as metrics.jsonl's lines
 HISTORY_FILENAME = "history.json"
 METRICS_FILENAME = "metrics.jsonl"
 STRIP_FILENAME = "strip.png"
-LOGGED_METRICS = ("d_loss", "g_loss", "d_real_acc", "d_fake_acc")  # the step's metrics, averaged per log line
+# The step's metrics, averaged per log line (augment_p: ADA runs only).
+LOGGED_METRICS = ("d_loss", "g_loss", "d_real_acc", "d_fake_acc", "augment_p")
 SAMPLE_GRID_SIZE = 64
 GRIDS_PER_RUN = 10  # sample_every_steps 0: this many grids spaced across training, plus the final one
 STRIP_MAX_GRIDS = 12
@@ -133,7 +135,8 @@ class ProgressLog:
     def add(self, values: list[dict[str, float]]) -> None:
         for step_values in values:
             for k in self.window:
-                self.window[k].append(step_values[k])
+                if k in step_values:
+                    self.window[k].append(step_values[k])
 
     @contextlib.contextmanager
     def paused(self):
@@ -145,14 +148,15 @@ class ProgressLog:
         seconds = time.perf_counter() - self.clock_start - self.paused_seconds
         steps = step - self.clock_step
         images_per_sec = steps * self.global_batch / max(seconds, 1e-9) if steps else float("nan")
-        means = {k: float(np.mean(v)) for k, v in self.window.items()}
+        means = {k: float(np.mean(v)) for k, v in self.window.items() if v}
         self.history["step"].append(step)
         for k, v in means.items():
             self.history[k].append(v)
         self.history["images_per_sec"].append(images_per_sec)
         self.log(f"step {step}/{self.train_steps} ({100 * step // self.train_steps}%) {self.eta(step)}  d_loss {means['d_loss']:.4f}  g_loss {means['g_loss']:.4f}  "
                  f"D acc real {means['d_real_acc']:.2f} fake {means['d_fake_acc']:.2f}  "
-                 f"{images_per_sec:.0f} images/s")
+                 + (f"augment p {means['augment_p']:.2f}  " if "augment_p" in means else "")
+                 + f"{images_per_sec:.0f} images/s")
         with self.writer.as_default(step=step):
             for k, v in means.items():
                 tf.summary.scalar(k, v)
@@ -195,9 +199,11 @@ class TrainingFid:
         if self.chief and history[METRICS_KEY]:  # a resumed run's file starts with the rows restored
             self._write_file()
 
+    KEY = f"fid_{RandomCNN.name}"
+
     @property
     def key(self) -> str:
-        return f"fid_{RandomCNN.name}"
+        return self.KEY
 
     def _prepare(self) -> None:
         images, labels = load_arrays(self.train_files, self.image_shape)
@@ -220,9 +226,10 @@ class TrainingFid:
             features.append(self.extractor.features(images.numpy(), FID_BATCH))
         return np.concatenate(features)
 
-    def write(self, step: int) -> None:
+    def write(self, step: int) -> float | None:
+        """Computes, records and returns the training FID at ``step`` (None on a non-chief worker)."""
         if not self.chief:
-            return
+            return None
         started = time.perf_counter()
         if self.extractor is None:
             self._prepare()
@@ -244,6 +251,7 @@ class TrainingFid:
             if self.num_real < RandomCNN.feature_dim else ""
         self.log(f"step {step}: training FID ({RandomCNN.name}, {FID_SAMPLES} EMA samples vs {self.num_real} "
                  f"training images) {value:.4f}{caveat}, {cost:.1f} s")
+        return value
 
     def _write_file(self) -> None:
         # Rewritten whole each time: object stores (gs://) cannot append, and the file stays small.
@@ -290,6 +298,70 @@ class SampleGrids:
                                 for i in picked], os.path.join(self.run_dir, "samples", STRIP_FILENAME))
 
 
+class BestGenerator:
+    """The exported generator (and its discriminator) at the lowest training FID so far, and the
+    stopping rule: ``training.keep_best`` exports that snapshot instead of the last step's nets (a
+    short GAN run on small data often peaks before its last step); ``training.stop_patience`` ends
+    training after that many training-FID rows in a row without a new best (by at least
+    MIN_IMPROVEMENT), rather than spending the rest of the budget. The snapshot is kept in
+    ``<checkpoint_dir>/best_generator.npz``, so a resumed run keeps its best."""
+
+    MIN_IMPROVEMENT = 0.01  # relative: the training FID's draw-to-draw noise is about 1%
+    FILENAME = "best_generator.npz"
+
+    def __init__(self, trainer: GanTraining, config: TrainConfig, checkpoint_dir: str, chief: bool, history: dict):
+        self.trainer, self.config, self.chief = trainer, config, chief
+        self.path = os.path.join(checkpoint_dir, self.FILENAME)
+        self.best_fid, self.best_step, self.weights = math.inf, None, None
+        if config.keep_best and tf.io.gfile.exists(self.path):
+            with tf.io.gfile.GFile(self.path, "rb") as f:
+                stored = np.load(io.BytesIO(f.read()))
+                self.best_fid, self.best_step = float(stored["fid"]), int(stored["step"])
+                self.weights = [[stored[f"{net}_{i}"] for i in range(int(stored[f"{net}_count"]))] for net in ("g", "d")]
+        rows = history[METRICS_KEY]
+        if not config.keep_best and rows:  # the best so far, from the restored rows
+            best = min(rows, key=lambda row: row[TrainingFid.KEY])
+            self.best_fid, self.best_step = best[TrainingFid.KEY], best["step"]
+        self.misses = sum(1 for row in rows if self.best_step is not None and row["step"] > self.best_step)
+
+    @property
+    def stopped(self) -> bool:
+        """A resumed run that had already stopped by stop_patience trains no further."""
+        return self.config.stop_patience is not None and self.misses >= self.config.stop_patience
+
+    def update(self, step: int, fid: float) -> bool:
+        """Records a training FID; True when training should stop."""
+        if fid < self.best_fid * (1.0 - self.MIN_IMPROVEMENT):
+            self.best_fid, self.best_step, self.misses = fid, step, 0
+            if self.config.keep_best:
+                self.weights = [self.trainer.export_generator.get_weights(), self.trainer.discriminator.get_weights()]
+                self._save()
+        else:
+            self.misses += 1
+        return self.stopped
+
+    def _save(self) -> None:
+        if not self.chief:
+            return
+        arrays = {"fid": self.best_fid, "step": self.best_step}
+        for net, weights in zip(("g", "d"), self.weights):
+            arrays[f"{net}_count"] = len(weights)
+            arrays.update({f"{net}_{i}": w for i, w in enumerate(weights)})
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        with tf.io.gfile.GFile(self.path, "wb") as f:
+            f.write(buffer.getvalue())
+
+    def restore(self, step: int, log: Callable[[str], None]) -> None:
+        """With keep_best, puts the best snapshot's weights into the nets that are exported."""
+        if not self.config.keep_best or self.weights is None or self.best_step == step:
+            return
+        self.trainer.export_generator.set_weights(self.weights[0])
+        self.trainer.discriminator.set_weights(self.weights[1])
+        log(f"training.keep_best: exporting the generator of step {self.best_step} (training FID "
+            f"{self.best_fid:.4f}, the lowest), not the last step's ({step})")
+
+
 class Checkpoints:
     """Checkpoints of everything the step updates (the last two kept) and, beside them, the
     history of log lines (``history.json``), so that a restarted run resumes both."""
@@ -320,7 +392,9 @@ class Checkpoints:
             saved = json.load(f)
         step = int(self.trainer.step.numpy())
         keep = [i for i, s in enumerate(saved.get("step", [])) if s <= step]
-        return {**{k: [saved[k][i] for i in keep] for k in HISTORY_KEYS},
+        # A key a run never logged (augment_p without ADA) has no rows.
+        return {**{k: [saved[k][i] for i in keep] if len(saved.get(k, [])) == len(saved.get("step", [])) else []
+                   for k in HISTORY_KEYS},
                 METRICS_KEY: [row for row in saved.get(METRICS_KEY, []) if row["step"] <= step]}
 
     def save(self, step: int, history: dict) -> None:

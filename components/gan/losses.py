@@ -8,6 +8,8 @@
 ``wgan_gp``  Wasserstein with gradient penalty (Gulrajani et al. 2017): D: f - r + lambda * GP,
              G: -f; interpolation weight ~ U(0, 1), epsilon inside the norm's sqrt
 ``hinge``    D: relu(1 - r) + relu(1 + f),  G: -f
+``rpgan``    relativistic pairing (Jolicoeur-Martineau 2019; R3GAN, Huang et al. 2024), each real
+             image paired with one fake: D: softplus(f - r),  G: softplus(r - f)
 
 Penalties take the gradient of D w.r.t. its input, computed by the caller's GradientTape.
 """
@@ -47,22 +49,33 @@ def hinge_d_loss(real_logits, fake_logits):
     return _mean(tf.nn.relu(1.0 - _f32(real_logits))) + _mean(tf.nn.relu(1.0 + _f32(fake_logits)))
 
 
+def rpgan_d_loss(real_logits, fake_logits):
+    """Relativistic pairing: -log sigmoid(r - f) over pairs (the i-th real with the i-th fake)."""
+    return _mean(tf.nn.softplus(_f32(fake_logits) - _f32(real_logits)))
+
+
 # ---------------------------------------------------------------- generator losses
-def bce_g_loss(fake_logits):
+# Each takes D's logits on the fakes and on the real images of the same step (only the
+# relativistic loss reads the latter).
+def rpgan_g_loss(fake_logits, real_logits):
+    return _mean(tf.nn.softplus(_f32(real_logits) - _f32(fake_logits)))
+
+
+def bce_g_loss(fake_logits, real_logits=None):
     """Non-saturating: -log sigmoid(fake)."""
     return _mean(tf.nn.softplus(-_f32(fake_logits)))
 
 
-def minimax_g_loss(fake_logits):
+def minimax_g_loss(fake_logits, real_logits=None):
     """Saturating: log(1 - sigmoid(fake)) = -softplus(fake); G minimises it."""
     return -_mean(tf.nn.softplus(_f32(fake_logits)))
 
 
-def lsgan_g_loss(fake_logits):
+def lsgan_g_loss(fake_logits, real_logits=None):
     return 0.5 * _mean(tf.square(_f32(fake_logits) - 1.0))
 
 
-def wgan_g_loss(fake_logits):
+def wgan_g_loss(fake_logits, real_logits=None):
     return -_mean(fake_logits)
 
 
@@ -76,6 +89,8 @@ LOSSES.register("minimax", "the original saturating objective", d_loss=bce_d_los
 LOSSES.register("lsgan", "least squares", d_loss=lsgan_d_loss, real_threshold=0.5)(lsgan_g_loss)
 LOSSES.register("wgan_gp", "Wasserstein with gradient penalty", d_loss=wgan_d_loss, real_threshold=0.0)(wgan_g_loss)
 LOSSES.register("hinge", "hinge", d_loss=hinge_d_loss, real_threshold=0.0)(hinge_g_loss)
+LOSSES.register("rpgan", "relativistic pairing (R3GAN's loss; use with r1_gamma and r2_gamma)", d_loss=rpgan_d_loss,
+                real_threshold=0.0)(rpgan_g_loss)
 
 
 def get(name: str):
@@ -101,7 +116,7 @@ def gradient_penalty(input_gradients, epsilon: float = GP_EPSILON):
 
 def r1_penalty(real_input_gradients):
     """R1 (Mescheder et al. 2018): mean over real images of ||grad D(x)||^2; the caller multiplies
-    by gamma / 2."""
+    by gamma / 2. Given the gradients at fake images, the same function is R2 (Roth et al. 2017)."""
     g = _f32(real_input_gradients)
     return tf.reduce_mean(tf.reduce_sum(tf.square(tf.reshape(g, [tf.shape(g)[0], -1])), axis=1))
 

@@ -224,6 +224,37 @@ class MinibatchStd(layers.Layer):
         return tuple(input_shape[:-1]) + (input_shape[-1] + 1,)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ClassAffine(layers.Layer):
+    """Class-conditional scale and shift of normalised features (BigGAN's conditional batch norm,
+    after a batch norm): x * gamma[y] + beta[y], gamma starting at 1 and beta at 0 for every class.
+    Takes [features [N, C] or [N, H, W, C], labels int [N]]."""
+
+    def __init__(self, num_classes, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = int(num_classes)
+
+    def build(self, input_shape):
+        channels = int(input_shape[0][-1])
+        self.gamma = self.add_weight(shape=(self.num_classes, channels), initializer="ones", name="gamma")
+        self.beta = self.add_weight(shape=(self.num_classes, channels), initializer="zeros", name="beta")
+
+    def call(self, inputs):
+        x, labels = inputs
+        labels = ops.cast(ops.reshape(labels, (-1,)), "int32")
+        gamma = ops.cast(ops.take(self.gamma, labels, axis=0), x.dtype)
+        beta = ops.cast(ops.take(self.beta, labels, axis=0), x.dtype)
+        if len(x.shape) == 4:
+            gamma, beta = gamma[:, None, None, :], beta[:, None, None, :]
+        return x * gamma + beta
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes}
+
+
 @dataclass(frozen=True)
 class LayerOptions:
     """Layer choices made for speed on CPUs with bf16 (each measured by
@@ -244,16 +275,24 @@ class _Layers:
     """Makes the layers of one network: one dtype policy, spectral norm or not, LayerOptions."""
 
     def __init__(self, dtype: str, spectral_norm: bool = False, options: LayerOptions = SHIPPED_LAYERS,
-                 upsampling: str = "transposed", minibatch_std: bool = False, shape: "DcganShape | None" = None):
+                 upsampling: str = "transposed", minibatch_std: bool = False, shape: "DcganShape | None" = None,
+                 class_norm: tuple | None = None):
         self.dtype, self.spectral_norm, self.options = dtype, spectral_norm, options
         self.upsampling, self.minibatch_std = upsampling, minibatch_std
         self.shape = shape or DcganShape()
+        self.class_norm = class_norm  # (labels input, num_classes): batch norms followed by ClassAffine
+        self.d_dropout = 0.3
 
     def leaky_relu(self, dtype=None, **kwargs):
         return layers.LeakyReLU(dtype=self.options.activation_dtype or dtype or self.dtype, **kwargs)
 
     def batch_norm(self):
-        return FusedBatchNorm(dtype=self.dtype) if self.options.fused_batch_norm else layers.BatchNormalization(dtype=self.dtype)
+        norm = FusedBatchNorm(dtype=self.dtype) if self.options.fused_batch_norm else layers.BatchNormalization(dtype=self.dtype)
+        if self.class_norm is None:
+            return norm
+        labels, num_classes = self.class_norm
+        affine = ClassAffine(num_classes, dtype=self.dtype)
+        return lambda x: affine([norm(x), labels])
 
     def dropout(self, rate):
         dtype = self.options.dropout_dtype or self.dtype
@@ -292,6 +331,8 @@ class DcganShape:
     g_width: float = 1.0       # G's channels relative to the tutorial's (256, 128, 64 at 28 px)
     g_base_kernel: int = 5     # kernel of G's stride-1 convolution at the base resolution
     d_kernel: int = 5          # kernel of D's stride-2 convolutions
+    g_skip: bool = False       # G: an RGB output at every resolution, upsampled and summed (StyleGAN2's skips)
+    d_residual: bool = False   # D: each stride-2 block plus an average-pooled 1x1 shortcut (StyleGAN2's resnet D)
 
 
 def _dcgan_plan(size: int, g_width: float = 1.0):
@@ -302,10 +343,14 @@ def _dcgan_plan(size: int, g_width: float = 1.0):
 
 def _dcgan_generator_body(x, image_shape, nets: _Layers):
     """TF DCGAN tutorial generator, generalised: Dense -> BN -> LReLU -> reshape -> ConvT (s1) ->
-    x2 upsampling ... -> x2 upsampling to ``channels`` -> tanh (``nets.upsample``)."""
+    x2 upsampling ... -> x2 upsampling to ``channels`` -> tanh (``nets.upsample``). With
+    ``g_skip``, the last upsampling keeps features too, and every block adds its own 1x1 "to RGB"
+    output to the (bilinearly upsampled) sum of the coarser ones: the coarse layout trains from the
+    first steps, as in StyleGAN2's skip generator."""
     height, _, channels = image_shape
     base, width, n_up = _dcgan_plan(height, nets.shape.g_width)
     dtype = nets.dtype
+    skip = nets.shape.g_skip
     x = layers.Dense(base * base * width, use_bias=False, dtype=dtype)(x)
     x = nets.batch_norm()(x)
     x = nets.leaky_relu()(x)
@@ -315,12 +360,27 @@ def _dcgan_generator_body(x, image_shape, nets: _Layers):
                                dtype=dtype)(x)
     x = nets.batch_norm()(x)
     x = nets.leaky_relu()(x)
+
+    def to_rgb(features, rgb):
+        out = layers.Conv2D(channels, 1, dtype="float32")(features)
+        return out if rgb is None else layers.Add(dtype="float32")(
+            [layers.UpSampling2D(2, interpolation="bilinear", dtype="float32")(rgb), out])
+
+    rgb = to_rgb(x, None) if skip else None
     for _ in range(n_up - 1):
         width //= 2
         x = nets.upsample(width)(x)
         x = nets.batch_norm()(x)
         x = nets.leaky_relu()(x)
-    x = nets.upsample(channels)(x)
+        if skip:
+            rgb = to_rgb(x, rgb)
+    if skip:
+        x = nets.upsample(max(channels, width // 2))(x)
+        x = nets.batch_norm()(x)
+        x = nets.leaky_relu()(x)
+        x = to_rgb(x, rgb)
+    else:
+        x = nets.upsample(channels)(x)
     return layers.Activation("tanh", dtype="float32", name="images")(x)
 
 
@@ -332,9 +392,16 @@ def _dcgan_discriminator_features(x, image_shape, nets: _Layers):
         # The first conv sees 1 or 3 input channels: oneDNN's bfloat16 path is slower than float32
         # there, so under a mixed policy that layer (and the dropout masks) stay float32.
         layer_dtype = "float32" if i == 0 and nets.options.float32_input_conv else nets.dtype
+        shortcut = x
         x = nets.conv(filters, nets.shape.d_kernel, 2, dtype=layer_dtype)(x)
         x = nets.leaky_relu(layer_dtype)(x)
-        x = nets.dropout(0.3)(x)
+        if nets.d_dropout > 0:
+            x = nets.dropout(nets.d_dropout)(x)
+        if nets.shape.d_residual:  # (block + shortcut) / sqrt(2), the shortcut average-pooled and 1x1-projected
+            shortcut = layers.AveragePooling2D(2, dtype=layer_dtype)(shortcut)
+            shortcut = layers.Conv2D(filters, 1, use_bias=False, dtype=nets.dtype)(shortcut)
+            x = layers.Add(dtype=nets.dtype)([x, shortcut])
+            x = layers.Rescaling(2 ** -0.5, dtype=nets.dtype)(x)
     if nets.minibatch_std:
         x = MinibatchStd(dtype=nets.dtype)(x)
     return layers.Flatten(dtype=nets.dtype)(x)
@@ -407,6 +474,8 @@ def _projection_discriminator(images, labels, image_shape, num_classes, nets: _L
 def _conditional_dcgan_generator(latent, labels, image_shape, num_classes, nets: _Layers, label_embedding_dim=50):
     embedded = layers.Embedding(num_classes, label_embedding_dim, dtype=nets.dtype, name="label_embedding")(labels)
     x = layers.Concatenate(dtype=nets.dtype)([latent, embedded])
+    if nets.class_norm is not None:
+        nets.class_norm = (labels, num_classes)
     return _dcgan_generator_body(x, image_shape, nets)
 
 
@@ -419,26 +488,28 @@ def _entry_and_labels(architecture: str):
 
 def build_generator(architecture: str, image_shape, latent_dim: int, num_classes: int | None = None,
                     dtype: str = "float32", layer_options: LayerOptions = SHIPPED_LAYERS,
-                    upsampling: str = "transposed", shape: DcganShape | None = None) -> keras.Model:
+                    upsampling: str = "transposed", shape: DcganShape | None = None,
+                    class_norm: bool = False) -> keras.Model:
     """The generator: ``latent`` (+ ``labels``) -> float32 images in [-1, 1]. Inputs are trusted:
     TrainConfig.validate_for_data checks the shape and labels before anything is built."""
     entry, labels = _entry_and_labels(architecture)
     latent = keras.Input((latent_dim,), name="latent")
     images = entry.build(latent, labels, tuple(int(d) for d in image_shape), num_classes,
-                         _Layers(dtype, options=layer_options, upsampling=upsampling, shape=shape))
+                         _Layers(dtype, options=layer_options, upsampling=upsampling, shape=shape,
+                                 class_norm=(labels, num_classes) if class_norm and labels is not None else None))
     return keras.Model(latent if labels is None else [latent, labels], images, name="generator")
 
 
 def build_discriminator(architecture: str, image_shape, num_classes: int | None = None, spectral_norm: bool = False,
                         dtype: str = "float32", layer_options: LayerOptions = SHIPPED_LAYERS,
-                        minibatch_std: bool = False, shape: DcganShape | None = None) -> keras.Model:
+                        minibatch_std: bool = False, shape: DcganShape | None = None, dropout: float = 0.3) -> keras.Model:
     """The discriminator: ``images`` (+ ``labels``) -> one float32 logit per image."""
     entry, labels = _entry_and_labels(architecture)
     image_shape = tuple(int(d) for d in image_shape)
     images = keras.Input(image_shape, name="images")
-    logits = entry.info["discriminator"](images, labels, image_shape, num_classes,
-                                         _Layers(dtype, spectral_norm, layer_options, minibatch_std=minibatch_std,
-                                                 shape=shape))
+    nets = _Layers(dtype, spectral_norm, layer_options, minibatch_std=minibatch_std, shape=shape)
+    nets.d_dropout = dropout
+    logits = entry.info["discriminator"](images, labels, image_shape, num_classes, nets)
     return keras.Model(images if labels is None else [images, labels], logits, name="discriminator")
 
 
@@ -446,9 +517,9 @@ def build_models(config, image_shape, num_classes: int | None, dtype: str = "flo
                  layer_options: LayerOptions = SHIPPED_LAYERS):
     """(generator, discriminator) for a TrainConfig."""
     classes = num_classes if config.conditional else None
-    shape = DcganShape(config.g_width, config.g_base_kernel, config.d_kernel)
+    shape = DcganShape(config.g_width, config.g_base_kernel, config.d_kernel, config.g_skip, config.d_residual)
     generator = build_generator(config.architecture, image_shape, config.latent_dim, classes, dtype, layer_options,
-                                config.g_upsampling, shape)
+                                config.g_upsampling, shape, config.g_class_norm)
     discriminator = build_discriminator(config.architecture, image_shape, classes, config.spectral_norm, dtype,
-                                        layer_options, config.d_minibatch_std, shape)
+                                        layer_options, config.d_minibatch_std, shape, config.d_dropout)
     return generator, discriminator

@@ -27,17 +27,21 @@ from tfx_gan.components.gan.models import SHIPPED_LAYERS, LayerOptions, build_mo
 
 
 class LateLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """``initial`` until update ``start``, then linearly down to 0 at update ``end``."""
+    """``initial`` until update ``start``, then linearly down to 0 at update ``end``. ``start`` and
+    ``end`` are variables: a time-budgeted run sets them once it has measured how many updates fit
+    (``GanTraining.set_horizon``)."""
 
     def __init__(self, initial: float, start: int, end: int):
-        self.initial, self.start, self.end = float(initial), int(start), int(end)
+        self.initial = float(initial)
+        self.start = tf.Variable(float(start), trainable=False, dtype=tf.float32, name="decay_start")
+        self.end = tf.Variable(float(end), trainable=False, dtype=tf.float32, name="decay_end")
 
     def __call__(self, step):
-        progress = (tf.cast(step, tf.float32) - self.start) / max(1, self.end - self.start)
+        progress = (tf.cast(step, tf.float32) - self.start) / tf.maximum(1.0, self.end - self.start)
         return self.initial * (1.0 - tf.clip_by_value(progress, 0.0, 1.0))
 
     def get_config(self):
-        return {"initial": self.initial, "start": self.start, "end": self.end}
+        return {"initial": self.initial, "start": float(self.start.numpy()), "end": float(self.end.numpy())}
 
 
 class GanTraining:
@@ -65,6 +69,10 @@ class GanTraining:
         self.rng = tf.random.Generator.from_seed(config.seed + 1)
         self.d_loss_fn, self.g_loss_fn = losses_lib.get(config.loss)
         self.augment_policy = config.diffaugment_policies
+        # ADA's augmentation probability (None: DiffAugment, every image augmented).
+        self.augment_p = (tf.Variable(0.0, trainable=False, name="augment_p",
+                                      aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+                          if config.ada_target is not None and self.augment_policy else None)
 
     def _optimizer(self, learning_rate, name, updates_per_step: int = 1):
         cfg = self.config
@@ -76,9 +84,20 @@ class GanTraining:
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer, name=f"{name}_loss_scale")
         return optimizer
 
+    def set_horizon(self, steps: int) -> None:
+        """Where the late learning-rate decay ends: ``steps`` generator steps (a time budget's measured
+        estimate, when it ends training before train_steps); the decay starts at lr_decay_from of it."""
+        for optimizer, updates in ((self.g_optimizer, 1), (self.d_optimizer, self.config.d_steps_per_g_step)):
+            schedule = getattr(getattr(optimizer, "inner_optimizer", optimizer), "_learning_rate", None)
+            if isinstance(schedule, LateLinearDecay):
+                schedule.start.assign(float(int(self.config.lr_decay_from * steps) * updates))
+                schedule.end.assign(float(steps * updates))
+
     def checkpoint(self) -> tf.train.Checkpoint:
         parts = dict(step=self.step, generator=self.generator, discriminator=self.discriminator,
                      g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer, rng=self.rng)
+        if self.augment_p is not None:
+            parts["augment_p"] = self.augment_p
         if self.ema_generator is not None:
             parts["ema_generator"] = self.ema_generator
         return tf.train.Checkpoint(**parts)
@@ -102,7 +121,34 @@ class GanTraining:
         return tf.cast(self.discriminator(inputs, training=training), tf.float32)
 
     def _augment(self, images):
-        return augment_lib.diff_augment(images, self.augment_policy, self.rng)
+        return augment_lib.diff_augment(images, self.augment_policy, self.rng, self.augment_p)
+
+    def _penalty(self, images, labels, gamma):
+        """gamma / 2 * E||grad_x D(x)||^2 at ``images`` (R1 at real images, R2 at fakes), from its
+        own forward pass; with lazy regularisation only every ``r_interval`` steps, weighted by it."""
+        images = tf.stop_gradient(tf.cast(images, tf.float32))
+        interval = self.config.r_interval
+
+        def penalty():
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(images)
+                total = tf.reduce_sum(self._discriminate(self._augment(images), labels))
+            return 0.5 * gamma * interval * losses_lib.r1_penalty(tape.gradient(total, images))
+
+        if interval == 1:
+            return penalty()
+        return tf.cond(self.step % interval == 0, penalty, lambda: tf.constant(0.0))
+
+    def update_augment_p(self, real_logits):
+        """ADA: p up when D is too sure of the real images (E[sign D(real)] above the target), down
+        otherwise, by batch / ada_images per step, within [0, 1]."""
+        if self.augment_p is None:
+            return
+        threshold = losses_lib.LOSSES.entry(self.config.loss).info["real_threshold"]
+        overfit = tf.reduce_mean(tf.sign(tf.cast(real_logits, tf.float32) - threshold))
+        step = tf.cast(tf.shape(real_logits)[0], tf.float32) / self.config.ada_images
+        self.augment_p.assign(tf.clip_by_value(
+            self.augment_p + tf.sign(overfit - self.config.ada_target) * step, 0.0, 1.0))
 
     def _scaled(self, optimizer, loss):
         """Mean-over-global-batch scaling for tf.distribute (gradients are summed over replicas),
@@ -119,7 +165,8 @@ class GanTraining:
         classes when they are not ``labels``."""
         cfg = self.config
         fake_labels = labels if fake_labels is None else fake_labels
-        if cfg.r1_gamma > 0:  # R1: gradient of D at the real images
+        eager_r1 = cfg.r1_gamma > 0 and cfg.r_interval == 1
+        if eager_r1:  # R1: gradient of D at the real images, from this forward pass
             with tf.GradientTape(watch_accessed_variables=False) as r1_tape:
                 r1_tape.watch(real)
                 real_logits = self._discriminate(self._augment(real), labels)
@@ -128,8 +175,12 @@ class GanTraining:
             real_logits = self._discriminate(self._augment(real), labels)
         fake_logits = self._discriminate(self._augment(fake), fake_labels)
         d_loss = self.d_loss_fn(real_logits, fake_logits)
-        if cfg.r1_gamma > 0:
+        if eager_r1:
             d_loss += 0.5 * cfg.r1_gamma * losses_lib.r1_penalty(r1_tape.gradient(real_sum, real))
+        elif cfg.r1_gamma > 0:
+            d_loss += self._penalty(real, labels, cfg.r1_gamma)
+        if cfg.r2_gamma > 0:
+            d_loss += self._penalty(fake, fake_labels, cfg.r2_gamma)
         if cfg.loss == "wgan_gp":  # gradient penalty at random points between real and fake
             alpha = self.rng.uniform([tf.shape(real)[0]], 0.0, 1.0)
             mixed = losses_lib.interpolate(real, tf.stop_gradient(fake), alpha)
@@ -183,7 +234,7 @@ class GanTraining:
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fake = self._generate(latent, fake_labels, training=True)
             d_loss, real_logits, fake_logits = self.discriminator_loss(real, fake, real_labels, fake_labels)
-            g_loss = self.g_loss_fn(fake_logits)
+            g_loss = self.g_loss_fn(fake_logits, tf.stop_gradient(real_logits))
             if cfg.mode_seeking > 0:
                 g_loss += cfg.mode_seeking * losses_lib.mode_seeking_penalty(fake, latent)
             d_scaled = self._scaled(self.d_optimizer, d_loss)
@@ -197,8 +248,12 @@ class GanTraining:
 
         if self.ema_generator is not None:
             self.update_ema()
+        self.update_augment_p(real_logits)
         real_acc, fake_acc = losses_lib.accuracies(real_logits, fake_logits, cfg.loss)
-        return {"d_loss": d_loss, "g_loss": g_loss, "d_real_acc": real_acc, "d_fake_acc": fake_acc}
+        metrics = {"d_loss": d_loss, "g_loss": g_loss, "d_real_acc": real_acc, "d_fake_acc": fake_acc}
+        if self.augment_p is not None:
+            metrics["augment_p"] = tf.identity(self.augment_p)
+        return metrics
 
     def make_step_fn(self, strategy):
         """The compiled, distributed step: batch -> metrics averaged over replicas."""

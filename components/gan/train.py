@@ -25,9 +25,9 @@ from tfx_gan.components.gan.config import TrainConfig
 from tfx_gan.components.gan.devices import is_chief, resolve_precision, resolve_strategy, strategy_name, worker_dirs
 from tfx_gan.components.gan.example_format import load_arrays, training_dataset
 from tfx_gan.components.gan.export import export_generator, save_keras_models
-from tfx_gan.components.gan.hooks import (GRIDS_PER_RUN, HISTORY_FILENAME, HISTORY_KEYS, CheckpointWriteError, Checkpoints,
-                                  DivergenceGuard, ProgressLog, SampleGrids, TrainingDivergedError, TrainingFid,
-                                  empty_history)
+from tfx_gan.components.gan.hooks import (GRIDS_PER_RUN, HISTORY_FILENAME, HISTORY_KEYS, BestGenerator,
+                                          CheckpointWriteError, Checkpoints, DivergenceGuard, ProgressLog, SampleGrids,
+                                          TrainingDivergedError, TrainingFid, empty_history)
 from tfx_gan.components.gan.models import build_models
 from tfx_gan.components.gan.samples import save_loss_curve
 from tfx_gan.components.gan.self_conditioning import CLUSTERS_FILENAME, Clusters, fit_clusters
@@ -39,6 +39,8 @@ __all__ = ["CheckpointWriteError", "HISTORY_KEYS", "TrainResult", "TrainingDiver
            "train_gan"]
 
 logger = logging.getLogger(__name__)
+
+HORIZON_STEPS = 50  # steps timed before a time budget's step count is estimated
 
 
 @dataclass
@@ -105,10 +107,15 @@ def train_gan(config: TrainConfig, train_files: list[str], image_shape: tuple[in
     writer = tf.summary.create_file_writer(run_dir) if chief else tf.summary.create_noop_writer()
     samples = SampleGrids(trainer, config, run_dir, writer, chief)
     fid = TrainingFid(trainer, config, train_files, image_shape, run_dir, writer, chief, history, log)
-    if resumed_from < config.train_steps:
+    best = BestGenerator(trainer, config, checkpoint_dir, chief, history)
+    if config.stop_patience is not None and strategy_name(strategy) == "MultiWorkerMirroredStrategy":
+        # only the chief computes the training FID; a stop the other workers did not take would hang them
+        log("training.stop_patience is not applied with several workers (only the chief sees the training FID)")
+        best.config = config.replace(stop_patience=None)
+    if resumed_from < config.train_steps and not best.stopped:
         batches = _batches(train_files, image_shape, config.batch_size * config.d_steps_per_g_step, config.seed,
                            strategy, trainer.clusters)
-        step = _train_steps(trainer, config, strategy, batches, resumed_from, history, writer, samples, fid,
+        step = _train_steps(trainer, config, strategy, batches, resumed_from, history, writer, samples, fid, best,
                             checkpoints, log, on_step)
         seconds = time.perf_counter() - started
         fid_cost = f" (training FID {fid.total_seconds:.1f} s of it, {100 * fid.total_seconds / seconds:.1f}%)" \
@@ -116,8 +123,11 @@ def train_gan(config: TrainConfig, train_files: list[str], image_shape: tuple[in
         log(f"trained {step - resumed_from} steps in {seconds:.1f} s{fid_cost}")
     else:
         step = resumed_from
-        log(f"checkpoint is already at step {step} >= train_steps {config.train_steps}: nothing to train")
+        log(f"checkpoint of step {step}: training had stopped there (training.stop_patience): nothing to train"
+            if best.stopped else f"checkpoint is already at step {step} >= train_steps {config.train_steps}: "
+            "nothing to train")
 
+    best.restore(step, log)
     samples.write(step, "final.png")
     if chief:
         _write_run_views(samples, history, run_dir)
@@ -151,10 +161,11 @@ def _describe_run(config, trainer, image_shape, num_classes, precision, strategy
             f"G {trainer.generator.count_params():,} / D {trainer.discriminator.count_params():,} parameters")
 
 
-def _train_steps(trainer, config, strategy, batches, step, history, writer, samples, fid, checkpoints, log,
+def _train_steps(trainer, config, strategy, batches, step, history, writer, samples, fid, best, checkpoints, log,
                  on_step) -> int:
-    """The loop: one train step per batch from ``step`` to train_steps (or training.max_minutes), with
-    progress lines, sample grids, training FID and checkpoints on their schedules. Returns the last step."""
+    """The loop: one train step per batch from ``step`` to train_steps (or training.max_minutes, or
+    training.stop_patience), with progress lines, sample grids, training FID and checkpoints on their
+    schedules. Returns the last step."""
     resumed_from = step
     sample_every = config.sample_every_steps or max(1, math.ceil(config.train_steps / GRIDS_PER_RUN))
     fid_every = config.fid_every_steps
@@ -163,7 +174,7 @@ def _train_steps(trainer, config, strategy, batches, step, history, writer, samp
     deadline = None if config.max_minutes is None else time.perf_counter() + 60 * config.max_minutes
     progress = ProgressLog(history, writer, config.batch_size * config.d_steps_per_g_step, config.train_steps, step,
                            log, deadline)
-    last = False
+    last = stop = False
     while not last:
         metrics = step_fn(next(batches))
         step += 1
@@ -173,7 +184,16 @@ def _train_steps(trainer, config, strategy, batches, step, history, writer, samp
         if step == resumed_from + 1:  # leave tracing/compilation out of images/s
             progress.add(guard.check())
             progress.restart_clock(step)
+            horizon_from = (step, time.perf_counter())
+        if step == resumed_from + HORIZON_STEPS and deadline is not None and config.lr_decay_from < 1:
+            # the measured speed says how many steps the time budget holds: the decay ends there
+            per_step = (time.perf_counter() - horizon_from[1]) / (step - horizon_from[0])
+            horizon = min(config.train_steps, step + int((deadline - time.perf_counter()) / per_step))
+            trainer.set_horizon(horizon)
+            log(f"at {per_step * 1000:.0f} ms per step the {config.max_minutes:g}-minute budget holds about "
+                f"{horizon} steps: the learning rates decay from step {int(config.lr_decay_from * horizon)} to it")
         out_of_time = deadline is not None and time.perf_counter() >= deadline and step < config.train_steps
+        fid_due = fid_every and step % fid_every == 0
         last = step == config.train_steps or out_of_time
         if out_of_time:
             log(f"training.max_minutes ({config.max_minutes:g}) reached: stopping at step {step} of "
@@ -185,8 +205,13 @@ def _train_steps(trainer, config, strategy, batches, step, history, writer, samp
             if step % sample_every == 0 and not last:
                 samples.write(step)
             # The last step too, when the run is long enough to have FID rows at all.
-            if fid_every and (step % fid_every == 0 or last and config.train_steps >= fid_every):
-                fid.write(step)
+            if fid_due or fid_every and last and config.train_steps >= fid_every:
+                value = fid.write(step)
+                stop = value is not None and best.update(step, value)
+                if stop and not last:
+                    last = True
+                    log(f"training.stop_patience ({config.stop_patience}): no new best training FID since step "
+                        f"{best.best_step}; stopping at step {step}")
             if step % config.checkpoint_every_steps == 0 or last:
                 progress.add(guard.check())
                 checkpoints.save(step, history)
