@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_defaults_round_trip():
     config = TrainConfig()
-    assert config.architecture == "dcgan_28" and config.loss == "bce" and config.latent_dim == 100
+    assert config.architecture == "auto" and config.loss == "bce" and config.latent_dim == 100
     assert config.g_learning_rate == 2e-4 and config.beta_1 == 0.5 and config.seed == 0
     assert TrainConfig.from_dict(config.to_dict()) == config
     assert TrainConfig.from_dict({}) == config
@@ -53,14 +53,14 @@ def test_bad_values_name_the_key_and_choices(overrides, fragments):
 
 
 def test_validate_for_data():
-    TrainConfig().validate_for_data((28, 28, 1), 10)
+    TrainConfig(architecture="dcgan_28").validate_for_data((28, 28, 1), None)
     TrainConfig(architecture="mlp").validate_for_data((28, 28, 1), None)
     for size in (28, 32, 64, 128):
         TrainConfig(architecture="dcgan_rgb").validate_for_data((size, size, 3), None)
         TrainConfig(architecture="conditional_dcgan").validate_for_data((size, size, 1), 3)
 
     with pytest.raises(ConfigError) as err:
-        TrainConfig().validate_for_data((32, 32, 3), None)
+        TrainConfig(architecture="dcgan_28").validate_for_data((32, 32, 3), None)
     message = str(err.value)
     assert "'dcgan_28' cannot produce 32x32x3" in message and "supports: 28x28x1" in message
     assert "dcgan_rgb" in message and "conditional_dcgan" in message  # the ones that fit
@@ -89,15 +89,40 @@ def test_auto_chooses_the_architecture_from_the_data(caplog):
     caplog.set_level(logging.INFO, logger="tfx_gan")
     auto = TrainConfig(architecture="auto")
     cases = {((28, 28, 1), 10): "conditional_dcgan", ((64, 64, 3), 2): "conditional_dcgan",
-             ((28, 28, 1), None): "dcgan_28", ((64, 64, 3), None): "dcgan", ((128, 128, 1), None): "dcgan"}
+             ((28, 28, 1), None): "dcgan", ((64, 64, 3), None): "dcgan", ((128, 128, 1), None): "dcgan"}
     for (shape, classes), expected in cases.items():
         assert auto.validate_for_data(shape, classes).architecture == expected
-    assert "training.architecture auto: dcgan (for 128x128x1 images, unlabelled)" in caplog.text
+    assert "training.architecture auto: the recipe for 128x128x1 images, unlabelled:" in caplog.text
     assert TrainConfig(architecture="auto", self_conditioning=10).validate_for_data((32, 32, 3), None).conditional
     with pytest.raises(ConfigError, match="no architecture supports 48x64x3"):
         auto.validate_for_data((48, 64, 3), None)
     with pytest.raises(ConfigError, match="chosen from the data first"):
         auto.conditional
+
+
+def test_the_recipe_decides_only_what_the_config_leaves_out():
+    lines = []
+    config = TrainConfig.from_dict({"architecture": "auto", "train_steps": 123, "diffaugment": ""})
+    assert config.given == {"architecture", "train_steps", "diffaugment"}
+    resolved, recipe = config.resolve_for_data((64, 64, 3), 9, 1500, log=lines.append)
+    assert resolved.architecture == "conditional_dcgan" and resolved.train_steps == 123
+    assert resolved.diffaugment == "" and recipe["diffaugment"]["reason"] == "set in the config"
+    assert recipe["train_steps"] == {"value": 123, "reason": "set in the config"}
+    assert resolved.max_minutes == 15.0 and "time budget" in recipe["max_minutes"]["reason"]
+    assert lines[0] == "training.architecture auto: the recipe for 1,500 64x64x3 images, 9 classes:"
+    assert any(line.startswith("  training.max_minutes = 15.0: ") for line in lines)
+    # the resolved config is explicit everywhere: it round-trips as it is and is not resolved again
+    again = TrainConfig.from_dict(resolved.to_dict())
+    assert again == resolved and again.resolve_for_data((64, 64, 3), 9, 1500)[1] == {}
+    # what a component receives: only the options the config set
+    assert config.given_dict() == {"architecture": "auto", "train_steps": 123, "diffaugment": ""}
+    assert config.replace(seed=3).given == {"architecture", "train_steps", "diffaugment", "seed"}
+
+
+def test_an_explicit_architecture_keeps_every_default():
+    config = TrainConfig.from_dict({"architecture": "conditional_dcgan"})
+    resolved, recipe = config.resolve_for_data((64, 64, 3), 9, 1500)
+    assert recipe == {} and resolved == config and resolved.diffaugment == "" and resolved.max_minutes is None
 
 
 def test_a_pipeline_config_without_an_architecture_means_auto(tmp_path):

@@ -29,7 +29,7 @@ def digit_files(tmp_path_factory):
 
 
 def tiny(**overrides):
-    base = dict(batch_size=16, train_steps=6, log_every_steps=2, checkpoint_every_steps=3, sample_every_steps=3)
+    base = dict(architecture="dcgan_28", batch_size=16, train_steps=6, log_every_steps=2, checkpoint_every_steps=3, sample_every_steps=3)
     base.update(overrides)
     return TrainConfig.from_dict(base)
 
@@ -106,7 +106,7 @@ def test_resume_after_kill_and_restart_of_finished_run(digit_files, tmp_path):
 
 
 def test_divergence_guard_raises_and_saves_nothing(digit_files, tmp_path, monkeypatch):
-    def nan_g_loss(fake_logits):  # an injected NaN in the generator's loss
+    def nan_g_loss(fake_logits, real_logits=None):  # an injected NaN in the generator's loss
         return losses_lib.bce_g_loss(fake_logits) * np.float32("nan")
 
     monkeypatch.setattr(losses_lib, "get", lambda name: (losses_lib.bce_d_loss, nan_g_loss))

@@ -349,6 +349,7 @@ class BestGenerator:
             arrays.update({f"{net}_{i}": w for i, w in enumerate(weights)})
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
+        tf.io.gfile.makedirs(os.path.dirname(self.path))
         with tf.io.gfile.GFile(self.path, "wb") as f:
             f.write(buffer.getvalue())
 

@@ -6,7 +6,8 @@ has its module: ``step.py`` (models, optimizers, EMA and the compiled train step
 around the steps: log lines, sample grids, checkpoints, the divergence guard).
 
 The TrainConfig is trusted: its values were checked when it was parsed, and its architecture
-against the data (``TrainConfig.validate_for_data``) by the caller, where the data's shape is known.
+against the data (``TrainConfig.resolve_for_data``) by the caller, where the data's shape is known;
+``train_gan`` given ``architecture: auto`` resolves the recipe for its data itself.
 """
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ import keras
 import tensorflow as tf
 
 from tfx_gan.components.gan.config import TrainConfig
-from tfx_gan.components.gan.devices import is_chief, resolve_precision, resolve_strategy, strategy_name, worker_dirs
-from tfx_gan.components.gan.example_format import load_arrays, training_dataset
+from tfx_gan.components.gan.devices import (cpu_supports_bf16, is_chief, resolve_precision, resolve_strategy,
+                                            strategy_name, worker_dirs)
+from tfx_gan.components.gan.example_format import count_examples, load_arrays, training_dataset
 from tfx_gan.components.gan.export import export_generator, save_keras_models
 from tfx_gan.components.gan.hooks import (GRIDS_PER_RUN, HISTORY_FILENAME, HISTORY_KEYS, BestGenerator,
                                           CheckpointWriteError, Checkpoints, DivergenceGuard, ProgressLog, SampleGrids,
@@ -87,6 +89,9 @@ def train_gan(config: TrainConfig, train_files: list[str], image_shape: tuple[in
     on_step: called with the step number after every step (tests use it to simulate a kill).
     """
     image_shape = tuple(int(d) for d in image_shape)
+    if config.architecture == "auto":  # the recipe for this data (components/gan/recipe.py), logged
+        config = config.resolve_for_data(image_shape, num_classes, count_examples(train_files), cpu_supports_bf16(),
+                                         log=log)[0]
     started = time.perf_counter()
     precision = resolve_precision(config.mixed_precision)
     strategy = resolve_strategy(config.distribution)
