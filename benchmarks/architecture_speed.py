@@ -37,7 +37,7 @@ ROWS = (
 def seconds_per_1000_steps(architecture: str, size: int, channels: int, classes: int | None, steps: int,
                            tmp: str) -> dict:
     from benchmarks.train_throughput import make_ours, pipeline_training_config
-    from tfx_gan.components.gan.synthetic import write_tfrecords
+    from tfx_gan.data.example_format import write_tfrecords
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (256, size, size, channels), dtype=np.uint8)

@@ -8,7 +8,7 @@
    80% with the config's training section (``train_gan``, the pipeline's trainer). The 20% is the
    test set of every classifier below; no generator and no classifier ever trains on it.
 2. For K real training images per class (--shots; "all" = the whole 80%) and each classifier seed,
-   one small CNN (the CAS classifier: components/metrics/classification_accuracy.py) is trained
+   one small CNN (the CAS classifier: metrics/classification_accuracy.py) is trained
    for --steps optimizer steps on
      real          the K x classes real images alone
      real+classic  the same plus --per_class classic augmentations per class of them: random
@@ -62,7 +62,7 @@ def classic_augmentations(images: np.ndarray, count: int, rng: np.random.Generat
 
 def accuracy_of(x, y, test, num_classes: int, steps: int, seed: int) -> float:
     """Held-out accuracy of the CAS classifier trained for ``steps`` optimizer steps on (x, y)."""
-    from tfx_gan.components.metrics.domain_classifier import train_domain_classifier
+    from tfx_gan.metrics.domain_classifier import train_domain_classifier
 
     epochs = max(1, math.ceil(steps * BATCH / len(x)))
     classifier = train_domain_classifier(x, y, num_classes, epochs=epochs, batch_size=BATCH, validation_fraction=0.0,
@@ -72,8 +72,8 @@ def accuracy_of(x, y, test, num_classes: int, steps: int, seed: int) -> float:
 
 def train_generators(args, config, train, image_shape, num_classes, tmp):
     """{gan seed: generator} trained on the 80% with the config's training section."""
-    from tfx_gan.components.gan.synthetic import write_tfrecords
-    from tfx_gan.components.gan.train import train_gan
+    from tfx_gan.data.example_format import write_tfrecords
+    from tfx_gan.training.train import train_gan
 
     files = write_tfrecords(train[0], train[1], os.path.join(tmp, "train.tfrecord.gz"))
     generators, seconds = {}, {}
@@ -170,8 +170,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from benchmarks.machine import print_machine
     from benchmarks.train_quality import generate
-    from tfx_gan.components.metrics.classification_accuracy import classification_accuracy_score
-    from tfx_gan.pipeline.config import load_config, parse_overrides
+    from tfx_gan.metrics.classification_accuracy import classification_accuracy_score
+    from tfx_gan.pipeline.config import load_config
+    from tfx_gan.common.options import parse_overrides
 
     machine = print_machine()
     started = time.perf_counter()

@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     from benchmarks import datasets
     from benchmarks.machine import print_machine
     from benchmarks.train_quality import split, to_float
-    from tfx_gan.components.metrics.domain_classifier import train_domain_classifier
+    from tfx_gan.metrics.domain_classifier import train_domain_classifier
 
     machine = print_machine()
     seeds = [int(s) for s in args.seeds.split(",")]

@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 import scipy.linalg
 
-from tfx_gan.components.metrics.fid import frechet_distance, frechet_distance_from_features
+from tfx_gan.metrics.fid import frechet_distance, frechet_distance_from_features
 
 
 def pytorch_fid_frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6):

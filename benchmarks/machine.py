@@ -8,7 +8,7 @@ import platform
 import sys
 from importlib import metadata
 
-from tfx_gan.components.gan.devices import cpu_info
+from tfx_gan.training.devices import cpu_info
 
 
 def describe() -> dict:

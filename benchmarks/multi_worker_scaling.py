@@ -3,7 +3,7 @@ one worker on one core, the same global batch, in one run.
 
     python -m benchmarks.multi_worker_scaling [--steps 600] [--batch 64] [--fid_steps 1500] [--seeds 0,1]
 
-Every run uses the pipeline's multi-worker path (components/gan/multi_worker.py: worker processes
+Every run uses the pipeline's multi-worker path (training/multi_worker.py: worker processes
 with TF_CONFIG on loopback, MultiWorkerMirroredStrategy, float32 so both sides do the same maths),
 the default config's conditional DCGAN on the bundled digits, each worker pinned with ``taskset``:
   1 worker,  batch B, core 0           the baseline
@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 
 
 def run(config, files, workers: int, cpus: list[list[int]], root: str) -> dict:
-    from tfx_gan.components.gan.multi_worker import train_on_workers
+    from tfx_gan.training.multi_worker import train_on_workers
 
     shutil.rmtree(root, ignore_errors=True)
     print(f"training {config.train_steps} steps with {workers} worker(s), batch {config.batch_size}, cores {cpus} ...",
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
         print("error: needs 2 cores")
         return 2
     from benchmarks.machine import print_machine
-    from tfx_gan.components.gan.synthetic import write_tfrecords
+    from tfx_gan.data.example_format import write_tfrecords
     from tfx_gan.data.digits import digits_28x28
     from tfx_gan.pipeline.config import load_config
 

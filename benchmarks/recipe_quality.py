@@ -10,7 +10,7 @@ For ``--dataset`` (benchmarks/datasets.py: digits, emoji, sprites) at ``--size``
 2. the reference artifact, built once by the evaluator's own ``build_reference`` (ReferenceStatsGen's
    library call, its Beam job in-process) with the default ``evaluation`` options;
 3. per seed: the training section ``{architecture: auto, seed: S}`` (plus ``--set``), resolved for the
-   data (components/gan/recipe.py, logged), trained by ``train_gan`` with its time budget, exported by
+   data (training/recipe.py, logged), trained by ``train_gan`` with its time budget, exported by
    ``save_trained_models``, then scored and judged by ``evaluate_and_bless`` (GanEvaluator's library
    call: FID per feature space against the floor, CAS, per-class variety, novelty, the blessing by the
    default thresholds) with no serving baseline;
@@ -50,9 +50,9 @@ GOALS = {
 def native_recall(generated, generated_labels, reference, reference_labels, num_classes) -> dict:
     """The digits' variety judge: recall (k=3) of ``reference`` digits against ``generated`` ones in the
     scans' native 8x8 pixels (the central 20x20 box area-averaged to 8x8), overall and per class."""
-    from tfx_gan.components.metrics.class_variety import class_variety
-    from tfx_gan.components.metrics.pixels import area_downsample
-    from tfx_gan.components.metrics.precision_recall import manifold_coverage
+    from tfx_gan.metrics.class_variety import class_variety
+    from tfx_gan.metrics.pixels import area_downsample
+    from tfx_gan.metrics.precision_recall import manifold_coverage
 
     def native(images):
         return area_downsample(np.asarray(images)[:, 4:24, 4:24]).reshape(len(images), -1)
@@ -110,14 +110,16 @@ def main(argv=None) -> int:
     from benchmarks import datasets
     from benchmarks.machine import print_machine
     from benchmarks.train_quality import split, to_float
-    from tfx_gan.components.common import layout
-    from tfx_gan.components.evaluation.evaluate import EvaluationConfig, evaluate_and_bless, sample_labels
-    from tfx_gan.components.evaluation.reference import build_reference, read_held_out, stratified_halves
-    from tfx_gan.components.gan.config import TrainConfig
-    from tfx_gan.components.gan.devices import cpu_supports_bf16
-    from tfx_gan.components.gan.synthetic import write_tfrecords
-    from tfx_gan.components.gan.train import save_trained_models, train_gan
-    from tfx_gan.pipeline.config import parse_overrides
+    from tfx_gan.common import layout
+    from tfx_gan.evaluation.config import EvaluationConfig
+    from tfx_gan.evaluation.evaluate import evaluate_and_bless
+    from tfx_gan.training.sampling import sample_labels
+    from tfx_gan.evaluation.reference import build_reference, read_held_out, stratified_halves
+    from tfx_gan.training.config import TrainConfig
+    from tfx_gan.training.devices import cpu_supports_bf16
+    from tfx_gan.data.example_format import write_tfrecords
+    from tfx_gan.training.train import save_trained_models, train_gan
+    from tfx_gan.common.options import parse_overrides
 
     machine = print_machine()
     size = None if args.dataset == "digits" else args.size

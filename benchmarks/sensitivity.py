@@ -7,7 +7,7 @@ Writes sensitivity.json, sensitivity.md (the table) and <dataset>_seed<N>.png (1
 candidate set, one row each, in the table's order) under --out.
 
 Known degradations of held-out real images are scored like a generator's samples, with the
-evaluator's own code (components/evaluation/reference.py: extractors built on the training part, the
+evaluator's own code (evaluation/reference.py: extractors built on the training part, the
 floor from real images no extractor saw, the same N on both sides), on the bundled digits and
 on the photo patches (data/photo_patches.py). Each row is one candidate set of N images:
 
@@ -111,9 +111,10 @@ def run_suite(dataset: str, extractors: tuple[str, ...] = ("domain_cnn", "random
     ``grid_png``: also writes the first 10 images of every candidate set, one row each."""
     import tempfile
 
-    from tfx_gan.components.evaluation.evaluate import EvaluationConfig, decide_blessing
-    from tfx_gan.components.metrics.extractors import EXTRACTORS
-    from tfx_gan.components.evaluation.reference import build_extractor_reference, stratified_halves
+    from tfx_gan.evaluation.config import EvaluationConfig
+    from tfx_gan.evaluation.evaluate import decide_blessing
+    from tfx_gan.metrics.extractors import EXTRACTORS
+    from tfx_gan.evaluation.reference import build_extractor_reference, stratified_halves
 
     images, labels = load_dataset(dataset)
     num_classes = int(labels.max()) + 1
@@ -130,7 +131,7 @@ def run_suite(dataset: str, extractors: tuple[str, ...] = ("domain_cnn", "random
                           labels[pool_idx], n, num_classes, rng)
 
     if grid_png:
-        from tfx_gan.components.gan.samples import image_grid, save_png
+        from tfx_gan.training.samples import image_grid, save_png
 
         save_png(image_grid(np.concatenate([images[:10] for images in sets.values()]), columns=10), grid_png)
     table = {"dataset": dataset, "seed": seed, "n": n, "num_train": len(train_idx), "num_reference": len(ref_idx),

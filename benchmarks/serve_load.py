@@ -45,7 +45,7 @@ def build_dcgan_push_dir(root: str, latent_dim: int = LATENT_DIM) -> str:
     import keras
     from keras import layers
 
-    from tfx_gan.components.gan.export import export_generator
+    from tfx_gan.training.export import export_generator
 
     generator = keras.Sequential(
         [

@@ -77,7 +77,7 @@ class Recipe:
 
 
 def save_plot(recipes: dict, extractors: list[str], target: float, path: str) -> None:
-    from tfx_gan.components.gan.samples import pyplot, save_figure
+    from tfx_gan.training.samples import pyplot, save_figure
 
     plt = pyplot()
     fig, axes = plt.subplots(1, len(extractors), figsize=(6 * len(extractors), 4), squeeze=False)
@@ -142,8 +142,9 @@ def main(argv=None) -> int:
 
     machine = print_machine()
 
-    from tfx_gan.pipeline.config import load_config, parse_overrides
-    from tfx_gan.components.gan.synthetic import write_tfrecords
+    from tfx_gan.pipeline.config import load_config
+    from tfx_gan.common.options import parse_overrides
+    from tfx_gan.data.example_format import write_tfrecords
 
     pipeline_config = load_config(args.config, parse_overrides(args.set))
     config, evaluation = pipeline_config.training, pipeline_config.evaluation

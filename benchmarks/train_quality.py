@@ -10,7 +10,7 @@
    through its real input path.
 2. ``train_gan`` trains with the ``training`` section of --config, the pipeline's default config
    unless told otherwise (``--set section.key=value`` overrides one value, as for ./gan run).
-3. The held-out images are cut like the pipeline cuts them (components/evaluation/reference.py: stratified
+3. The held-out images are cut like the pipeline cuts them (evaluation/reference.py: stratified
    by class) into a reference half R and a floor half F, and every extractor of the config's
    ``evaluation.extractors`` is built on the train split (the domain CNN trained for
    ``evaluation.classifier_epochs``, cached in --extractor_cache per dataset and split), as
@@ -112,8 +112,8 @@ def check_goals(report: dict, kind: str) -> dict:
 def build_references(evaluation, train, held, num_classes, cache_dir, fingerprint):
     """{extractor name: ExtractorReference} and N: the pipeline's stratified R/F cut of the held-out
     images, every extractor built on the train split."""
-    from tfx_gan.components.metrics.extractors import EXTRACTORS
-    from tfx_gan.components.evaluation.reference import build_extractor_reference, stratified_halves
+    from tfx_gan.metrics.extractors import EXTRACTORS
+    from tfx_gan.evaluation.reference import build_extractor_reference, stratified_halves
 
     (train_images, train_labels), (held_images, held_labels) = train, held
     held_float, train_float = to_float(held_images), to_float(train_images)
@@ -134,10 +134,10 @@ def build_references(evaluation, train, held, num_classes, cache_dir, fingerprin
 def generate(generator, n: int, latent_dim: int, seed: int, labels=None, truncation_psi: float = 1.0,
              clusters=None, batch: int = 256) -> np.ndarray:
     """n images of ``generator`` as the exported model draws them: G(truncation_psi * z), a
-    self-conditioned generator's ``clusters`` drawn from z (tfx_gan.components.gan.export.generator_inputs)."""
+    self-conditioned generator's ``clusters`` drawn from z (tfx_gan.training.export.generator_inputs)."""
     import tensorflow as tf
 
-    from tfx_gan.components.gan.export import generator_inputs
+    from tfx_gan.training.export import generator_inputs
 
     latent = np.random.RandomState(seed).normal(size=(n, latent_dim)).astype(np.float32)
     out = []
@@ -151,7 +151,7 @@ def generate(generator, n: int, latent_dim: int, seed: int, labels=None, truncat
 def quality_report(generated: np.ndarray, references: dict, num_draws: int, num_classes: int | None) -> dict:
     """The evaluator's scoring of ``num_draws`` equal draws of ``generated`` in every feature space
     (``references``: {extractor: ExtractorReference}), next to each floor."""
-    from tfx_gan.components.evaluation.evaluate import summarise_draws
+    from tfx_gan.evaluation.evaluate import summarise_draws
 
     n = len(generated) // num_draws
     report = {"n": n, "num_draws": num_draws, "extractors": {}}
@@ -288,10 +288,11 @@ def main(argv=None) -> int:
     from benchmarks.machine import print_machine
 
     machine = print_machine()
-    from tfx_gan.pipeline.config import load_config, parse_overrides
-    from tfx_gan.components.gan.synthetic import write_tfrecords
-    from tfx_gan.components.gan.samples import image_grid, save_png
-    from tfx_gan.components.gan.train import train_gan
+    from tfx_gan.pipeline.config import load_config
+    from tfx_gan.common.options import parse_overrides
+    from tfx_gan.data.example_format import write_tfrecords
+    from tfx_gan.training.samples import image_grid, save_png
+    from tfx_gan.training.train import train_gan
 
     pipeline_config = load_config(args.config, parse_overrides(args.set))
     config = pipeline_config.training

@@ -11,11 +11,11 @@ per-round ratios to the reference.
 reference       the tutorial's ``train_step``, written exactly as the tutorial writes it (two
                 GradientTapes, one forward pass, simultaneous updates), float32, from_tensor_slices.
 reference_bf16  the same under the Keras policy mixed_bfloat16: what bf16 alone gives.
-ours_fp32       our step (``tfx_gan.components.gan.step.GanTraining``), same model/loss/optimiser, no
+ours_fp32       our step (``tfx_gan.training.step.GanTraining``), same model/loss/optimiser, no
                 augmentation, no EMA, float32: what our step and layers give without bf16.
 ours_bf16_keras_layers  ours in mixed_bfloat16 but with stock Keras BatchNormalization and
                 Dropout and every layer in bf16 (ablation of the layer choices in
-                components/gan/models.py: fused batch norm, 16-bit dropout masks, float32
+                training/models.py: fused batch norm, 16-bit dropout masks, float32
                 LeakyReLU and first D convolution).
 ours            our step as shipped, ``mixed_precision: auto`` (mixed_bfloat16 on this CPU): the
                 apples-to-apples comparison with the reference (same work per image).
@@ -138,10 +138,10 @@ def make_ours(files, config, layer_options: dict | None = None, image_shape=(28,
     """Our step; ``layer_options`` changes some of the shipped LayerOptions (an ablation)."""
     import dataclasses
 
-    from tfx_gan.components.gan.example_format import training_dataset
-    from tfx_gan.components.gan.models import SHIPPED_LAYERS
-    from tfx_gan.components.gan.devices import resolve_precision
-    from tfx_gan.components.gan.step import GanTraining
+    from tfx_gan.data.example_format import training_dataset
+    from tfx_gan.training.models import SHIPPED_LAYERS
+    from tfx_gan.training.devices import resolve_precision
+    from tfx_gan.training.step import GanTraining
 
     strategy = tf.distribute.get_strategy()
     trainer = GanTraining(config, image_shape, num_classes, resolve_precision(config.mixed_precision),
@@ -165,7 +165,7 @@ def pipeline_training_config(**changes):
     """The ``training`` section of the pipeline's default config (what ./gan run trains), changed."""
     import yaml
 
-    from tfx_gan.components.gan.config import TrainConfig
+    from tfx_gan.training.config import TrainConfig
 
     with open(os.path.join(os.path.dirname(__file__), "..", "pipeline", "configs", "digits.yaml")) as f:
         section = yaml.safe_load(f)["training"]
@@ -177,7 +177,7 @@ TUTORIAL_SIZE = {"g_width": 1.0, "g_base_kernel": 5, "d_kernel": 5}
 
 
 def make_builders(files, train_images) -> dict:
-    from tfx_gan.components.gan.config import TrainConfig
+    from tfx_gan.training.config import TrainConfig
 
     same = dict(architecture="dcgan_28", loss="bce", batch_size=BATCH_SIZE, g_learning_rate=1e-4,
                 d_learning_rate=1e-4, beta_1=0.9, beta_2=0.999, diffaugment="", ema_decay=0.0)
@@ -280,7 +280,7 @@ def main(argv=None) -> int:
 
     from benchmarks.flops import layer_efficiency, measure_peak
     from benchmarks.machine import print_machine
-    from tfx_gan.components.gan.synthetic import write_tfrecords
+    from tfx_gan.data.example_format import write_tfrecords
     from tfx_gan.data.digits import digits_28x28
 
     machine = print_machine()
@@ -299,7 +299,7 @@ def main(argv=None) -> int:
     results = summarise(runners, rates, peak)
     layers = []
     if not args.no_layers:
-        from tfx_gan.components.gan.models import build_models
+        from tfx_gan.training.models import build_models
 
         config = pipeline_training_config(mixed_precision="off")
         for net in build_models(config, (28, 28, 1), 10, "float32"):

@@ -4,7 +4,7 @@ TFX's Pusher copies the model file by file into ``<base>/<version>/`` (saved_mod
 kill during the copy leaves a partial version folder behind for ever, which servers and baseline
 lookups then trip over. This executor keeps Pusher's contract (only blessed models are pushed;
 ``pushed``, ``pushed_destination`` and ``pushed_version`` on the PushedModel artifact; the model
-archived under the artifact's uri) and publishes through ``tfx_gan.components.common.layout.publish_version``:
+archived under the artifact's uri) and publishes through ``tfx_gan.common.layout.publish_version``:
 copy beside the versions, then rename. The pushed copy's gan_metadata.json gets the run's
 lineage and the run record its version (both from the blessing, components/gan_evaluator.py);
 ``custom_config={"keep_versions": K}`` then removes all but the newest K versions (never the
@@ -25,7 +25,7 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-from tfx_gan.components.common import layout
+from tfx_gan.common import layout
 
 logger = logging.getLogger(__name__)
 

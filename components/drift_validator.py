@@ -14,9 +14,10 @@ import os
 
 from tfx import v1 as tfx
 
-from tfx_gan.components.common import drift, layout, schema_utils, validation_gate
-from tfx_gan.components.common.lineage import examples_spans
-from tfx_gan.components.common.validation_gate import DataValidationError
+from tfx_gan.common import drift, layout, validation_gate
+from tfx_gan.data import schema_utils
+from tfx_gan.common.lineage import examples_spans
+from tfx_gan.common.validation_gate import DataValidationError
 
 logger = logging.getLogger(__name__)
 

@@ -23,8 +23,11 @@ import tensorflow as tf
 
 from tfx import v1 as tfx
 
-from tfx_gan.components.common import layout, lineage, schema_utils
+from tfx_gan.common import layout, lineage
+from tfx_gan.data import schema_utils
 from tfx_gan.components.reference_stats_gen import ReferenceStats
+from tfx_gan.evaluation.config import EvaluationConfig
+from tfx_gan.evaluation.evaluate import evaluate_and_bless, headline_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +43,6 @@ def GanEvaluator(
     evaluation_config: tfx.dsl.components.Parameter[str],
     push_destination: tfx.dsl.components.Parameter[str],
 ):
-    from tfx_gan.components.evaluation.evaluate import EvaluationConfig, evaluate_and_bless, headline_metrics
-
     skipped = layout.skipped_reason(model.uri)
     if skipped:
         report = {"skipped": True, "blessed": False, "reason": f"not trained: {skipped}", "candidate": None,

@@ -1,7 +1,7 @@
 """GanTrainer: a TFX component that trains a GAN on the train split and exports the generator.
 
 Thin by design: it reads its artifacts, checks the data-validation gate, and calls the plain
-library (components/gan/train.py), which is tested without TFX.
+library (training/train.py), which is tested without TFX.
 Outputs: ``model`` (Format-Serving/ = the generator SavedModel that Pusher pushes, carrying both
 nets as Keras files for warm starts and the evaluator) and ``model_run`` (TensorBoard logs,
 sample grids, losses).
@@ -11,7 +11,7 @@ Warm start (``training.warm_start``): the component itself looks up the generato
 instead of a Resolver node, which open-source Kubeflow Pipelines cannot run.
 
 Nothing new, nothing done: when that serving generator was trained on the same spans, files and
-options (components/common/lineage.py), the trainer writes SKIPPED.json with the reason instead of a
+options (common/lineage.py), the trainer writes SKIPPED.json with the reason instead of a
 model, and the evaluator and Pusher pass it on: no training, no push, the reason recorded.
 A serving generator of other images or classes is never warm-started from.
 
@@ -26,8 +26,16 @@ import os
 
 from tfx import v1 as tfx
 
-from tfx_gan.components.common import layout, lineage, schema_utils, validation_gate
-from tfx_gan.components.common.hashing import stable_hash
+from tfx_gan.common import layout, lineage, validation_gate
+from tfx_gan.data import schema_utils
+from tfx_gan.common.hashing import stable_hash
+from tfx_gan.training.config import TrainConfig
+from tfx_gan.training.train import save_trained_models, train_gan
+from tfx_gan.components.image_example_gen import image_transform_of, label_names_of
+from tfx_gan.training.devices import cpu_supports_bf16
+from tfx_gan.data.example_format import count_examples
+from tfx_gan.training.multi_worker import train_on_workers
+from tfx_gan.training.worker_pods import from_environment
 
 logger = logging.getLogger(__name__)
 
@@ -53,14 +61,7 @@ def GanTrainer(
     # The gate comes first: bad data never reaches training.
     validation_gate.raise_on_anomalies(anomalies.uri, lineage.examples_spans(examples))
 
-    from tfx_gan.components.gan.config import TrainConfig
-    from tfx_gan.components.gan.train import save_trained_models, train_gan
-    from tfx_gan.components.image_example_gen import image_transform_of, label_names_of
-
-    from tfx_gan.components.gan.devices import cpu_supports_bf16
-    from tfx_gan.components.gan.example_format import count_examples
-
-    config = TrainConfig.from_dict(json.loads(training_config))
+    config = TrainConfig.from_json(training_config)
     data_schema = schema_utils.load_schema(schema.uri)
     image_shape = schema_utils.image_shape(data_schema)
     num_classes = schema_utils.num_classes(data_schema)
@@ -90,11 +91,9 @@ def GanTrainer(
             logger.info(f"warm start: no generator is serving under {push_destination} yet; training from scratch")
     checkpoint_dir = checkpoint_dir_for(checkpoint_root, examples.uri, training_config)
     if config.num_workers > 1 and not os.environ.get("TF_CONFIG"):
-        # several worker processes, each its own TensorFlow (components/gan/multi_worker.py): here, or
+        # several worker processes, each its own TensorFlow (training/multi_worker.py): here, or
         # worker pods when the compiled Kubeflow spec asks for them (kubeflow.trainer_workers); on a
         # cluster that sets TF_CONFIG this process is one of them and trains in place below
-        from tfx_gan.components.gan.multi_worker import train_on_workers
-        from tfx_gan.kubeflow.worker_pods import from_environment
 
         result = train_on_workers(config, train_files, image_shape, num_classes, run_dir=model_run.uri,
                                   checkpoint_dir=checkpoint_dir, serving_dir=layout.serving_dir(model.uri),

@@ -40,7 +40,7 @@ from tfx.proto import example_gen_pb2, range_config_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from tfx_gan.components.gan import example_format
+from tfx_gan.data import example_format
 from tfx_gan.data import image_transform, ingest
 
 logger = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """ReferenceStatsGen: a TFX component that computes the real data's reference statistics.
 
 Runs once per data span (TFX caching: same Examples, same parameters, same artifact); see
-components/evaluation/reference.py for what the artifact holds and why.
+evaluation/reference.py for what the artifact holds and why.
 """
 import json
 import os
@@ -9,13 +9,16 @@ import os
 import apache_beam as beam
 from tfx import v1 as tfx
 
-from tfx_gan.components.common import layout, schema_utils, validation_gate
-from tfx_gan.components.common.hashing import stable_hash
-from tfx_gan.components.common.lineage import examples_spans
+from tfx_gan.common import layout, validation_gate
+from tfx_gan.data import schema_utils
+from tfx_gan.common.hashing import stable_hash
+from tfx_gan.common.lineage import examples_spans
+from tfx_gan.evaluation.config import EvaluationConfig
+from tfx_gan.evaluation.reference import build_reference
 
 
 class ReferenceStats(tfx.dsl.Artifact):
-    """Feature extractor + feature statistics of the held-out real images (components/evaluation/reference.py)."""
+    """Feature extractor + feature statistics of the held-out real images (evaluation/reference.py)."""
 
     # KFP v2's container entrypoint imports a custom artifact class from its schema title, which
     # TFX sets to TYPE_NAME in the form <namespace>.<Type>: tfx_gan/__init__.py re-exports it.
@@ -34,8 +37,6 @@ def ReferenceStatsGen(
 ):
     # Like GanTrainer, every consumer of the data refuses to run on data with anomalies.
     validation_gate.raise_on_anomalies(anomalies.uri, examples_spans(examples))
-    from tfx_gan.components.evaluation.evaluate import EvaluationConfig
-    from tfx_gan.components.evaluation.reference import build_reference
 
     config = EvaluationConfig.from_dict(json.loads(evaluation_config))
     data_schema = schema_utils.load_schema(schema.uri)

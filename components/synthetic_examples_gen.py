@@ -2,7 +2,7 @@
 
 It runs after Pusher and draws ``per_class`` images of every class from the generator that serves
 once this run is done: the one just pushed, or (not blessed) the one that kept serving. The
-Examples are in the project's format (components/gan/example_format.py: PNG, height, width,
+Examples are in the project's format (data/example_format.py: PNG, height, width,
 channels, label, source ``generated:<version>:<i>``), one ``train`` split, so a downstream TFX
 Trainer reads real (ImageExampleGen's examples) and synthetic examples alike. Optional in the
 pipeline: ``synthetic.per_class`` > 0 adds it.
@@ -13,7 +13,8 @@ import os
 from tfx import v1 as tfx
 from tfx.types import artifact_utils
 
-from tfx_gan.components.common import layout
+from tfx_gan.common import layout
+from tfx_gan.training.synthetic import write_generated_examples
 
 
 @tfx.dsl.components.component
@@ -24,8 +25,6 @@ def SyntheticExamplesGen(
     per_class: tfx.dsl.components.Parameter[int],
     seed: tfx.dsl.components.Parameter[int] = 0,
 ):
-    from tfx_gan.components.gan.synthetic import write_generated_examples
-
     if pushed_model.get_int_custom_property("pushed"):
         source = pushed_model.get_string_custom_property("pushed_destination")
     else:  # not blessed: the version serving now

@@ -20,12 +20,12 @@ import tempfile
 
 import numpy as np
 from PIL import Image
+from tfx_gan.data import digits, emoji, photo_patches
 
 DATA_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def _datasets() -> dict:
-    from tfx_gan.data import digits, emoji, photo_patches
 
     # name -> function returning (uint8 images [N, H, W] or [N, H, W, 3], class folder name per
     # image), written as PNGs, or a list of (class folder, file name, file bytes), written as given.

@@ -23,6 +23,7 @@ import json
 
 import numpy as np
 from PIL import Image, ImageOps
+from tfx_gan.common.errors import UserError
 
 RESIZE_MODES = ("center_crop", "pad", "stretch")
 # PIL modes a transform accepts: 8-bit ones and, with convert_16bit, 16/32-bit integer grayscale.
@@ -30,7 +31,7 @@ EIGHT_BIT_MODES = ("1", "L", "P", "RGB", "RGBA", "LA")
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
 
 
-class TransformError(ValueError):
+class TransformError(UserError, ValueError):
     """An image a transform cannot convert (the message says why)."""
 
 

@@ -27,7 +27,7 @@ Layouts of one span folder (``<input_base>/span-<N>/``):
   npz       one or more ``.npz`` files in the Keras MNIST layout: ``x_train``, ``y_train`` and
             optionally ``x_test``/``y_test`` (uint8, [N, H, W] or [N, H, W, C]).
   tfrecord  ``*.tfrecord``/``*.tfrecords``/``*.gz`` files of tf.train.Example in the project's
-            format (``components/gan/example_format.py``); plain or gzip-compressed.
+            format (``data/example_format.py``); plain or gzip-compressed.
 
 ``label_names`` gives the class name of each label (the folder names), which ImageExampleGen
 records on its output so that the names reach the trained model.
@@ -58,8 +58,9 @@ import tensorflow as tf
 from google.protobuf.message import DecodeError
 from PIL import Image, UnidentifiedImageError
 
-from tfx_gan.components.gan import example_format
+from tfx_gan.data import example_format
 from tfx_gan.data import image_transform
+from tfx_gan.common.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def _one_line(text: str) -> str:
     return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
-class IngestionError(ValueError):
+class IngestionError(UserError, ValueError):
     """Input data that cannot be ingested; the one-line message names the offending files."""
 
     def __init__(self, message: str):

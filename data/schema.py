@@ -15,8 +15,12 @@ import sys
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from tfx_gan.components.gan import example_format
+from tfx_gan.data import example_format
 from tfx_gan.data import ingest
+from tfx_gan.common.options import ConfigError, parse_options
+from tfx_gan.data.config import DataConfig, image_transform_from
+from tfx_gan.common.options import parse_overrides
+from tfx_gan.common.options import ConfigError
 
 
 def curated_schema(height: int, width: int, channels: int, num_classes: int | None,
@@ -70,8 +74,6 @@ TRANSFORM_KEYS = ("image_size", "resize", "channels", "background", "convert_16b
 def transform_from_sets(pairs: list[str]):
     """The ImageTransform that ``--set data.KEY=VALUE`` items ask for (None: none), parsed and
     checked as the pipeline config's data section is."""
-    from tfx_gan.components.common.options import ConfigError, parse_options
-    from tfx_gan.pipeline.config import DataConfig, image_transform_from, parse_overrides
 
     overrides = parse_overrides(pairs)
     data = overrides.pop("data", {})
@@ -86,7 +88,6 @@ def run(args: argparse.Namespace) -> int:
     if os.path.exists(args.out) and not args.overwrite:
         print(f"error: {args.out} exists; pass --overwrite to replace it", file=sys.stderr)
         return 2
-    from tfx_gan.components.common.options import ConfigError
 
     try:
         schema = schema_for_span(args.span_dir, transform_from_sets(args.set))

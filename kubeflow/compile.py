@@ -12,7 +12,7 @@ What the spec holds beyond TFX's own compile, and why:
   and Beam's worker count from the task's CPU request;
 - ``kubeflow.trainer_workers: N`` > 1: GanTrainer's training config says N workers and its container
   env (TFX_GAN_WORKER_PODS) the image and per-worker resources of the N - 1 worker pods its pod
-  creates as their chief (kubeflow/worker_pods.py);
+  creates as their chief (training/worker_pods.py);
 - no KFP caching for ImageExampleGen: KFP's cache key is a task's parameters and command (not the
   files they name), which a new span does not change, so a cached ExampleGen would ignore it.
 
@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from tfx_gan.components.common.options import ConfigError
+from tfx_gan.common.options import ConfigError, parse_overrides
+from tfx_gan.training.worker_pods import WORKER_PODS_ENV, pool_settings
 
 if TYPE_CHECKING:  # tfx_gan.pipeline.config imports TensorFlow: ./gan compile-kfp --help must not wait for it
     from tfx_gan.pipeline.config import TaskResources
@@ -47,7 +48,7 @@ DEFAULT_OUT = os.path.join("outputs", "kubeflow", "gan-pipeline.yaml")  # in the
 
 def cluster_config(config_path: str, root: str, overrides: dict | None = None):
     """The config with its paths moved under ``root`` and the schema read from the image."""
-    from tfx_gan.pipeline.config import REPO_ROOT, load_config
+    from tfx_gan.pipeline.config import REPO_ROOT, load_config  # TensorFlow: not for --help
 
     check_root(root)
     config = load_config(config_path, overrides)
@@ -104,6 +105,7 @@ def compile_pipeline(config_path: str, root: str, image: str, out_path: str, ove
     from tfx.components import FileBasedExampleGen
     from tfx.dsl.components.base.base_beam_component import BaseBeamComponent
 
+    # TFX and the pipeline: not for --help (tests/test_cli.py)
     from tfx_gan.components.gan_trainer import GanTrainer
     from tfx_gan.pipeline.pipeline import create_pipeline
 
@@ -122,9 +124,6 @@ def compile_pipeline(config_path: str, root: str, image: str, out_path: str, ove
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(config=runner_config)
     spec = runner.run(pipeline, write_out=False)["pipelineSpec"]
 
-    from tfx_gan.kubeflow.launcher import pod_resources
-    from tfx_gan.kubeflow.worker_pods import WORKER_PODS_ENV, pool_settings
-
     ContainerSpec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec
     ResourceSpec = ContainerSpec.ResourceSpec
     for task_id, component in tasks.items():
@@ -139,7 +138,7 @@ def compile_pipeline(config_path: str, root: str, image: str, out_path: str, ove
         container = spec["deploymentSpec"]["executors"][label]["container"]
         container["resources"] = json_format.MessageToDict(resources)
         if isinstance(component, GanTrainer) and config.kubeflow.trainer_workers > 1:
-            # the chief's pod creates the other workers' pods from this (kubeflow/worker_pods.py)
+            # the chief's pod creates the other workers' pods from this (training/worker_pods.py)
             per_worker = pod_resources(ContainerSpec(resources=resources))
             container.setdefault("env", []).append({"name": WORKER_PODS_ENV, "value": pool_settings(image, per_worker)})
         if isinstance(component, FileBasedExampleGen):
@@ -166,9 +165,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tfx_gan.pipeline.config import DEFAULT_CONFIG, parse_overrides
+    from tfx_gan.pipeline.config import DEFAULT_CONFIG  # TensorFlow: not for --help
 
     # ConfigError (bad --root, --out, config) ends as one line in tfx_gan.pipeline.cli.main.
     out = compile_pipeline(args.config or DEFAULT_CONFIG, args.root, args.image, args.out, parse_overrides(args.set))
     print(f"compiled: {out}")
     return 0
+
+
+def pod_resources(container) -> dict:
+    """Requests and limits as KFP 2.5.0's driver writes them into the pod (initPodSpecPatch)."""
+    r = container.resources
+
+    def number(value: float) -> str:  # Go's %v of a float64
+        return str(int(value)) if float(value).is_integer() else repr(value)
+
+    requests, limits = {}, {}
+    if r.cpu_request:
+        requests["cpu"] = number(r.cpu_request)
+    if r.memory_request:
+        requests["memory"] = number(r.memory_request) + "G"
+    if r.cpu_limit:
+        limits["cpu"] = number(r.cpu_limit)
+    if r.memory_limit:
+        limits["memory"] = number(r.memory_limit) + "G"
+    if r.accelerator.type and r.accelerator.count > 0:
+        limits[r.accelerator.type] = str(r.accelerator.count)
+    return {"requests": requests, "limits": limits}

@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from tfx_gan.common.options import ConfigError
+from tfx_gan.kubeflow.compile import check_root
 
 
 def kfp_pipeline_root(root: str) -> str:
@@ -74,8 +76,6 @@ def check_package(path: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tfx_gan.components.common.options import ConfigError
-    from tfx_gan.kubeflow.compile import check_root
 
     # Everything that can be checked here is, before connecting: a bad schedule must not leave a
     # half-made experiment behind.

@@ -3,20 +3,19 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
-import os
 import sys
-import time
 
 from tfx_gan.pipeline import console
 
-# Each command's module is imported only when that command runs: TFX takes ~20 s to import.
+# Each command's module is imported only when that command runs (the one place imports are
+# deferred by design): TensorFlow takes 10-20 s to import and TFX 20-70 s, and ./gan --help lists
+# every command without either (tests/test_cli.py).
 COMMANDS = {
-    "run": ("tfx_gan.pipeline.cli", "the whole TFX pipeline (default config: the bundled digits)"),
+    "run": ("tfx_gan.pipeline.run", "the whole TFX pipeline (default config: the bundled digits)"),
     "make-data": ("tfx_gan.data.bundled", "write a bundled dataset (digits, photo_patches) as PNG spans under data/"),
     "make-schema": ("tfx_gan.data.schema", "write a curated TFDV schema (image size, channels, labels) for a span"),
     "compile-kfp": ("tfx_gan.kubeflow.compile", "compile the pipeline for Kubeflow Pipelines (PipelineSpec YAML)"),
-    "launch-kfp": ("tfx_gan.kubeflow.launcher", "run a compiled spec here as open-source KFP would (before submit-kfp)"),
+    "launch-kfp": ("tfx_gan.kubeflow.emulator.launcher", "run a compiled spec here as open-source KFP would (before submit-kfp)"),
     "submit-kfp": ("tfx_gan.kubeflow.submit", "submit the compiled pipeline to KFP, once or on a cron schedule"),
     "watch": ("tfx_gan.pipeline.watch", "run the pipeline whenever a new span arrives (polls data.input_base)"),
     "report": ("tfx_gan.pipeline.report", "one self-contained HTML page per pipeline run: data, training, evaluation, lineage"),
@@ -28,61 +27,6 @@ COMMANDS = {
     "augment": ("tfx_gan.server.augment", "write N generated images per class as a span folder (synthetic data)"),
     "docs": ("tfx_gan.pipeline.docs", "rewrite docs/configuration.md from the option definitions and registries"),
 }
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``run`` (and ``watch``). Light: ``./gan run --help`` imports no TensorFlow."""
-    parser.add_argument("--config", default=None,
-                        help="pipeline config YAML (default: pipeline/configs/digits.yaml, the bundled digits)")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override a config value, e.g. --set training.train_steps=200 (YAML value)")
-
-
-def config_from_args(args: argparse.Namespace):
-    """The config of ``--config`` and ``--set``, or None after printing the one-line error."""
-    from tfx_gan.components.common.options import ConfigError
-    from tfx_gan.pipeline.config import DEFAULT_CONFIG, load_config, parse_overrides
-
-    try:
-        return load_config(args.config or DEFAULT_CONFIG, parse_overrides(args.set))
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return None
-
-
-def run(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
-    if config is None:
-        return 2
-    from tfx_gan.data.bundled import bundled_dataset_at, write_span
-
-    bundled = bundled_dataset_at(config.data.input_base)
-    if bundled:  # the bundled datasets are written on first use
-        print(f"[run] bundled {bundled}: {write_span(bundled, config.data.input_base)}")
-
-    from tfx_gan.pipeline.local_runner import run_pipeline
-
-    started = time.time()
-    # Errors a user's data, settings or disk cause reach main(), which prints them as one line.
-    summary = run_pipeline(config)
-    print(f"\n[run] finished in {time.time() - started:.0f} s")
-    for c in summary["components"]:
-        print(f"  {c['component']:<20} {c['state']:<9} {c['seconds']:>7.1f} s")
-    if summary.get("warm_started_from"):
-        print(f"  warm start:   from {summary['warm_started_from']}")
-    if "fid" in summary:
-        print(f"  FID {summary['fid']:.3f} (real-vs-real floor {summary['fid_floor']:.3f}); {summary['reason']}")
-    elif "reason" in summary:
-        print(f"  {summary['reason']}")
-    for label, key in (("metrics:", "metrics_json"), ("sample grid:", "samples_png")):
-        if summary.get(key):  # a run that did not train writes no grid
-            print(f"  {label:<13} {summary[key]}")
-    print(f"  serving now:  {summary.get('serving_version') or 'nothing yet'}")
-    given = getattr(args, "config", None)
-    print("  report:       ./gan report" + (f" --config {given}" if given else ""))
-    with open(os.path.join(config.output_dir, "last_run.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    return 0
 
 
 VERBOSE_HELP = "every library's log (absl, TFX, TensorFlow, Beam) and full tracebacks"

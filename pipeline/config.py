@@ -21,66 +21,15 @@ from typing import Any
 
 import yaml
 
-from tfx_gan.components.evaluation.evaluate import EvaluationConfig
-from tfx_gan.components.gan.config import TrainConfig
-from tfx_gan.components.common.options import ConfigError, option, parse_options
+from tfx_gan import SOURCE_ROOT
+from tfx_gan.evaluation.config import EvaluationConfig
+from tfx_gan.training.config import TrainConfig
+from tfx_gan.common.options import ConfigError, option, parse_options
+from tfx_gan.data.config import DataConfig
+from tfx_gan.data.ingest import parse_span_policy
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where the code is, not user data
+REPO_ROOT = SOURCE_ROOT  # where the code is, not user data
 DEFAULT_CONFIG = os.path.join(REPO_ROOT, "pipeline", "configs", "digits.yaml")
-
-
-@dataclasses.dataclass(frozen=True)
-class DataConfig:
-    input_base: str = option(help="holds span-1/, span-2/, ...")
-    schema_file: str = option(help="curated TFDV schema: image size, channels, label domain")
-    train_buckets: int = option(4, minimum=1, help="train:eval split by hash buckets")
-    eval_buckets: int = option(1, minimum=1, help="hash buckets of the eval split")
-    spans: str = option("latest", help="what a run trains on: latest (the newest span), last:K or all")
-    # 0.3: two draws of the same balanced digits differ by < 0.05; one class only is ~0.9.
-    label_drift: float | None = option(0.3, minimum=0, exclusive=True, help="largest Jensen-Shannon divergence of "
-                                       "the label distribution from the previous span; null: no check")
-    beam_args: tuple[str, ...] | None = option(None, help="Beam pipeline args for every Beam-based component "
-                                               "(local runs; null: one in-process worker)")
-    # How images become training images (data/image_transform.py); unset: every image must already
-    # have the same size, and is used as found.
-    image_size: Any = option(None, help="an int (square) or [height, width]; null: sizes must match")
-    resize: str = option("center_crop", choices=("center_crop", "pad", "stretch"), help="fitting another aspect ratio")
-    channels: int | None = option(None, choices=(1, 3), help="1 grayscale, 3 RGB; null: 3 if any image is colour")
-    background: Any = option("white", help="white, black or [r, g, b]: under transparent pixels and padding")
-    convert_16bit: bool = option(False, help="convert 16-bit images to 8 bits (value >> 8) instead of refusing them")
-
-    def check(self, prefix: str) -> None:
-        from tfx_gan.data.ingest import parse_span_policy
-
-        for name in ("input_base", "schema_file"):
-            if not getattr(self, name):
-                raise ConfigError(f"{prefix}.{name} is required")
-        try:
-            parse_span_policy(self.spans)
-        except ValueError as e:
-            raise ConfigError(f"{prefix}.spans: {e}") from None
-        image_transform_from(self, prefix)
-
-    def image_transform(self):
-        """The data/image_transform.py ImageTransform these options ask for, or None (none asked)."""
-        return image_transform_from(self, "data")
-
-
-def image_transform_from(options, prefix: str = "data"):
-    """An ImageTransform from an object with DataConfig's transform fields; None when they ask for
-    nothing (no size, channels or 16-bit conversion); a ConfigError naming a bad value."""
-    from tfx_gan.data.image_transform import ImageTransform, parse_background, parse_image_size
-
-    values = {}
-    for name, parse in (("image_size", parse_image_size), ("background", parse_background)):
-        try:
-            values[name] = parse(getattr(options, name))
-        except ValueError as e:
-            raise ConfigError(f"{prefix}.{name}: {e}") from None
-    if values["image_size"] is None and options.channels is None and not options.convert_16bit:
-        return None
-    return ImageTransform(size=values["image_size"], resize=options.resize, channels=options.channels,
-                          background=values["background"], convert_16bit=options.convert_16bit)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,7 +77,7 @@ class KubeflowConfig:
     trainer_workers: int = option(1, minimum=1, maximum=64,
                                   help="GanTrainer's workers (MultiWorkerMirroredStrategy): >1 makes its pod the "
                                   "chief of that many, the others worker pods of an Indexed Job behind a headless "
-                                  "Service, each with GanTrainer's resources (kubeflow/worker_pods.py); sets "
+                                  "Service, each with GanTrainer's resources (training/worker_pods.py); sets "
                                   "training.num_workers in the compiled spec")
     resources: dict = dataclasses.field(default_factory=lambda: dict(DEFAULT_TASK_RESOURCES))
 
@@ -192,12 +141,12 @@ class PipelineConfig:
 
     @property
     def statistics_store(self) -> str:
-        """Every accepted span's statistics, for the drift check (components/common/drift.py)."""
+        """Every accepted span's statistics, for the drift check (common/drift.py)."""
         return os.path.join(self.pipeline_root, "span_statistics")
 
     def training_json(self) -> str:
         """The options the config sets (the trainer's recipe decides the rest from the data)."""
-        return json.dumps(self.training.given_dict(), sort_keys=True)
+        return self.training.to_json(given_only=True)
 
     def evaluation_json(self) -> str:
         return json.dumps(self.evaluation.to_dict(), sort_keys=True)
@@ -231,23 +180,6 @@ def resolve_paths(raw: dict, base: str) -> dict:
     return raw
 
 
-def parse_overrides(pairs: list[str]) -> dict:
-    """``--set`` items -> the nested dict ``load_config`` merges: ``SECTION.KEY=VALUE`` sets one key
-    of a section (``training.train_steps=200``), ``KEY=VALUE`` a top-level one; values are YAML.
-    ./gan run and the benchmarks all parse ``--set`` here."""
-    overrides: dict = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set expects SECTION.KEY=VALUE, got {pair!r}")
-        section, _, name = key.rpartition(".")
-        target = overrides.setdefault(section, {}) if section else overrides
-        if not isinstance(target, dict):
-            raise ConfigError(f"--set {pair!r}: {section!r} is not a section")
-        target[name] = yaml.safe_load(value)
-    return overrides
-
-
 def load_config(path: str = DEFAULT_CONFIG, overrides: dict | None = None) -> PipelineConfig:
     """Reads, merges ``overrides`` (nested dict) into, and validates a pipeline config file. The
     file's paths are relative to its folder, the overrides' to the working directory."""
@@ -271,7 +203,7 @@ def load_config(path: str = DEFAULT_CONFIG, overrides: dict | None = None) -> Pi
 
 def _training(section) -> TrainConfig:
     """The training section; a pipeline that names no architecture gets the recipe chosen for its data
-    (``auto``: components/gan/recipe.py, printed when the trainer starts)."""
+    (``auto``: training/recipe.py, printed when the trainer starts)."""
     if isinstance(section, dict) and "architecture" not in section:
         section = {**section, "architecture": "auto"}
     elif section is None:
@@ -331,7 +263,6 @@ def parse_config(raw: dict) -> PipelineConfig:
 def check_input_data(config: PipelineConfig) -> str:
     """Fails early, with a one-line message, when a span the run would ingest is missing or empty;
     returns the newest span's folder."""
-    from tfx_gan.data.ingest import parse_span_policy
 
     base = config.data.input_base
     if not os.path.isdir(base):

@@ -19,11 +19,11 @@ import os
 import sys
 import warnings
 
-from tfx_gan import PACKAGES_ROOT  # the folder of components/, data/... (repository or wheel)
+from tfx_gan import PACKAGES, package_dir
+from tfx_gan.common.errors import UserError
 
-PROJECT_LOGGERS = ("tfx_gan",)  # every module logs as tfx_gan.<folder>.<module>
-_PROJECT_DIRS = tuple(os.path.join(PACKAGES_ROOT, name) + os.sep
-                      for name in ("components", "data", "pipeline", "server", "kubeflow"))
+PROJECT_LOGGERS = ("tfx_gan",)  # every module logs as tfx_gan.<package>.<module>
+_PROJECT_DIRS = {name: package_dir(name) + os.sep for name in PACKAGES}
 
 COMPONENT_RUNNING = "Component %s is running."  # tfx/orchestration/local/local_dag_runner.py
 COMPONENT_FINISHED = "Component %s is finished."
@@ -99,35 +99,22 @@ def configure(verbose: bool) -> None:
 
 
 def _show_project_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    if not os.path.abspath(filename).startswith(_PROJECT_DIRS):
+    path = os.path.realpath(filename)
+    package = next((name for name, directory in _PROJECT_DIRS.items() if path.startswith(directory)), None)
+    if package is None:
         return  # a library's deprecation or version notice: --verbose shows them
-    module = "tfx_gan." + os.path.relpath(os.path.splitext(filename)[0], PACKAGES_ROOT).replace(os.sep, ".")
-    logging.getLogger(module).warning("%s", message)
-
-
-# Errors a user's input, data, settings, disk or network cause, by the qualified name of the class
-# or one of its bases (names, so that the CLI need not import TensorFlow to recognise them). Each
-# message already says what is wrong; the CLI prints it as one line and exits 2.
-USER_ERRORS = {
-    "tfx_gan.components.common.options.ConfigError": "config error",
-    "tfx_gan.data.ingest.IngestionError": "error",
-    "tfx_gan.components.common.validation_gate.DataValidationError": "error",
-    "tfx_gan.components.gan.hooks.TrainingDivergedError": "error",
-    "tfx_gan.components.gan.hooks.CheckpointWriteError": "error",
-    "tfx_gan.components.gan.multi_worker.WorkerFailed": "error",
-    "tfx_gan.kubeflow.launcher.LaunchError": "error",
-    "tfx_gan.kubeflow.image.DockerfileError": "error",
-    "tfx_gan.server.generate.GenerateError": "error",
-    "builtins.OSError": "error",
-}
+    relative = os.path.relpath(os.path.splitext(path)[0], _PROJECT_DIRS[package])
+    logging.getLogger(f"tfx_gan.{package}." + relative.replace(os.sep, ".")).warning("%s", message)
 
 
 def user_error_prefix(error: BaseException) -> str | None:
-    """"config error"/"error" when ``error`` is one a user causes (USER_ERRORS), else None."""
-    for cls in type(error).__mro__:
-        prefix = USER_ERRORS.get(f"{cls.__module__}.{cls.__qualname__}")
-        if prefix:
-            return prefix
+    """The CLI's one-line prefix for an error a user causes: every ``UserError`` (its ``label``:
+    "config error" or "error") and the operating system's (a full disk, a missing file, a refused
+    connection); None for anything else, which is a bug."""
+    if isinstance(error, UserError):
+        return error.label
+    if isinstance(error, OSError):
+        return "error"
     return None
 
 

@@ -10,8 +10,16 @@ import dataclasses
 import os
 import sys
 
-from tfx_gan.components.common.options import range_rule
+from tfx_gan.common.options import range_rule
 from tfx_gan.pipeline.config import REPO_ROOT
+from tfx_gan.evaluation.config import EvaluationConfig
+from tfx_gan.training.config import TrainConfig
+from tfx_gan.training.losses import LOSSES
+from tfx_gan.training.models import ARCHITECTURES
+from tfx_gan.metrics.extractors import EXTRACTORS
+from tfx_gan.metrics.sample_metrics import METRICS
+from tfx_gan.pipeline.config import KubeflowConfig, PushConfig, SyntheticConfig, TaskResources
+from tfx_gan.data.config import DataConfig
 
 CONFIGURATION_PAGE = os.path.join(REPO_ROOT, "docs", "configuration.md")
 
@@ -74,13 +82,6 @@ def options_table(cls, prefix: str) -> str:
 
 
 def configuration_reference() -> str:
-    from tfx_gan.components.evaluation.evaluate import EvaluationConfig
-    from tfx_gan.components.gan.config import TrainConfig
-    from tfx_gan.components.gan.losses import LOSSES
-    from tfx_gan.components.gan.models import ARCHITECTURES
-    from tfx_gan.components.metrics.extractors import EXTRACTORS
-    from tfx_gan.components.metrics.sample_metrics import METRICS
-    from tfx_gan.pipeline.config import DataConfig, KubeflowConfig, PushConfig, SyntheticConfig, TaskResources
 
     parts = [INTRO, "## Top level\n", "| key | default | allowed | what |\n|---|---|---|---|"]
     parts[-1] += "".join(f"\n| `{k}` | {d} | {a} | {w} |" for k, d, a, w in TOP_LEVEL) + "\n"
@@ -101,7 +102,7 @@ def configuration_reference() -> str:
         parts.append(f"## `{title}`\n\n{note}\n\n{options_table(cls, prefix)}\n")
     parts.append("## Registries\n\nThe names `training.architecture`, `training.loss` and `evaluation.extractors` "
                  "accept, and the metrics every evaluation reports: each a registry in the code "
-                 "(`components/common/registry.py`), a new entry one decorated function.\n")
+                 "(`common/registry.py`), a new entry one decorated function.\n")
     for registry in (ARCHITECTURES, LOSSES, EXTRACTORS, METRICS):
         parts.append(registry.markdown_table() + "\n")
     return "\n".join(parts)

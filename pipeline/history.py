@@ -17,6 +17,9 @@ import os
 import sys
 import time
 
+from tfx_gan.common import layout
+from tfx_gan.common.options import ConfigError
+
 PIPELINE_RUN = "pipeline_run"  # the context type TFX groups one run's executions under
 
 
@@ -24,13 +27,13 @@ def push_destination_from(args: argparse.Namespace) -> str:
     """--push_destination, or the push_destination of --config (the default config's)."""
     if args.push_destination:
         return args.push_destination
-    from tfx_gan.pipeline.config import load_config
+    from tfx_gan.pipeline.config import load_config  # TensorFlow: not for --help
 
     return load_config(args.config).push_destination
 
 
 def add_push_arguments(parser: argparse.ArgumentParser) -> None:
-    from tfx_gan.pipeline.config import DEFAULT_CONFIG
+    from tfx_gan.pipeline.config import DEFAULT_CONFIG  # TensorFlow: not for --help
 
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="whose push_destination (default: %(default)s)")
     parser.add_argument("--push_dir", "--push_destination", dest="push_destination", default=None,
@@ -210,12 +213,9 @@ def run_record_of(run: PipelineRun, records_by_model: dict) -> dict | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tfx_gan.components.common import layout
-    from tfx_gan.components.common.options import ConfigError
-
     config = None
     if not args.push_destination:
-        from tfx_gan.pipeline.config import load_config
+        from tfx_gan.pipeline.config import load_config  # TensorFlow: not for --help
 
         try:
             config = load_config(args.config)

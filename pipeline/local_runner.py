@@ -18,8 +18,8 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
-from tfx_gan.components.common.layout import find_latest_usable
-from tfx_gan.components.common.options import ConfigError
+from tfx_gan.common.layout import find_latest_usable
+from tfx_gan.common.options import ConfigError
 from tfx_gan.pipeline.config import PipelineConfig, check_input_data
 from tfx_gan.pipeline.pipeline import create_pipeline
 

@@ -30,6 +30,19 @@ import time
 from markupsafe import Markup, escape
 
 from tfx_gan.pipeline.history import PipelineRun, artifact_property, open_store, read_runs, run_outcome
+from tfx_gan.training.samples import pyplot
+from tfx_gan.training.samples import image_grid
+from tfx_gan.common import layout
+from tfx_gan.common import layout
+from tfx_gan.data import schema_utils
+from tfx_gan.data.example_format import image_dataset
+from tfx_gan.common.validation_gate import anomaly_messages
+from tfx_gan.components.image_example_gen import LABEL_NAMES_PROPERTY
+from tfx_gan.training import hooks
+from tfx_gan.evaluation import tfma_result
+from tfx_gan.pipeline.config import DEFAULT_CONFIG
+from tfx_gan.common.options import ConfigError
+from tfx_gan.pipeline.config import load_config
 
 REPORTS_DIR = "reports"
 REAL_IMAGES = 48
@@ -91,7 +104,6 @@ def fmt(value, digits: int = 4) -> str:
 
 def figure_png(draw, width_in: float, height_in: float) -> bytes:
     """A Matplotlib figure drawn by ``draw(fig)`` as PNG bytes."""
-    from tfx_gan.components.gan.samples import pyplot
 
     plt = pyplot()
     fig = plt.figure(figsize=(width_in, height_in), dpi=100)
@@ -107,8 +119,6 @@ def figure_png(draw, width_in: float, height_in: float) -> bytes:
 def grid_png(images, columns: int | None = None) -> bytes:
     """Images in [-1, 1] as one PNG grid (the trainer's and evaluator's tiling)."""
     from PIL import Image
-
-    from tfx_gan.components.gan.samples import image_grid
 
     buffer = io.BytesIO()
     Image.fromarray(image_grid(images, columns)).save(buffer, format="PNG")
@@ -186,8 +196,6 @@ def feature_tables(statistics) -> str:
 def statistics_html(statistics_uri: str) -> str:
     import tensorflow_data_validation as tfdv
 
-    from tfx_gan.components.common import layout
-
     parts = []
     for split in layout.split_names(statistics_uri):
         path = os.path.join(statistics_uri, layout.SPLIT_PREFIX + split, "FeatureStats.pb")
@@ -199,8 +207,6 @@ def statistics_html(statistics_uri: str) -> str:
 
 
 def real_images_html(examples_uri: str, schema_uri: str) -> str:
-    from tfx_gan.components.common import layout, schema_utils
-    from tfx_gan.components.gan.example_format import image_dataset
 
     shape = schema_utils.image_shape(schema_utils.load_schema(schema_uri))
     try:
@@ -220,7 +226,6 @@ def real_images_html(examples_uri: str, schema_uri: str) -> str:
 
 
 def data_section(run: PipelineRun) -> str:
-    from tfx_gan.components.common.validation_gate import anomaly_messages
 
     statistics = run.output("StatisticsGen", "statistics")
     anomalies = run.output("ExampleValidator", "anomalies")
@@ -230,7 +235,6 @@ def data_section(run: PipelineRun) -> str:
     if examples is not None:
         spans = artifact_property(examples, "spans") or artifact_property(examples, "span")
         parts.append(f"<p>Examples: spans {esc(spans)}, {esc(examples.uri)}</p>")
-        from tfx_gan.components.image_example_gen import LABEL_NAMES_PROPERTY
 
         recorded = artifact_property(examples, LABEL_NAMES_PROPERTY)  # an MLMD proto: label_names_of takes TFX's
         names = json.loads(recorded) if recorded else None
@@ -263,8 +267,6 @@ def training_fid_table(metrics_path: str) -> str:
 
 
 def training_section(run: PipelineRun) -> str:
-    from tfx_gan.components.common import layout
-    from tfx_gan.components.gan import hooks
 
     model = run.output("GanTrainer", "model")
     model_run = run.output("GanTrainer", "model_run")
@@ -278,7 +280,7 @@ def training_section(run: PipelineRun) -> str:
     parts = [f"<p>Model run: {esc(run_dir)}; steps {fmt(artifact_property(model, 'train_steps'))}, "
              f"architecture {fmt(artifact_property(model, 'architecture'))}, "
              f"warm start from {esc(artifact_property(model, 'warm_started_from') or 'none (from scratch)')}</p>"]
-    # What the trainer drew (components/gan/train.py): losses, D accuracies and the training FID
+    # What the trainer drew (training/train.py): losses, D accuracies and the training FID
     # against the step, and the titled sample grids of its fixed latent batch side by side.
     parts.append("<h3>Losses, D accuracy and FID during training</h3>")
     curve = os.path.join(run_dir, "loss_curve.png")
@@ -370,7 +372,6 @@ def cas_html(cas: dict | None) -> str:
 
 def per_class_html(evaluation_uri: str) -> str:
     """The TFMA EvalResult per class: which classes the generator does badly."""
-    from tfx_gan.components.evaluation import tfma_result
 
     try:
         by_slice = tfma_result.per_class_metrics(evaluation_uri)
@@ -438,7 +439,6 @@ SECTIONS = (("data", "Data", data_section), ("training", "Training", training_se
 
 
 def render_report(run: PipelineRun, pipeline_name: str) -> str:
-    from tfx_gan.components.common.validation_gate import anomaly_messages
 
     outcome = run_outcome(run)
     stopped = run.stopped_at
@@ -476,7 +476,6 @@ def default_report_path(output_dir: str, run_id: str) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from tfx_gan.pipeline.config import DEFAULT_CONFIG
 
     parser.add_argument("run_id", nargs="?", metavar="RUN", default=None,
                         help="a pipeline run id as ./gan runs lists it (default: the newest run)")
@@ -486,8 +485,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tfx_gan.components.common.options import ConfigError
-    from tfx_gan.pipeline.config import load_config
 
     try:
         config = load_config(args.config)

@@ -13,6 +13,7 @@ import sys
 import time
 
 from tfx_gan.pipeline.history import add_push_arguments, push_destination_from
+from tfx_gan.common import layout
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +23,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def rollback(base: str, version: int) -> tuple[str, str]:
     """Publishes a copy of ``version`` as the newest version; returns (new version, path)."""
-    from tfx_gan.components.common import layout
 
     versions = dict(layout.list_versions(base))
     if version not in versions:

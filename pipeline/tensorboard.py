@@ -13,6 +13,8 @@ import os
 import socket
 import sys
 import threading
+from tfx_gan.pipeline.run import add_arguments as add_config_arguments
+from tfx_gan.pipeline.run import config_from_args
 
 TRAINER_ID = "GanTrainer"  # the trainer's node id in pipeline/pipeline.py (the class name: no with_id)
 
@@ -23,7 +25,6 @@ def training_logs_dir(config) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from tfx_gan.pipeline.cli import add_arguments as add_config_arguments
 
     add_config_arguments(parser)
     parser.add_argument("--port", type=int, default=None,
@@ -33,7 +34,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tfx_gan.pipeline.cli import config_from_args
 
     config = config_from_args(args)
     if config is None:

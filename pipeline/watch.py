@@ -22,6 +22,11 @@ import os
 import re
 import signal
 import time
+from tfx_gan.common.validation_gate import DataValidationError
+from tfx_gan.data.ingest import IngestionError
+from tfx_gan.pipeline.local_runner import PipelineBusyError, exclusive_lock, run_pipeline
+from tfx_gan.pipeline.run import add_arguments as add_run_arguments
+from tfx_gan.pipeline.run import config_from_args
 
 STATE_FILENAME = "watch_state.json"
 MAX_ATTEMPTS = 3
@@ -75,10 +80,6 @@ class Watcher:
 
     def poll(self) -> bool:
         """Runs the pipeline if a new, settled span is there; returns whether it ran."""
-        from tfx_gan.components.common.validation_gate import DataValidationError
-        from tfx_gan.data.ingest import IngestionError
-        from tfx_gan.pipeline.local_runner import PipelineBusyError, run_pipeline
-
         state = read_state(self.config.output_dir)
         span = newest_span(self.config.data.input_base)
         if span is None or span <= state["handled_span"]:
@@ -116,7 +117,6 @@ class Watcher:
         return True
 
     def run(self) -> int:
-        from tfx_gan.pipeline.local_runner import PipelineBusyError, exclusive_lock
 
         os.makedirs(self.config.output_dir, exist_ok=True)
         try:
@@ -139,7 +139,6 @@ class Watcher:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from tfx_gan.pipeline.cli import add_arguments as add_run_arguments
 
     add_run_arguments(parser)
     parser.add_argument("--interval_s", type=float, default=60.0, help="seconds between polls (default: %(default)s)")
@@ -149,7 +148,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tfx_gan.pipeline.cli import config_from_args
 
     config = config_from_args(args)
     if config is None:

@@ -7,7 +7,7 @@
     # a class by its name (the data's folder names, kept in gan_metadata.json as class_names)
     python -m tfx_gan.server.generate --push_dir serving/shapes --num_images 20 --label square
 
-Both paths call the generator's ``generate_png`` signature (see components/gan/export.py) in
+Both paths call the generator's ``generate_png`` signature (see training/export.py) in
 chunks of --batch_size; chunk i uses a seed derived from --seed with numpy's SeedSequence, so the
 same --seed and --batch_size give the same images from either source. A conditional model without
 --label gets labels 0, 1, ..., K-1, 0, 1, ... (K from the exported gan_metadata.json), and its
@@ -29,12 +29,17 @@ import urllib.request
 import numpy as np
 
 from tfx_gan.server.predict_format import classes_text
+from tfx_gan.common.errors import UserError
+from tfx_gan.common.layout import list_versions
+from tfx_gan.server.loaded_model import ModelNotFound
+from tfx_gan.server.model_store import load_latest
+from tfx_gan.server.model_config import validate_model_name
 
 SIGNATURE = "generate_png"
 DEFAULT_OUT_DIR = os.path.join("outputs", "generated")
 
 
-class GenerateError(Exception):
+class GenerateError(UserError):
     """A user-facing failure; exit_code 2 for bad input, 1 for failures of the source."""
 
     def __init__(self, message: str, exit_code: int = 2):
@@ -63,9 +68,6 @@ class PushDirSource(_Source):
     """The newest complete version in a push directory, loaded in this process."""
 
     def __init__(self, push_dir: str, settle_s: float = 1.0):
-        from tfx_gan.components.common.layout import list_versions
-        from tfx_gan.server.loaded_model import ModelNotFound
-        from tfx_gan.server.model_store import load_latest
 
         if not os.path.isdir(push_dir) and "://" not in push_dir:
             raise GenerateError(f"push directory {push_dir!r} does not exist")
@@ -76,7 +78,7 @@ class PushDirSource(_Source):
         except ModelNotFound as exc:
             raise GenerateError(str(exc)) from None
         if SIGNATURE not in self.model.signatures:
-            raise GenerateError(f"{self.model.path} has no {SIGNATURE!r} signature (see components/gan/export.py)")
+            raise GenerateError(f"{self.model.path} has no {SIGNATURE!r} signature (see training/export.py)")
         self.version = self.model.version
         self.conditional = "labels" in self.model.signatures[SIGNATURE].inputs
         self.num_classes = (self.model.gan_metadata or {}).get("num_classes")
@@ -100,7 +102,6 @@ class ServerSource(_Source):
     """A running server speaking TF Serving's REST API (tfx_gan.server.server or TF Serving)."""
 
     def __init__(self, url: str, model_name: str, timeout_s: float = 120.0):
-        from tfx_gan.server.model_config import validate_model_name
 
         parsed = urllib.parse.urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:

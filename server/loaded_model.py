@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from tfx_gan.components.common import layout
+from tfx_gan.common import layout
 
 LOG = logging.getLogger("tfx_gan.server")
 

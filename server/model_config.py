@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from tfx_gan.components.common.layout import is_remote
+from tfx_gan.common.layout import is_remote
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")

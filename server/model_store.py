@@ -1,12 +1,12 @@
-"""Loads and hot-swaps the pushed generators of a push directory (layout: components/common/layout.py).
+"""Loads and hot-swaps the pushed generators of a push directory (layout: common/layout.py).
 
 The versions served are those TF Serving's ``model_version_policy`` selects among the *complete*
-ones (complete as ``tfx_gan.components.common.layout.check_version_dir`` defines it, and it loads):
+ones (complete as ``tfx_gan.common.layout.check_version_dir`` defines it, and it loads):
 by default the newest one ("latest 1"); or the newest N, a specific list, or all. Version labels
 (``stable`` -> 3) name loaded versions. A version that fails to load
 is remembered with the change times of its files and only retried when they change; the previous
 model keeps serving meanwhile. Only integer-named directories are versions
-(``tfx_gan.components.common.layout.list_versions``), so hidden partial copies being published are ignored.
+(``tfx_gan.common.layout.list_versions``), so hidden partial copies being published are ignored.
 When the files of the served version change after it loaded (e.g. assets.extra/ arriving late
 from a copy that is not atomic), it is loaded again once they settle.
 
@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Callable
 
-from tfx_gan.components.common.layout import check_version_dir, list_versions
+from tfx_gan.common.layout import check_version_dir, list_versions
 from tfx_gan.server.loaded_model import LoadedModel, ModelNotFound, load_model
 from tfx_gan.server.model_config import VersionPolicy, validate_model_name
 

@@ -22,7 +22,7 @@ import signal
 import sys
 import threading
 
-from tfx_gan.server.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_IMAGES, ServingApp
+from tfx_gan.server.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_IMAGES, ServingApp, _package_version
 from tfx_gan.server.http_server import (
     DEFAULT_BODY_TIMEOUT_S,
     DEFAULT_HEADER_TIMEOUT_S,
@@ -176,7 +176,6 @@ def run(args, on_ready=None) -> int:
     server with ``httpd.shutdown()`` from another thread)."""
     logging.basicConfig(level=getattr(logging, args.log_level, logging.INFO), format="%(asctime)s %(levelname)s %(message)s")
     if getattr(args, "version", False):
-        from tfx_gan.server.app import _package_version
 
         print(f"tfx_gan model server {_package_version()} (TF Serving's REST and gRPC APIs, KServe V2)")
         return 0
@@ -216,7 +215,7 @@ def run(args, on_ready=None) -> int:
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 2
-    from tfx_gan.server.grpc_service import start_grpc_server
+    from tfx_gan.server.grpc_service import start_grpc_server  # TF Serving's protos import TensorFlow: not for --help
 
     try:
         grpc_server, grpc_port = start_grpc_server(app, args.host, args.grpc_port)

@@ -13,8 +13,8 @@ def tiny_serving_model(tmp_path_factory) -> str:
     the serving SavedModel, gan_metadata.json (latent_dim 4), Keras G and D."""
     import keras
 
-    from tfx_gan.components.common import layout
-    from tfx_gan.components.gan.export import export_generator, save_keras_models
+    from tfx_gan.common import layout
+    from tfx_gan.training.export import export_generator, save_keras_models
 
     latent_dim = 4
     path = str(tmp_path_factory.mktemp("model") / layout.SERVING_DIR)

@@ -12,7 +12,7 @@ from tfx.proto import pusher_pb2
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
-from tfx_gan.components.common import layout
+from tfx_gan.common import layout
 from tfx_gan.components.atomic_pusher import AtomicPushExecutor
 
 

@@ -19,10 +19,12 @@ import pytest
 from keras import layers
 from PIL import Image
 
-from tfx_gan.components.common import layout
-from tfx_gan.components.evaluation.evaluate import EvaluationConfig, evaluate_and_bless, samples_grid_size
-from tfx_gan.components.gan.export import export_generator, save_keras_models
-from tfx_gan.components.gan.synthetic import write_tfrecords
+from tfx_gan.common import layout
+from tfx_gan.evaluation.config import EvaluationConfig
+from tfx_gan.evaluation.evaluate import evaluate_and_bless
+from tfx_gan.training.sampling import samples_grid_size
+from tfx_gan.training.export import export_generator, save_keras_models
+from tfx_gan.data.example_format import write_tfrecords
 from tfx_gan.server import generate, server as server_module
 from tfx_gan.server.http_server import start_server
 from tfx_gan.server.model_config import ModelSource, parse_model_config
@@ -92,7 +94,7 @@ def test_evaluator_scores_without_a_baseline_of_other_images(data):
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from tfx_gan.components.evaluation.reference import build_reference
+    from tfx_gan.evaluation.reference import build_reference
 
     root = data["root"]
     build_reference(train_files=data["train"], eval_files=data["eval"], image_shape=SHAPE, num_classes=2,
@@ -129,9 +131,9 @@ def test_trainer_records_class_names_and_never_warm_starts_from_other_data(data,
     """GanTrainer's own function (what the TFX executor calls) with real artifacts."""
     from tfx.types import standard_artifacts
 
-    from tfx_gan.components.gan.config import TrainConfig
-    from tfx_gan.components.gan.step import GanTraining
-    from tfx_gan.components.gan.warm_start import warm_start
+    from tfx_gan.training.config import TrainConfig
+    from tfx_gan.training.step import GanTraining
+    from tfx_gan.training.warm_start import warm_start
     from tfx_gan.components.gan_trainer import GanTrainer
     from tfx_gan.components.image_example_gen import LABEL_NAMES_PROPERTY
     from tfx_gan.data.schema import curated_schema

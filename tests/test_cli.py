@@ -44,11 +44,11 @@ absl_logging.info("Component %s is running.", "GanTrainer")
 absl_logging.info("a protobuf dump\\n  with more lines")
 absl_logging.warning("ArtifactQuery.property_predicate is not supported.")
 logging.getLogger("apache_beam.typehints").info("Using Any for unsupported type")
-logging.getLogger("tfx_gan.components.gan.train").info("step 100/200  d_loss 1.0")
+logging.getLogger("tfx_gan.training.train").info("step 100/200  d_loss 1.0")
 logging.getLogger("tfx_gan.pipeline.x").warning("no comparable baseline: serving version 3")
 warnings.warn("a library's deprecation", FutureWarning)
 warnings.warn_explicit("FID is unreliable with fewer samples", UserWarning,
-                       os.path.join(console.PACKAGES_ROOT, "components", "metrics", "fid.py"), 1)
+                       os.path.join(console.package_dir("metrics"), "fid.py"), 1)
 absl_logging.info("Component %s is finished.", "GanTrainer")
 try:
     raise RuntimeError("first line\\nsecond line")
@@ -146,14 +146,35 @@ def test_unexpected_errors_are_one_line_and_verbose_keeps_the_traceback(tmp_path
     assert verbose.returncode == 1 and "Traceback" in verbose.stderr and "KeyError: 'missing'" in verbose.stderr
 
 
-def test_user_errors_are_recognised_by_class_name():
-    from tfx_gan.components.common.options import ConfigError
+def test_user_errors_are_recognised_by_their_base_class():
+    from tfx_gan.common.errors import UserError
+    from tfx_gan.common.options import ConfigError
     from tfx_gan.pipeline.local_runner import PipelineBusyError
 
     assert console.user_error_prefix(PipelineBusyError("busy")) == "config error"
     assert console.user_error_prefix(ConfigError("bad")) == "config error"
     assert console.user_error_prefix(FileNotFoundError(2, "No such file")) == "error"
     assert console.user_error_prefix(KeyError("x")) is None
+
+    class BrandNewProblem(UserError):  # a new error class needs nothing registered anywhere
+        pass
+
+    assert console.user_error_prefix(BrandNewProblem("a new kind of bad input")) == "error"
+
+
+def test_every_error_a_user_can_cause_derives_from_user_error():
+    import importlib
+
+    from tfx_gan.common.errors import UserError
+
+    for path in ("common.options.ConfigError", "common.validation_gate.DataValidationError",
+                 "data.ingest.IngestionError", "data.image_transform.TransformError",
+                 "training.hooks.TrainingDivergedError", "training.hooks.CheckpointWriteError",
+                 "training.multi_worker.WorkerFailed", "server.generate.GenerateError",
+                 "kubeflow.emulator.launcher.LaunchError", "kubeflow.emulator.image.DockerfileError",
+                 "pipeline.local_runner.PipelineBusyError"):
+        module, name = path.rsplit(".", 1)
+        assert issubclass(getattr(importlib.import_module(f"tfx_gan.{module}"), name), UserError), path
 
 
 def test_hyphenated_flags_mean_the_underscored_ones():

@@ -6,7 +6,7 @@ import shutil
 import pytest
 import yaml
 
-from tfx_gan.components.common.options import ConfigError
+from tfx_gan.common.options import parse_overrides, ConfigError
 from tfx_gan.pipeline import config as pipeline_config
 
 
@@ -15,7 +15,7 @@ def test_default_config_loads_and_resolves_paths():
     assert config.pipeline_name == "gan-digits"
     assert os.path.isabs(config.data.input_base) and config.data.input_base.endswith("data/digits")
     assert os.path.isfile(config.data.schema_file)
-    assert config.training.architecture == "conditional_dcgan"
+    assert config.training.architecture == "auto" and config.training.given == {"architecture", "warm_start"}
     assert config.enable_cache is True
 
 
@@ -43,7 +43,7 @@ def base_raw():
     ({"data": {"input_base": "", "schema_file": "data/schema/digits/schema.pbtxt"}}, "data.input_base is required"),
     ({"data": {"input_base": "x", "schema_file": "s", "train_buckets": 0}}, "data.train_buckets: must be >= 1"),
     ({"evaluation": {"typo": 1}}, "unknown key"),
-    ({"evaluation": {"extractors": ["clip"]}}, "evaluation.extractors: 'clip' is not one of: domain_cnn, random_cnn, inception"),
+    ({"evaluation": {"extractors": ["clip"]}}, "evaluation.extractors: 'clip' is not one of: domain_cnn, random_cnn, pixels_8x8, inception"),
     ({"evaluation": {"regression_tolerance": -0.5}}, "evaluation.regression_tolerance: must be >= 0"),
     ({"evaluation": {"classifier_epochs": 2.5}}, "evaluation.classifier_epochs: expected an integer"),
     ({"training": {"architecture": "dcgan28"}}, "dcgan_28"),
@@ -95,32 +95,31 @@ def test_input_data_checks(tmp_path):
 
 
 def test_set_items_parse_into_sections():
-    assert pipeline_config.parse_overrides(
+    assert parse_overrides(
         ["training.train_steps=200", "evaluation.max_fid=null", "evaluation.seed=3", "output_dir=/tmp/x"]) == {
         "training": {"train_steps": 200}, "evaluation": {"max_fid": None, "seed": 3}, "output_dir": "/tmp/x"}
     with pytest.raises(ConfigError, match="SECTION.KEY=VALUE"):
-        pipeline_config.parse_overrides(["training.train_steps"])
+        parse_overrides(["training.train_steps"])
     with pytest.raises(ConfigError, match="'output_dir' is not a section"):
-        pipeline_config.parse_overrides(["output_dir=/tmp/x", "output_dir.sub=1"])
+        parse_overrides(["output_dir=/tmp/x", "output_dir.sub=1"])
 
 
-def test_run_and_the_quality_benchmark_share_the_set_syntax(monkeypatch, capsys):
-    """Both parse --set with parse_overrides, and a bad value fails at config load naming its key."""
+def test_run_and_the_quality_benchmark_share_the_set_syntax(capsys):
+    """Both parse --set with common.options.parse_overrides, and a bad value fails at config load
+    naming its key, in the same words."""
     import argparse
 
     from benchmarks import train_quality
-    from tfx_gan.pipeline import cli
+    from tfx_gan.pipeline import run as run_command
 
-    parsed = []
-    real_parse = pipeline_config.parse_overrides
-    monkeypatch.setattr(pipeline_config, "parse_overrides", lambda pairs: parsed.append(pairs) or real_parse(pairs))
     bad = ["evaluation.num_samples=1"]
     args = argparse.Namespace(config=pipeline_config.DEFAULT_CONFIG, set=bad)
-    assert cli.run(args) == 2
+    assert run_command.run(args) == 2
     assert "config error: evaluation.num_samples: must be >= 2" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="evaluation.num_samples: must be >= 2"):
         train_quality.main(["--set", *bad, "--out", "/nonexistent/never-written.json"])
-    assert parsed == [bad, bad]
+    with pytest.raises(ConfigError, match="SECTION.KEY=VALUE"):
+        train_quality.main(["--set", "evaluation.num_samples", "--out", "/nonexistent/never-written.json"])
 
 
 SHIPPED_CONFIGS = [pipeline_config.DEFAULT_CONFIG] + sorted(
@@ -158,7 +157,7 @@ def test_file_paths_follow_the_file_and_command_line_paths_the_working_directory
     assert config.output_dir == str(tmp_path / "home" / "shapes-out")
     assert config.push_destination == str(elsewhere / "serving" / "shapes")  # unset: under the cwd
 
-    overridden = pipeline_config.load_config(str(project / "shapes.yaml"), pipeline_config.parse_overrides(
+    overridden = pipeline_config.load_config(str(project / "shapes.yaml"), parse_overrides(
         ["data.input_base=other_data", "push_destination=served", "output_dir=gs://bucket/out"]))
     assert overridden.data.input_base == str(elsewhere / "other_data")  # --set: relative to the cwd
     assert overridden.data.schema_file == schema  # the file's own path is unchanged

@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-from tfx_gan.components.gan.losses import LOSSES
-from tfx_gan.components.gan.models import ARCHITECTURES
-from tfx_gan.components.metrics.extractors import EXTRACTORS
-from tfx_gan.components.metrics.sample_metrics import METRICS
+from tfx_gan.training.losses import LOSSES
+from tfx_gan.training.models import ARCHITECTURES
+from tfx_gan.metrics.extractors import EXTRACTORS
+from tfx_gan.metrics.sample_metrics import METRICS
 from tfx_gan.pipeline.docs import CONFIGURATION_PAGE, configuration_reference
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

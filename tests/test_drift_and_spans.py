@@ -9,8 +9,8 @@ import pytest
 import tensorflow_data_validation as tfdv
 from PIL import Image
 
-from tfx_gan.components.common import drift, layout
-from tfx_gan.components.gan.synthetic import write_tfrecords
+from tfx_gan.common import drift, layout
+from tfx_gan.data.example_format import write_tfrecords
 from tfx_gan.data import ingest
 
 SCHEMA = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "schema", "digits", "schema.pbtxt")
@@ -87,7 +87,7 @@ def test_drift_of_the_label_distribution_is_named_and_a_same_mix_passes(tmp_path
 
 
 def test_a_span_that_fails_the_schema_is_named_in_one_line(tmp_path):
-    from tfx_gan.components.common.validation_gate import DataValidationError, raise_on_anomalies
+    from tfx_gan.common.validation_gate import DataValidationError, raise_on_anomalies
 
     schema = tfdv.load_schema_text(SCHEMA)  # 28x28 digits, labels 0-9
     anomalies_uri = tmp_path / "anomalies"

@@ -5,10 +5,12 @@ import math
 import numpy as np
 import pytest
 
-from tfx_gan.components.evaluation.evaluate import EvaluationConfig, decide_blessing, generate_images, summarise_draws
-from tfx_gan.components.metrics.extractors import EXTRACTORS, load_extractor
-from tfx_gan.components.metrics.sample_metrics import CONFIDENCE_THRESHOLD, METRICS
-from tfx_gan.components.common.options import ConfigError
+from tfx_gan.evaluation.config import EvaluationConfig
+from tfx_gan.evaluation.evaluate import decide_blessing, summarise_draws
+from tfx_gan.training.sampling import generate_images
+from tfx_gan.metrics.extractors import EXTRACTORS, load_extractor
+from tfx_gan.metrics.sample_metrics import CONFIDENCE_THRESHOLD, METRICS
+from tfx_gan.common.options import ConfigError
 
 
 def Thresholds(**overrides):  # noqa: N802 (reads like a type)
@@ -95,7 +97,7 @@ def test_a_candidate_is_worse_than_the_serving_model_only_beyond_the_noise():
 def test_generate_images_is_deterministic_and_balanced_for_conditional_models(tmp_path):
     import keras
 
-    from tfx_gan.components.gan.export import export_generator
+    from tfx_gan.training.export import export_generator
 
     latent = keras.Input((4,))
     labels = keras.Input((), dtype="int32")
@@ -155,13 +157,13 @@ class FakeExtractor:
 
 
 def test_scoring_runs_every_registered_metric_that_applies():
-    from tfx_gan.components.metrics.classifier_score import classifier_score, confident_class_shares, confident_fraction
-    from tfx_gan.components.metrics.density_coverage import density_coverage
-    from tfx_gan.components.metrics.fid import FeatureStats, frechet_distance_from_stats
-    from tfx_gan.components.metrics.kid import kernel_inception_distance
-    from tfx_gan.components.metrics.novelty import distance_to_train, novelty
-    from tfx_gan.components.metrics.precision_recall import precision_recall
-    from tfx_gan.components.evaluation.reference import ExtractorReference
+    from tfx_gan.metrics.classifier_score import classifier_score, confident_class_shares, confident_fraction
+    from tfx_gan.metrics.density_coverage import density_coverage
+    from tfx_gan.metrics.fid import FeatureStats, frechet_distance_from_stats
+    from tfx_gan.metrics.kid import kernel_inception_distance
+    from tfx_gan.metrics.novelty import distance_to_train, novelty
+    from tfx_gan.metrics.precision_recall import precision_recall
+    from tfx_gan.evaluation.reference import ExtractorReference
 
     rng = np.random.default_rng(0)
     fake = rng.uniform(-1, 1, size=(60, 3, 3, 1)).astype(np.float32)
@@ -197,10 +199,10 @@ def test_reference_artifact_uses_a_floor_no_extractor_saw(tmp_path):
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from tfx_gan.components.gan.synthetic import write_tfrecords
-    from tfx_gan.components.metrics.domain_classifier import DomainClassifier
-    from tfx_gan.components.metrics.random_cnn import RandomCNN
-    from tfx_gan.components.evaluation.reference import build_reference, load_reference, read_held_out, stratified_halves
+    from tfx_gan.data.example_format import write_tfrecords
+    from tfx_gan.metrics.domain_classifier import DomainClassifier
+    from tfx_gan.metrics.random_cnn import RandomCNN
+    from tfx_gan.evaluation.reference import build_reference, load_reference, read_held_out, stratified_halves
 
     rng = np.random.default_rng(0)
     labels = np.repeat([0, 1], 36)
@@ -238,6 +240,6 @@ def test_reference_artifact_uses_a_floor_no_extractor_saw(tmp_path):
 
 
 def _decoded(files):
-    from tfx_gan.components.gan.example_format import load_arrays
+    from tfx_gan.data.example_format import load_arrays
 
     yield load_arrays(files, (8, 8, 1))[0]

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import yaml
 
-from tfx_gan.components.evaluation.evaluate import EvaluationConfig, decide_blessing, evaluate_and_bless, summarise_draws
-from tfx_gan.components.gan.config import TrainConfig
-from tfx_gan.components.gan.synthetic import write_tfrecords
-from tfx_gan.components.gan.train import save_trained_models, train_gan
-from tfx_gan.components.evaluation.reference import build_reference, load_reference
+from tfx_gan.evaluation.config import EvaluationConfig
+from tfx_gan.evaluation.evaluate import decide_blessing, evaluate_and_bless, summarise_draws
+from tfx_gan.training.config import TrainConfig
+from tfx_gan.data.example_format import write_tfrecords
+from tfx_gan.training.train import save_trained_models, train_gan
+from tfx_gan.evaluation.reference import build_reference, load_reference
 from tfx_gan.data.photo_patches import photo_patches, unseen_patches
 
 SHAPE = (32, 32, 3)

@@ -32,7 +32,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from tfx_gan.components.common import layout
+from tfx_gan.common import layout
 from tfx_gan.data.digits import digits_28x28
 
 pytestmark = pytest.mark.faults

@@ -8,9 +8,9 @@ import tensorflow as tf
 from benchmarks import flops as flops_lib
 from benchmarks.flops import forward_macs, layer_efficiency, measure_peak, step_flops_per_image
 from benchmarks.train_throughput import make_discriminator_model, make_generator_model
-from tfx_gan.components.gan import devices
-from tfx_gan.components.gan.config import ConfigError, TrainConfig
-from tfx_gan.components.gan.models import build_models
+from tfx_gan.training import devices
+from tfx_gan.training.config import ConfigError, TrainConfig
+from tfx_gan.training.models import build_models
 
 
 def test_forward_macs_of_the_tf_tutorial_dcgan_counted_by_hand():

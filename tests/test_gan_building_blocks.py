@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfx_gan.components.gan import augment
-from tfx_gan.components.gan.config import TrainConfig
-from tfx_gan.components.gan.devices import resolve_precision
-from tfx_gan.components.gan.models import (FastDropout, FusedBatchNorm, MinibatchStd, SpectralNormConv2D, SpectralNormDense,
+from tfx_gan.training import augment
+from tfx_gan.training.config import TrainConfig
+from tfx_gan.training.devices import resolve_precision
+from tfx_gan.training.models import (FastDropout, FusedBatchNorm, MinibatchStd, SpectralNormConv2D, SpectralNormDense,
                                    build_discriminator, build_generator)
-from tfx_gan.components.gan.step import GanTraining
+from tfx_gan.training.step import GanTraining
 
 
 # ------------------------------------------------------------------------------ DiffAugment
@@ -145,7 +145,7 @@ def test_r1_is_added_to_the_discriminator_loss():
     fake = tf.random.uniform([4, 28, 28, 1], -1, 1)
     d_loss, _, _ = trainer.discriminator_update(real, fake, tf.zeros([4], tf.int32))
     real_logits, fake_logits = linear(real), linear(fake)
-    from tfx_gan.components.gan.losses import bce_d_loss
+    from tfx_gan.training.losses import bce_d_loss
     expected = bce_d_loss(real_logits, fake_logits).numpy() + 0.5 * 2.0 * float(np.sum(w ** 2))
     assert d_loss.numpy() == pytest.approx(expected, rel=1e-5)
 
@@ -231,7 +231,7 @@ def test_minibatch_std_appends_the_batch_mean_standard_deviation():
     ("dcgan_28", (28, 28, 1), None), ("conditional_dcgan", (28, 28, 1), 10), ("dcgan_rgb", (32, 32, 3), None)])
 def test_resize_upsampling_and_minibatch_std_models(architecture, shape, classes, tmp_path):
     config = TrainConfig(architecture=architecture, g_upsampling="resize", d_minibatch_std=True, latent_dim=16)
-    from tfx_gan.components.gan.models import build_models
+    from tfx_gan.training.models import build_models
     g, d = build_models(config, shape, classes)
     kinds = [type(layer).__name__ for layer in g.layers]
     assert "UpSampling2D" in kinds
@@ -250,7 +250,7 @@ def test_resize_upsampling_and_minibatch_std_models(architecture, shape, classes
 
 # ------------------------------------------------------------------------------ mode seeking
 def test_mode_seeking_penalty_punishes_pairs_of_equal_images():
-    from tfx_gan.components.gan.losses import mode_seeking_penalty
+    from tfx_gan.training.losses import mode_seeking_penalty
     latent = tf.random.normal([8, 4], seed=2)
     images = tf.random.uniform([8, 5, 5, 1], -1.0, 1.0, seed=3)
     collapsed = tf.concat([images[:4], images[:4]], 0)
@@ -297,9 +297,9 @@ def test_late_lr_decay_holds_then_falls_linearly_to_zero_for_both_optimizers():
 def test_truncation_psi_scales_the_latent_of_the_exported_model_and_the_trainer(tmp_path):
     import json
 
-    from tfx_gan.components.common import layout
-    from tfx_gan.components.gan.export import export_generator
-    from tfx_gan.components.common.options import ConfigError
+    from tfx_gan.common import layout
+    from tfx_gan.training.export import export_generator
+    from tfx_gan.common.options import ConfigError
     config = TrainConfig(architecture="conditional_dcgan", g_upsampling="resize", latent_dim=8, mixed_precision="off",
                          truncation_psi=0.5)
     trainer = GanTraining(config, (28, 28, 1), 3, "float32")

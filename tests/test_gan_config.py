@@ -6,7 +6,7 @@ import os
 import pytest
 import yaml
 
-from tfx_gan.components.gan.config import ARCHITECTURES, ConfigError, TrainConfig
+from tfx_gan.training.config import ARCHITECTURES, ConfigError, TrainConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -136,7 +136,7 @@ def test_a_pipeline_config_without_an_architecture_means_auto(tmp_path):
 
 
 def test_128px_nets_build_with_the_right_shapes():
-    from tfx_gan.components.gan.models import build_models
+    from tfx_gan.training.models import build_models
 
     for architecture, classes in (("conditional_dcgan", 2), ("dcgan", None)):
         config = TrainConfig(architecture=architecture, g_upsampling="resize", g_width=0.5, g_base_kernel=3, d_kernel=4)

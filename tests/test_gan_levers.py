@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfx_gan.components.gan import augment, losses
-from tfx_gan.components.gan.config import ConfigError, TrainConfig
-from tfx_gan.components.gan.models import ClassAffine, build_generator
-from tfx_gan.components.gan.step import GanTraining
+from tfx_gan.training import augment, losses
+from tfx_gan.training.config import ConfigError, TrainConfig
+from tfx_gan.training.models import ClassAffine, build_generator
+from tfx_gan.training.step import GanTraining
 
 
 def t(values):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfx_gan.components.gan import losses
+from tfx_gan.training import losses
 
 LOG2 = math.log(2.0)
 

@@ -1,7 +1,7 @@
 """Per model: a short training run lowers the domain FID from its untrained value.
 
 Features come from a small domain classifier trained on the real images for a few epochs
-(tfx_gan.components.metrics.domain_classifier); every FID uses the same N and the same real reference
+(tfx_gan.metrics.domain_classifier); every FID uses the same N and the same real reference
 set. The runs are short (200-300 steps), so they use a high learning rate and no DiffAugment,
 which converge fastest over such horizons; the default config is measured in
 benchmarks/train_quality.py instead.
@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfx_gan.components.gan.config import TrainConfig
-from tfx_gan.components.gan.synthetic import coloured_shapes, write_tfrecords
-from tfx_gan.components.gan.models import build_models
-from tfx_gan.components.gan.train import train_gan
-from tfx_gan.components.metrics.domain_classifier import train_domain_classifier
-from tfx_gan.components.metrics.fid import frechet_distance_from_features
+from tfx_gan.training.config import TrainConfig
+from tfx_gan.training.synthetic import coloured_shapes
+from tfx_gan.data.example_format import write_tfrecords
+from tfx_gan.training.models import build_models
+from tfx_gan.training.train import train_gan
+from tfx_gan.metrics.domain_classifier import train_domain_classifier
+from tfx_gan.metrics.fid import frechet_distance_from_features
 from tfx_gan.data.digits import digits_28x28
 
 N = 200

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfx_gan.components.gan import losses as losses_lib
-from tfx_gan.components.gan.config import TrainConfig
-from tfx_gan.components.gan.synthetic import write_tfrecords
-from tfx_gan.components.gan.step import GanTraining
-from tfx_gan.components.gan.train import HISTORY_KEYS, TrainingDivergedError, save_trained_models, train_gan
-from tfx_gan.components.gan.warm_start import warm_start
-from tfx_gan.components.gan.export import load_keras_model
+from tfx_gan.training import losses as losses_lib
+from tfx_gan.training.config import TrainConfig
+from tfx_gan.data.example_format import write_tfrecords
+from tfx_gan.training.step import GanTraining
+from tfx_gan.training.train import HISTORY_KEYS, TrainingDivergedError, save_trained_models, train_gan
+from tfx_gan.training.warm_start import warm_start
+from tfx_gan.training.export import load_keras_model
 from tfx_gan.data.digits import digits_28x28
 
 SHAPE = (28, 28, 1)
@@ -186,8 +186,8 @@ def test_multi_worker_strategy_path_single_worker(digit_files, tmp_path):
     import subprocess
     import sys
     script = (
-        "from tfx_gan.components.gan.config import TrainConfig\n"
-        "from tfx_gan.components.gan.train import train_gan\n"
+        "from tfx_gan.training.config import TrainConfig\n"
+        "from tfx_gan.training.train import train_gan\n"
         f"config = TrainConfig.from_dict(dict(architecture='mlp', batch_size=16, train_steps=2, log_every_steps=1, "
         f"distribution='multi_worker'))\n"
         f"r = train_gan(config, {digit_files!r}, (28, 28, 1), 10, {str(tmp_path / 'run')!r}, "
@@ -208,7 +208,7 @@ def test_a_full_disk_during_a_checkpoint_is_a_clear_error_and_keeps_the_last_one
     import shutil
     import subprocess
 
-    from tfx_gan.components.gan.train import CheckpointWriteError
+    from tfx_gan.training.train import CheckpointWriteError
 
     config = tiny(architecture="mlp", train_steps=3, checkpoint_every_steps=3)
     train_gan(config, digit_files, SHAPE, 10, str(tmp_path / "run"), str(tmp_path / "ckpt"))

@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tfx_gan.components.common.options import ConfigError
+from tfx_gan.common.options import ConfigError
 from tfx_gan.data import image_transform, ingest
 from tfx_gan.data.image_transform import ImageTransform
 from tfx_gan.data.photo_patches import photo_crops
@@ -137,8 +137,8 @@ def test_refusals_stay_refusals_under_a_transform(tmp_path):
 
 
 def test_config_values_are_checked_by_name():
-    from tfx_gan.pipeline.config import DataConfig, image_transform_from
-    from tfx_gan.components.common.options import parse_options
+    from tfx_gan.data.config import DataConfig, image_transform_from
+    from tfx_gan.common.options import parse_options
 
     def data(**values):
         return parse_options(DataConfig, {"input_base": "x", "schema_file": "y", **values}, "data")

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tfx_gan.components.gan import example_format
+from tfx_gan.data import example_format
 from tfx_gan.data import ingest
 
 
@@ -149,7 +149,7 @@ def test_mixed_inputs_are_refused(tmp_path):
 
 
 def test_make_schema_matches_the_curated_digits_schema(tmp_path):
-    from tfx_gan.components.common import schema_utils
+    from tfx_gan.data import schema_utils
     from tfx_gan.data.schema import schema_for_span
 
     for label in (0, 9):

@@ -16,7 +16,7 @@ import tensorflow as tf
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
-from tfx_gan.components.gan import example_format
+from tfx_gan.data import example_format
 from tfx_gan.data import ingest
 from test_ingest import raw_png  # pytest puts tests/ on sys.path
 

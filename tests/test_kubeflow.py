@@ -19,9 +19,10 @@ import threading
 import pytest
 import yaml
 
-from tfx_gan.components.common.options import ConfigError
+from tfx_gan.common.options import ConfigError
 from tfx_gan.kubeflow import compile as kfp_compile
-from tfx_gan.kubeflow import image, kfp_cache, submit
+from tfx_gan.kubeflow import submit
+from tfx_gan.kubeflow.emulator import image, kfp_cache
 from tfx_gan.pipeline.config import DEFAULT_CONFIG, REPO_ROOT, load_config
 
 ROOT = "gs://bucket/gan"
@@ -119,7 +120,7 @@ def test_resources_follow_the_config(tmp_path):
 
 
 def test_trainer_workers_compile_a_chief_that_creates_worker_pods(tmp_path, compiled):
-    from tfx_gan.kubeflow.worker_pods import PORT, WORKER_PODS_ENV
+    from tfx_gan.training.worker_pods import PORT, WORKER_PODS_ENV
 
     trainer = {"cpu_request": 6, "cpu_limit": 8, "memory_request_gb": 8, "memory_limit_gb": 16}
     _, spec = compile_to_dict(tmp_path, {"kubeflow": {"trainer_workers": 3, "resources": {"GanTrainer": trainer}}})
@@ -363,13 +364,19 @@ def test_image_staging_takes_only_what_the_dockerfile_copies(tmp_path):
     assert os.path.isfile(os.path.join(app, "kubeflow", "container_entrypoint.py"))
     assert os.path.isfile(os.path.join(app, "components", "gan_trainer.py"))
     assert os.path.isfile(os.path.join(app, "data", "schema", "digits", "schema.pbtxt"))
-    for absent in ("pipeline", "tests", ".venv", "kubeflow/launcher.py", "components/__pycache__"):
+    # the import root with its links: every package the tasks may import, as in a checkout
+    from tfx_gan import PACKAGES
+
+    for name in PACKAGES:
+        assert os.readlink(os.path.join(app, "tfx_gan", name)) == os.path.join("..", name)
+        assert os.path.isdir(os.path.join(app, "tfx_gan", name)), name
+    for absent in ("tests", "benchmarks", "docs", ".venv", ".git", "data/digits", "components/__pycache__"):
         assert not os.path.exists(os.path.join(app, absent)), absent
     assert staged.env["PYTHONPATH"] == kfp_compile.IMAGE_ROOT and staged.env["TF_USE_LEGACY_KERAS"] == "0"
 
 
 @pytest.mark.parametrize("line, message", [
-    ("COPY pipeline ./pipeline", "COPY pipeline: not in the build context"),  # .dockerignore leaves it out
+    ("COPY tests ./tests", "COPY tests: not in the build context"),  # .dockerignore leaves it out
     ("COPY nowhere.py ./", "COPY nowhere.py: not in the build context"),
     ("ADD components ./components", "ADD is not reproduced"),
     ("COPY --from=builder /x /x", "only plain COPY"),
@@ -423,15 +430,15 @@ def _installed(name: str):
 
 
 @pytest.mark.parametrize("path", [".venv/bin/python", "outputs/gan-digits/metadata.sqlite", "serving/gan-digits/1/x",
-                                  ".cache/uv", "data/digits/span-1/0/0.png", ".git/HEAD", "pipeline/cli.py",
-                                  "components/__pycache__/x.pyc"])
+                                  ".cache/uv", "data/digits/span-1/0/0.png", ".git/HEAD", "tests/test_cli.py",
+                                  "components/__pycache__/x.pyc", "data/emoji/span-1/flags/1f1e6.png"])
 def test_dockerignore_keeps_the_build_context_small(path):
     assert image._ignored(path, image._ignore_patterns(REPO_ROOT))
 
 
 # --------------------------------------------------------------------------- the launcher's driver
 def test_driver_refuses_constant_value_unless_vertex(tmp_path):
-    from tfx_gan.kubeflow import launcher
+    from tfx_gan.kubeflow.emulator import launcher
 
     _, spec_dict = compile_to_dict(tmp_path, spec_version="2.0")
     package = tmp_path / "spec.yaml"
@@ -450,7 +457,7 @@ def test_driver_refuses_constant_value_unless_vertex(tmp_path):
 def test_driver_checks_parameter_types_and_passes_inputs_as_oss_kfp(compiled, tmp_path):
     from kfp.pipeline_spec import pipeline_spec_pb2 as pb
 
-    from tfx_gan.kubeflow import launcher
+    from tfx_gan.kubeflow.emulator import launcher
 
     package = tmp_path / "spec.yaml"
     package.write_text(compiled[0])
@@ -474,7 +481,7 @@ def test_driver_checks_parameter_types_and_passes_inputs_as_oss_kfp(compiled, tm
 
 
 def test_launcher_refuses_what_is_not_a_runnable_spec(tmp_path):
-    from tfx_gan.kubeflow import launcher
+    from tfx_gan.kubeflow.emulator import launcher
 
     for text, message in (("a: [", "is not YAML"), ("pipelineInfo: {name: x}", "not a PipelineSpec"),
                           ("root: {dag: {tasks: {a: {dependentTasks: [b]}, b: {dependentTasks: [a]}}}}", "cycle")):

@@ -1,4 +1,4 @@
-"""The compiled pipeline, run by kubeflow/launcher.py under open-source KFP's rules, twice.
+"""The compiled pipeline, run by kubeflow/emulator/launcher.py under open-source KFP's rules, twice.
 
 Compiled from the default config with a tiny training and evaluation, on ~200 bundled digits in
 span-1: every task runs as its own subprocess with the container's command, from the files the
@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfx_gan.components.common.layout import list_versions
+from tfx_gan.common.layout import list_versions
 from tfx_gan.data.digits import digits_28x28
 from tfx_gan.kubeflow.compile import compile_pipeline
-from tfx_gan.kubeflow.launcher import launch
+from tfx_gan.kubeflow.emulator.launcher import launch
 from tfx_gan.pipeline.config import DEFAULT_CONFIG, REPO_ROOT
 
 pytestmark = pytest.mark.slow
@@ -70,7 +70,7 @@ def report(result: dict) -> str:
 
 def test_spec_2_0_fails_in_the_oss_driver(setup, tmp_path):
     specs, local_dir = setup
-    launched = subprocess.run([sys.executable, "-m", "tfx_gan.kubeflow.launcher", "--package", specs["2.0"], "--root", ROOT,
+    launched = subprocess.run([sys.executable, "-m", "tfx_gan.kubeflow.emulator.launcher", "--package", specs["2.0"], "--root", ROOT,
                                "--local_dir", str(tmp_path)], cwd=REPO_ROOT, capture_output=True, text=True)
     assert launched.returncode == 1, launched.stdout + launched.stderr
     assert ("task ImageExampleGen: failed to resolve inputs: resolving input parameter custom_config: "

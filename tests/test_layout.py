@@ -14,7 +14,7 @@ import sys
 import pytest
 import tensorflow as tf
 
-from tfx_gan.components.common import layout
+from tfx_gan.common import layout
 
 def test_publish_makes_a_whole_loadable_version(tiny_serving_model, tmp_path):
     base = str(tmp_path / "push")
@@ -52,7 +52,7 @@ def test_broken_versions_are_skipped_with_a_warning(tiny_serving_model, tmp_path
 
 def test_a_killed_publish_leaves_only_a_hidden_folder_that_the_next_publish_removes(tiny_serving_model, tmp_path):
     base = tmp_path / "push"
-    script = (f"import os, signal\nfrom tfx_gan.components.common import layout\n"
+    script = (f"import os, signal\nfrom tfx_gan.common import layout\n"
               f"real_rename = os.rename\n"
               f"def die(src, dst):\n    os.kill(os.getpid(), signal.SIGKILL)\n"
               f"os.rename = die\n"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tfx_gan.components.metrics.classification_accuracy import (balanced_subset, classification_accuracy_score,
+from tfx_gan.metrics.classification_accuracy import (balanced_subset, classification_accuracy_score,
                                                                   cluster_majority_classes)
-from tfx_gan.components.metrics.discriminator_accuracy import discriminator_accuracy
+from tfx_gan.metrics.discriminator_accuracy import discriminator_accuracy
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_a_class_the_generator_never_draws_is_named(digits):
 def test_tfma_eval_result_holds_the_discriminator_and_cas_figures_per_class(tmp_path):
     import tensorflow_model_analysis as tfma
 
-    from tfx_gan.components.evaluation.tfma_result import examples_table, per_class_metrics, write_eval_result
+    from tfx_gan.evaluation.tfma_result import examples_table, per_class_metrics, write_eval_result
 
     rng = np.random.default_rng(1)
     # class 3 has samples but no held-out real image (a small split): its slice has D figures only

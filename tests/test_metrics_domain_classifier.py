@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from tfx_gan.components.metrics import domain_classifier as dc
-from tfx_gan.components.metrics.domain_classifier import (
+from tfx_gan.metrics import domain_classifier as dc
+from tfx_gan.metrics.domain_classifier import (
     DomainClassifier,
     load_or_train_domain_classifier,
     train_domain_classifier,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from tfx_gan.components.metrics.fid import (
+from tfx_gan.metrics.fid import (
     FeatureStats,
     frechet_distance,
     frechet_distance_from_features,
@@ -102,7 +102,7 @@ def test_no_warning_with_enough_samples():
 
 
 def test_cholesky_and_eigh_factors_agree():
-    from tfx_gan.components.metrics import fid
+    from tfx_gan.metrics import fid
 
     rng = np.random.default_rng(11)
     s1, s2 = np.cov(correlated_features(rng, 200, 30), rowvar=False), np.cov(correlated_features(rng, 200, 30), rowvar=False)

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from tfx_gan.components.metrics.extractors import load_extractor
-from tfx_gan.components.metrics.inception import (
+from tfx_gan.metrics.extractors import load_extractor
+from tfx_gan.metrics.inception import (
     NOTOP_WEIGHTS_FILENAME,
     InceptionFeatureExtractor,
     find_inception_weights,

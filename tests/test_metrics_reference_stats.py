@@ -5,9 +5,9 @@ apache_beam = pytest.importorskip("apache_beam")
 import apache_beam as beam  # noqa: E402
 from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 
-from tfx_gan.components.metrics.domain_classifier import train_domain_classifier  # noqa: E402
-from tfx_gan.components.metrics.fid import FeatureStats  # noqa: E402
-from tfx_gan.components.metrics.reference_stats import ComputeReferenceStats, MergeFeatureStatsFn  # noqa: E402
+from tfx_gan.metrics.domain_classifier import train_domain_classifier  # noqa: E402
+from tfx_gan.metrics.fid import FeatureStats  # noqa: E402
+from tfx_gan.metrics.reference_stats import ComputeReferenceStats, MergeFeatureStatsFn  # noqa: E402
 
 
 def test_beam_reference_stats_equal_direct_stats(tmp_path):

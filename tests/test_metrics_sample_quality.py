@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from tfx_gan.components.metrics.classifier_score import classifier_score, confident_class_shares, confident_fraction
-from tfx_gan.components.metrics.density_coverage import density_coverage
-from tfx_gan.components.metrics.discriminator_accuracy import discriminator_accuracy
-from tfx_gan.components.metrics.kid import kernel_inception_distance, polynomial_mmd2_unbiased
-from tfx_gan.components.metrics.precision_recall import precision_recall
+from tfx_gan.metrics.classifier_score import classifier_score, confident_class_shares, confident_fraction
+from tfx_gan.metrics.density_coverage import density_coverage
+from tfx_gan.metrics.discriminator_accuracy import discriminator_accuracy
+from tfx_gan.metrics.kid import kernel_inception_distance, polynomial_mmd2_unbiased
+from tfx_gan.metrics.precision_recall import precision_recall
 
 
 # --- KID ---------------------------------------------------------------------------------------

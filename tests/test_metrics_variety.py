@@ -3,10 +3,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfx_gan.components.evaluation.class_sheets import nearest_training_ratios, save_class_sheets
-from tfx_gan.components.evaluation.evaluate import EvaluationConfig, decide_blessing
-from tfx_gan.components.metrics.class_variety import class_variety
-from tfx_gan.components.metrics.pixels import PixelFeatures, area_downsample
+from tfx_gan.evaluation.class_sheets import nearest_training_ratios, save_class_sheets
+from tfx_gan.evaluation.config import EvaluationConfig
+from tfx_gan.evaluation.evaluate import decide_blessing
+from tfx_gan.metrics.class_variety import class_variety
+from tfx_gan.metrics.pixels import PixelFeatures, area_downsample
 
 
 def test_area_downsample_averages_cells_exactly():

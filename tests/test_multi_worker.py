@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfx_gan.components.common import layout
-from tfx_gan.components.gan.config import TrainConfig
-from tfx_gan.components.gan.multi_worker import WorkerFailed, local_cluster, train_on_workers
-from tfx_gan.components.gan.synthetic import write_tfrecords
+from tfx_gan.common import layout
+from tfx_gan.training.config import TrainConfig
+from tfx_gan.training.multi_worker import WorkerFailed, local_cluster, train_on_workers
+from tfx_gan.data.example_format import write_tfrecords
 from tfx_gan.data.digits import digits_28x28
 
 SHAPE = (28, 28, 1)

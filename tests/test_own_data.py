@@ -18,7 +18,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image, ImageDraw
 
-from tfx_gan.components.common import layout
+from tfx_gan.common import layout
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ QUICK_TRY = ["--set", "training.train_steps=60", "--set", "evaluation.classifier
              "--set", "evaluation.max_fid_over_floor=null", "--set", "evaluation.min_novelty=null",
              "--set", "evaluation.min_class_share=null", "--set", "evaluation.cas_seeds=1",
              "--set", "evaluation.cas_epochs=1"]
-PER_CLASS = 50  # ~30 held out: the evaluation needs >= 10 per half (components/evaluation/reference.py)
+PER_CLASS = 50  # ~30 held out: the evaluation needs >= 10 per half (evaluation/reference.py)
 
 
 def draw_shapes(span_dir: str) -> None:

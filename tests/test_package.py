@@ -13,9 +13,10 @@ import zipfile
 
 import pytest
 
+from tfx_gan import PACKAGES
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UV = os.path.join(REPO, ".cache", "uv-bootstrap", "bin", "uv")
-PACKAGES = ("components", "data", "pipeline", "server", "kubeflow")
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +29,9 @@ def wheel(tmp_path_factory):
                             "pyproject.toml", "README.md"], cwd=REPO, capture_output=True, text=True, check=True)
     for name in files.stdout.split():
         os.makedirs(src / os.path.dirname(name), exist_ok=True)
+        if os.path.islink(os.path.join(REPO, name)):  # tfx_gan/<package> -> ../<package>
+            os.symlink(os.readlink(os.path.join(REPO, name)), src / name)
+            continue
         with open(os.path.join(REPO, name), "rb") as f:
             (src / name).write_bytes(f.read())
     built = subprocess.run([UV, "build", "--wheel", "--no-build-isolation", "--python", sys.executable,
@@ -44,7 +48,7 @@ def test_wheel_holds_every_module_and_the_package_data_under_one_umbrella(wheel)
         entry_points = z.read(next(n for n in z.namelist() if n.endswith("entry_points.txt"))).decode()
     want = {f"tfx_gan/{name}" for name in sources
             if name.startswith(PACKAGES) and (name.endswith(".py") or name.endswith((".yaml", ".pbtxt", "Dockerfile")))}
-    assert want - names == set(), "listed in [tool.setuptools] packages / package-data?"
+    assert want - names == set(), "linked in tfx_gan/ (PACKAGES)? data files in [tool.setuptools.package-data]?"
     assert all(n.startswith("tfx_gan/") for n in names), sorted(n for n in names if not n.startswith("tfx_gan/"))
     assert "tfx-gan = tfx_gan:main" in entry_points
 
@@ -80,7 +84,8 @@ def test_installed_tfx_gan_runs_from_anywhere(wheel, tmp_path):
 
 # Our Kubeflow code and a Kubeflow SDK's package, and which generic names are importable on their own.
 BOTH_IMPORT = ("import importlib.util, tfx_gan.kubeflow.compile, kubeflow.training as t; "
-               "print(t.SDK, [n for n in ('components', 'data', 'pipeline', 'server') if importlib.util.find_spec(n)])")
+               "print(t.SDK, [n for n in ('components', 'data', 'pipeline', 'server', 'training', 'metrics') "
+               "if importlib.util.find_spec(n)])")
 
 
 def fake_kubeflow_sdk(tmp_path) -> str:

@@ -20,9 +20,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tfx_gan.components.common import layout
-from tfx_gan.components.common.layout import list_versions as serving_versions
-from tfx_gan.components.common.validation_gate import DataValidationError
+from tfx_gan.common import layout
+from tfx_gan.common.layout import list_versions as serving_versions
+from tfx_gan.common.validation_gate import DataValidationError
 from tfx_gan.data.digits import digits_28x28
 from tfx_gan.data.ingest import IngestionError
 from tfx_gan.pipeline.config import load_config
@@ -105,7 +105,11 @@ def test_first_run_pushes_a_servable_generator(setup):
     versions = serving_versions(config.push_destination)
     assert len(versions) == 1
     model = tf.saved_model.load(versions[0][1])
-    assert config.training.conditional  # the default config: labels in, images of those classes out
+    # the default config (architecture: auto) chose the conditional DCGAN for the labelled digits:
+    # labels in, images of those classes out
+    assert "labels" in model.signatures["serving_default"].structured_input_signature[1]
+    recipe = layout.read_metadata(versions[0][1])["recipe"]  # what auto chose, each with its reason
+    assert recipe["architecture"]["value"] == "conditional_dcgan" and recipe["architecture"]["reason"]
     images = model.signatures["serving_default"](latent=tf.random.normal([5, config.training.latent_dim]),
                                                  labels=tf.constant([0, 3, 3, 9, 1]))["images"]
     assert images.shape == (5, 28, 28, 1)
@@ -128,7 +132,7 @@ def test_synthetic_examples_step_and_augment_command_write_generated_training_da
     """synthetic.per_class adds SyntheticExamplesGen after Pusher: with every other input unchanged
     only it runs, and its Examples read like ImageExampleGen's. `augment` writes a span folder that
     ingestion accepts."""
-    from tfx_gan.components.gan.example_format import load_arrays
+    from tfx_gan.data.example_format import load_arrays
     from tfx_gan.data.ingest import label_names, scan
     from tfx_gan.pipeline.config import SyntheticConfig
     from tfx_gan.server import augment

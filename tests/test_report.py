@@ -15,7 +15,7 @@ import yaml
 from PIL import Image
 
 from browser import render
-from tfx_gan.components.common.validation_gate import DataValidationError
+from tfx_gan.common.validation_gate import DataValidationError
 from tfx_gan.pipeline import history, report
 from tfx_gan.pipeline.config import DEFAULT_CONFIG, load_config
 from tfx_gan.pipeline.local_runner import run_pipeline

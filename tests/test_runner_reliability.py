@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tfx_gan.components.common.options import ConfigError
+from tfx_gan.common.options import ConfigError
 from tfx_gan.pipeline.config import load_config
 from tfx_gan.pipeline.local_runner import PipelineBusyError, check_writable_dirs, pipeline_lock, run_pipeline
 

@@ -1,4 +1,4 @@
-"""Self-conditioning (components/gan/self_conditioning.py): the clusters, the latent-to-cluster
+"""Self-conditioning (training/self_conditioning.py): the clusters, the latent-to-cluster
 draw against an independent scipy computation and its known distribution, the config rules, and
 training, export, resume and warm start of a self-conditioned GAN on unlabelled digits; then the
 real pipeline on a folder of unlabelled images, through evaluation to a pushed generator that
@@ -12,12 +12,12 @@ import tensorflow as tf
 from PIL import Image
 from scipy import stats
 
-from tfx_gan.components.common import layout
-from tfx_gan.components.gan.config import ConfigError, TrainConfig
-from tfx_gan.components.gan.export import load_clusters, load_keras_model
-from tfx_gan.components.gan.self_conditioning import CLUSTERS_FILENAME, Clusters, fit_clusters
-from tfx_gan.components.gan.synthetic import write_tfrecords
-from tfx_gan.components.gan.train import save_trained_models, train_gan
+from tfx_gan.common import layout
+from tfx_gan.training.config import ConfigError, TrainConfig
+from tfx_gan.training.export import load_clusters, load_keras_model
+from tfx_gan.training.self_conditioning import CLUSTERS_FILENAME, Clusters, fit_clusters
+from tfx_gan.data.example_format import write_tfrecords
+from tfx_gan.training.train import save_trained_models, train_gan
 from tfx_gan.data.digits import digits_28x28
 
 SHAPE = (28, 28, 1)
@@ -94,7 +94,10 @@ def test_split_latent_keeps_the_training_distribution():
 
 def test_config_rules():
     with pytest.raises(ConfigError, match=r"^training.self_conditioning: 'dcgan_28' takes no labels; .*conditional_dcgan"):
-        TrainConfig.from_dict({"self_conditioning": 10})
+        TrainConfig.from_dict({"architecture": "dcgan_28", "self_conditioning": 10})
+    # auto chooses the conditional DCGAN when self-conditioning asks for one
+    auto, _ = TrainConfig.from_dict({"self_conditioning": 10}).resolve_for_data(SHAPE, None)
+    assert auto.architecture == "conditional_dcgan"
     with pytest.raises(ConfigError, match=r"^training.self_conditioning: 1 cluster"):
         TrainConfig.from_dict({"architecture": "conditional_dcgan", "self_conditioning": 1})
     config = TrainConfig.from_dict({"architecture": "conditional_dcgan", "self_conditioning": 10})

@@ -1,7 +1,7 @@
 """The local TF-Serving-compatible server, its model store, hot reload and the generate command.
 
 Tiny Keras 3 generators are exported with the project's own contract
-(tfx_gan.components.gan.export.export_generator) into push directories laid out like TFX Pusher's
+(tfx_gan.training.export.export_generator) into push directories laid out like TFX Pusher's
 (<push>/<version>/saved_model.pb + variables/), then served on a free loopback port.
 """
 from __future__ import annotations
@@ -30,8 +30,8 @@ import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from tfx_gan.components.gan.export import export_generator  # noqa: E402
-from tfx_gan.components.common.layout import check_version_dir, list_versions  # noqa: E402
+from tfx_gan.training.export import export_generator  # noqa: E402
+from tfx_gan.common.layout import check_version_dir, list_versions  # noqa: E402
 from tfx_gan.server import generate, json_codec, model_store  # noqa: E402
 from tfx_gan.server.http_server import start_server  # noqa: E402
 from tfx_gan.server.model_config import ModelSource, VersionPolicy, parse_model_config, validate_model_name  # noqa: E402

@@ -14,8 +14,8 @@ import keras
 import pytest
 from keras import layers
 
-from tfx_gan.components.common import layout
-from tfx_gan.components.gan.export import export_generator
+from tfx_gan.common import layout
+from tfx_gan.training.export import export_generator
 from tfx_gan.server.http_server import start_server
 from tfx_gan.server.model_store import ModelStore
 

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from keras import layers
 
-from tfx_gan.components.gan.export import export_generator
+from tfx_gan.training.export import export_generator
 from tfx_gan.server import json_codec, predict_format
 from tfx_gan.server.http_server import start_server
 from tfx_gan.server.json_codec import RequestError
@@ -34,7 +34,7 @@ def spec(name, dtype, shape):
     return TensorSpecInfo(name=name, dtype=dtype, shape=shape)
 
 
-# The conditional generator's signatures (components/gan/export.py), plus a string input.
+# The conditional generator's signatures (training/export.py), plus a string input.
 SIGNATURES = {
     "serving_default": SignatureInfo("serving_default", None, {
         "latent": spec("latent", "float32", (None, LATENT)), "labels": spec("labels", "int32", (None,))}, {}),

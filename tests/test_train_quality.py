@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from benchmarks.train_quality import GOALS, check_goals, cluster_purity, generate, goals_for, load_dataset, split
-from tfx_gan.components.gan.config import TrainConfig
+from tfx_gan.training.config import TrainConfig
 
 
 def _config(input_base):
@@ -68,7 +68,7 @@ def test_generated_images_are_drawn_at_the_truncation_psi():
 
 
 def test_a_self_conditioned_generator_is_drawn_with_its_clusters_from_the_latent():
-    from tfx_gan.components.gan.self_conditioning import Clusters
+    from tfx_gan.training.self_conditioning import Clusters
 
     clusters = Clusters(centroids=np.zeros((2, 1), np.float32), prior=np.array([0.5, 0.5]))
     seen = []

@@ -16,8 +16,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tfx_gan.components.gan.hooks import GRIDS_PER_RUN, format_duration
-from tfx_gan.components.gan.train import train_gan
+from tfx_gan.training.hooks import GRIDS_PER_RUN, format_duration
+from tfx_gan.training.train import train_gan
 from tfx_gan.pipeline import cli
 from test_gan_train import SHAPE, digit_files, tiny  # noqa: F401  (digit_files: the fixture)
 

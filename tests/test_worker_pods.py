@@ -1,4 +1,4 @@
-"""Worker pods of a multi-worker GanTrainer on Kubernetes (kubeflow/worker_pods.py).
+"""Worker pods of a multi-worker GanTrainer on Kubernetes (training/worker_pods.py).
 
 The manifests are checked by the Kubernetes client's own models; the chief's side runs for real
 (a real chief training process, Kubernetes' Python client) against a fake Kubernetes API server
@@ -17,9 +17,9 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from kubernetes import client
 
-from tfx_gan.components.gan.config import TrainConfig
-from tfx_gan.components.gan.multi_worker import WorkerFailed, local_cluster, train_on_workers
-from tfx_gan.kubeflow import worker_pods
+from tfx_gan.training.config import TrainConfig
+from tfx_gan.training.multi_worker import WorkerFailed, local_cluster, train_on_workers
+from tfx_gan.training import worker_pods
 
 RESOURCES = {"requests": {"cpu": "4", "memory": "8G"}, "limits": {"cpu": "8", "memory": "16G", "nvidia.com/gpu": "1"}}
 SETTINGS = {"image": "registry/tfx-gan:test", "resources": RESOURCES, "port": 2222}
@@ -162,7 +162,7 @@ def test_the_chief_creates_its_worker_pods_names_a_dead_one_and_deletes_them(kub
                                                 service_account="pipeline-runner")
     assert server.created == {"service": service, "job": job}
     worker_spec = json.loads(job_spec_env(job))
-    assert worker_spec["cluster"] == pods.cluster(3) and worker_spec["config"]["num_workers"] == 3
+    assert worker_spec["cluster"] == pods.cluster(3) and json.loads(worker_spec["config"])["num_workers"] == 3
     # the workers stopped (their pods deleted), then the Job, the rest of its pods with it, and the Service
     assert server.deleted == [(f"/api/v1/namespaces/ns/pods/{name}-0-abcde", None),
                               (f"/api/v1/namespaces/ns/pods/{name}-1-abcde", None),

@@ -1,11 +1,14 @@
-"""The project's one import root: every module is ``tfx_gan.<folder>.<module>``.
+"""The project's one import root: every module is ``tfx_gan.<package>.<module>``.
 
-In a checkout the folders are the repository's top level (components/, data/, pipeline/, server/,
-kubeflow/) and this package adds the repository to its own ``__path__``; an installed wheel holds
-them inside tfx_gan/. Either way no generic name (``components``, ``data``, ``kubeflow``...) is
-taken at the top level of sys.path, so the Kubeflow SDKs' own ``kubeflow.*`` stays importable, and
-the names TFX records in pipeline IR (``tfx_gan.components.gan_trainer.Executor``) are the same in
-a checkout, a wheel and the Kubeflow image.
+The packages are the repository's top-level folders (``PACKAGES``). In a checkout each is linked
+into this folder (``tfx_gan/training -> ../training``), so Python, editors (jedi, Pylance) and mypy
+all find ``tfx_gan.training.train`` as a plain file path, with no import hook; the wheel holds the
+same folders inside ``tfx_gan/`` (setuptools follows the links when it builds it), and the Kubeflow
+image copies the checkout. The names TFX records in pipeline IR
+(``tfx_gan.components.gan_trainer.Executor``) are therefore the same everywhere. The top-level
+folders have no ``__init__.py`` (namespace portions), so none of their generic names
+(``components``, ``data``, ``kubeflow``...) shadows another distribution's package when the
+repository is on sys.path: the Kubeflow SDKs' ``kubeflow.*`` stays importable.
 
 Keras 3 everywhere, set here because every entry point (./gan, pytest, the benchmarks, TFX's
 executors) imports this package before TensorFlow: tfx imports tensorflow_transform, which sets
@@ -17,17 +20,33 @@ import os
 os.environ["TF_USE_LEGACY_KERAS"] = "0"
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-# The folder holding components/, data/, pipeline/, server/, kubeflow/.
-PACKAGES_ROOT = _HERE if os.path.isdir(os.path.join(_HERE, "components")) else os.path.dirname(_HERE)
-if PACKAGES_ROOT != _HERE:
-    __path__.append(PACKAGES_ROOT)  # a checkout (or the Kubeflow image, laid out like one)
+# The packages, in layer order (lowest first; pyproject.toml's import-linter contract enforces it):
+# TFX-free libraries, then the serving app, then the TFX components and the orchestration.
+LIBRARIES = ("common", "data", "metrics", "training", "evaluation")
+PACKAGES = LIBRARIES + ("server", "components", "pipeline", "kubeflow")
+# The packages whose code runs between a user's image files and a trained model: the lineage's code
+# version hashes them (common/lineage.py), so a change to any of them is a new model.
+MODEL_PACKAGES = ("common", "data", "training", "components")
+
+PACKAGES_DIR = os.path.dirname(os.path.abspath(__file__))  # holds tfx_gan/<package>: links or folders
+
+
+def package_dir(name: str) -> str:
+    """The folder of one package (in a checkout, the top-level folder the link points to)."""
+    return os.path.realpath(os.path.join(PACKAGES_DIR, name))
+
+
+# The folder that holds the package folders themselves: the repository root in a checkout (with
+# docs/, the gan script and the Dockerfile's context), tfx_gan/ in an installed wheel. Paths to
+# the code's own files start here; a module's __file__ is the link's path (tfx_gan/pipeline/...),
+# one folder too deep in a checkout for anything outside the packages.
+SOURCE_ROOT = os.path.dirname(package_dir("common"))
 
 
 def __getattr__(name):
     # KFP v2's container entrypoint imports a custom artifact class from its schema title, which TFX
     # sets to TYPE_NAME and requires in the form <namespace>.<Type>: "tfx_gan.ReferenceStats".
-    # Resolved lazily, so importing this package stays light.
+    # Resolved lazily: importing this package must stay light (every command imports it first).
     if name == "ReferenceStats":
         from tfx_gan.components.reference_stats_gen import ReferenceStats
 
