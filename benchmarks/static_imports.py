@@ -20,9 +20,10 @@ import subprocess
 import sys
 import time
 
+from tfx_gan import PACKAGES
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CODE_DIRS = ("tfx_gan", "common", "data", "metrics", "training", "evaluation", "server", "components", "pipeline",
-             "kubeflow", "benchmarks", "tests")
+CODE_DIRS = ("tfx_gan", *PACKAGES, "benchmarks", "tests")
 
 
 def project_files() -> list[str]:
