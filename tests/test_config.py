@@ -133,7 +133,7 @@ def test_shipped_configs_work_from_any_directory_and_write_only_under_it(tmp_pat
 
     monkeypatch.chdir(tmp_path)  # outside the repository
     config = pipeline_config.load_config(path)
-    assert bundled_dataset_at(config.data.input_base) in ("digits", "photo_patches", "photo_crops")
+    assert bundled_dataset_at(config.data.input_base) in ("digits", "photo_patches", "photo_crops", "emoji")
     assert os.path.isfile(config.data.schema_file)
     assert config.output_dir == str(tmp_path / "outputs" / config.pipeline_name)
     assert config.push_destination == str(tmp_path / "serving" / config.pipeline_name)
