@@ -59,6 +59,27 @@ def internal_imports(path: str) -> list[tuple[int, int, str]]:
     return found
 
 
+def deferred_imports() -> tuple[int, int, list[str]]:
+    """Imports of our own modules inside function bodies in the product's packages (not tests or
+    benchmarks): (inside functions, all, where each deferred one is)."""
+    inside, total, where = 0, 0, []
+    for path in project_files():
+        if os.path.relpath(path, ROOT).split(os.sep)[0] not in ("tfx_gan", *PACKAGES):
+            continue
+        tree = ast.parse(open(path).read())
+        nested = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+                  for n in ast.walk(f)}
+        for node in ast.walk(tree):
+            modules = ([node.module] if isinstance(node, ast.ImportFrom) and node.module else
+                       [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            if any(m == "tfx_gan" or m.startswith("tfx_gan.") for m in modules):
+                total += 1
+                if id(node) in nested:
+                    inside += 1
+                    where.append(f"{os.path.relpath(path, ROOT)}:{node.lineno}")
+    return inside, total, where
+
+
 def check_jedi() -> tuple[int, int, list[str]]:
     import jedi
 
@@ -94,6 +115,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mypy", action="store_true", help="also run mypy on the packages (a minute or two)")
     args = parser.parse_args(argv)
+    inside, all_imports, where = deferred_imports()
+    print(f"imports of our modules inside functions (product code): {inside} of {all_imports}")
+    for line in where:
+        print(f"  deferred: {line}")
     started = time.perf_counter()
     resolved, total, missing = check_jedi()
     print(f"jedi: {resolved} of {total} internal imports resolved to the project's files "
