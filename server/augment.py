@@ -34,6 +34,13 @@ def write_class_folders(source, per_class: int, out_dir: str, seed: int = 0, bat
     if os.path.exists(out_dir) and (not os.path.isdir(out_dir) or os.listdir(out_dir)):
         raise GenerateError(f"{out_dir} already exists and is not empty: choose a new folder (nothing was written)")
     names = source.class_names or [str(k) for k in range(source.num_classes)]
+    for name in names:
+        # the names come from the model (or a server): each must be one plain folder name
+        if (not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name
+                or name.startswith(".")):
+            raise GenerateError(f"the model's class name {name!r} is not a plain folder name; refusing to write it")
+    if len(set(names)) != len(names):
+        raise GenerateError(f"the model's class names repeat ({names}); each class needs its own folder")
     parent = os.path.dirname(os.path.abspath(out_dir))
     os.makedirs(parent, exist_ok=True)
     staging = os.path.join(parent, f".{os.path.basename(os.path.abspath(out_dir))}.{uuid.uuid4().hex}.partial")

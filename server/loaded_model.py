@@ -125,9 +125,11 @@ def _signature_defs_json(path: str) -> dict:
 
 
 def _warmup(model: LoadedModel) -> None:
-    """One small call per signature so that the first real request does not pay for it."""
+    """One small call per signature so that the first real request does not pay for it; raises
+    when every signature fails."""
     import tensorflow as tf
 
+    tried, failures = 0, []
     for sig in model.signatures.values():
         feed = {}
         for spec in sig.inputs.values():
@@ -142,7 +144,13 @@ def _warmup(model: LoadedModel) -> None:
                 fill = 1 if (spec.shape == () and np.dtype(spec.dtype).kind in "iu") else 0
                 feed[spec.name] = tf.constant(np.full(shape, fill, dtype=spec.dtype))
         else:
+            tried += 1
             try:
                 sig.function(**feed)
-            except Exception as exc:  # warm-up is best effort; real requests report errors
+            except Exception as exc:  # one signature may need inputs zeros cannot stand for
                 LOG.debug("warm-up of %s/%s %s failed: %s", model.name, model.version, sig.name, exc)
+                failures.append(f"{sig.name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+    if tried and len(failures) == tried:
+        # A version none of whose signatures runs would fail every request: refuse it (the store
+        # keeps serving the previous version), as TF Serving refuses a version whose warm-up fails.
+        raise RuntimeError(f"warm-up failed for every signature ({'; '.join(failures)})")

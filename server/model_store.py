@@ -54,7 +54,9 @@ class ModelStore:
         self._models: dict[int, LoadedModel] = {}  # replaced whole, never mutated: one read is a snapshot
         self._fingerprints: dict[int, tuple] = {}  # version -> file paths and change times when it loaded
         self._failed: dict[int, tuple] = {}  # version -> fingerprint when its load failed
+        self._refused: dict[int, str] = {}  # version -> why it failed to load (while its folder exists)
         self.last_problem: str = ""
+        self._kept_from_memory: int | None = None  # a version served although its folder is gone
         self.clock: Callable[[], float] = time.time  # tests move it forward instead of sleeping
 
     def current(self) -> LoadedModel | None:
@@ -120,6 +122,20 @@ class ModelStore:
                 model, fingerprint = self._load_or_keep(version, path, old.get(version), problems)
                 if model is not None:
                     models[version], fingerprints[version] = model, fingerprint
+            if not models and old:
+                # Availability first, as TF Serving's default policy: with nothing newer loaded, the
+                # newest version in memory serves on, even when its folder was pruned (a prune racing
+                # the next push) or its successor failed to load.
+                newest = max(old)
+                models[newest], fingerprints[newest] = old[newest], self._fingerprints.get(newest, ())
+                if newest not in {v for v, _ in listed}:
+                    problems.insert(0, f"version {newest}: its folder is gone; served from memory until a newer "
+                                       "version loads")
+                    if self._kept_from_memory != newest:
+                        LOG.warning("model %s: version %d's folder is gone and no other version is loaded; "
+                                    "serving it from memory until one is", self.name, newest)
+            self._refused = {v: why for v, why in self._refused.items() if v in {v for v, _ in listed}}
+            self._kept_from_memory = next((v for v in models if v not in {v for v, _ in listed}), None)
             self.last_problem = problems[0] if problems else ""
             if models.keys() == old.keys() and all(models[v] is old[v] for v in models):
                 return False
@@ -149,11 +165,17 @@ class ModelStore:
             model = load_model(self.name, version, path, warmup=self.warmup)
         except Exception as exc:
             self._failed[version] = fingerprint
+            self._refused[version] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             problems.append(f"version {version} failed to load: {exc}")
             LOG.error("model %s: version %d failed to load, skipped: %s", self.name, version, exc)
             return keep
         self._failed.pop(version, None)
+        self._refused.pop(version, None)
         return model, fingerprint
+
+    def refused_versions(self) -> dict[int, str]:
+        """The versions whose folders are there but failed to load (or to warm up), and why."""
+        return dict(self._refused)
 
     def status(self, version: int | None = None, label: str | None = None) -> list[dict]:
         """TF Serving's model_version_status: the version asked for, or every loaded one, newest first."""
@@ -162,10 +184,14 @@ class ModelStore:
             chosen = [self._models[v] for v in self.loaded_versions()]
         else:
             chosen = [self.get(version, label)]
-        return [
+        statuses = [
             {"version": str(model.version), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
             for model in chosen
         ]
+        if version is None and label is None:  # every version: the refused ones too, with why (state END)
+            statuses += [{"version": str(v), "state": "END", "status": {"error_code": "UNKNOWN", "error_message": why}}
+                         for v, why in sorted(self._refused.items(), reverse=True)]
+        return statuses
 
 
 class Poller:

@@ -11,6 +11,7 @@ import threading
 import time
 
 import keras
+import tensorflow as tf
 import pytest
 from keras import layers
 
@@ -170,3 +171,56 @@ def test_served_version_is_reloaded_when_its_files_change_and_partials_are_ignor
         later = metadata_when(lambda answer: "gan_metadata" in answer["metadata"],
                               "the late gan_metadata.json was never picked up")
         assert later["metadata"]["gan_metadata"]["latent_dim"] == LATENT and later["model_spec"]["version"] == "7"
+
+
+class FailsEveryCall(tf.Module):
+    """A SavedModel that loads but whose every call fails (a runtime check no request meets)."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = tf.Variable(1.0)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, LATENT], tf.float32, name="latent")])
+    def serve(self, latent):
+        tf.debugging.assert_equal(tf.shape(latent)[0], -1, message="this version is broken")
+        return {"images": tf.reshape(latent * self.scale, [-1, 2, 2, 1])}
+
+
+def test_versions_come_and_go_without_leaving_nothing_to_serve(push, tmp_path):
+    """TF Serving's availability-preserving behaviour: a pruned version serves on from memory until
+    a newer one loads; versions with broken files, or that load but fail every call (warm-up), are
+    refused and the previous one keeps serving."""
+    base = tmp_path / "push"
+    shutil.copytree(push / "gan" / "1", base / "1")
+    store = ModelStore("m", str(base), settle_s=0, warmup=True)
+    assert store.poll() and store.loaded_versions() == [1]
+    shutil.rmtree(base / "1")  # pruned while its successor is still being copied
+    (base / "2").mkdir()
+    assert not store.poll() and store.loaded_versions() == [1] and store.get().version == 1
+    assert store.last_problem.startswith("version 1: its folder is gone")
+    shutil.copytree(push / "gan" / "1", base / "2", dirs_exist_ok=True)
+    (base / "2" / "saved_model.pb").write_bytes(b"not a SavedModel")  # broken files
+    broken = FailsEveryCall()
+    tf.saved_model.save(broken, str(base / "3"), signatures={"serving_default": broken.serve})
+    assert not store.poll() and store.loaded_versions() == [1]
+    refused = store.refused_versions()
+    assert sorted(refused) == [2, 3] and refused[3].startswith("warm-up failed for every signature")
+    assert [(s["version"], s["state"]) for s in store.status()] == [("1", "AVAILABLE"), ("3", "END"), ("2", "END")]
+    images = store.get().signatures["serving_default"].function(latent=tf.zeros([2, LATENT]))
+    assert images["images"].shape == (2, 28, 28, 1)
+    shutil.copytree(push / "gan" / "1", base / "4")  # a good version: it replaces the one in memory
+    assert store.poll() and store.loaded_versions() == [4] and store.last_problem == ""
+
+
+@pytest.mark.parametrize("bad", ["../../escaped", "a/b", "..", "", ".hidden"])
+def test_augment_refuses_class_names_that_are_not_plain_folder_names(push, tmp_path, bad):
+    from tfx_gan.server.augment import write_class_folders
+    from tfx_gan.server.generate import GenerateError, PushDirSource
+
+    base = tmp_path / "push"
+    shutil.copytree(push / "cgan" / "1", base / "1")
+    layout.add_metadata(str(base / "1"), class_names=["cat", bad, "dog"])
+    out = tmp_path / "deep" / "er" / "span-1"
+    with pytest.raises(GenerateError, match="is not a plain folder name"):
+        write_class_folders(PushDirSource(str(base), settle_s=0), 2, str(out))
+    assert not (tmp_path / "deep").exists() and not (tmp_path / "escaped").exists()  # nothing written
