@@ -10,6 +10,7 @@ steadily the bytes trickle in.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import threading
 from http import HTTPStatus
@@ -17,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from tfx_gan.server.app import Response, ServingApp, error
 
+_LENGTH = re.compile(r"[0-9]{1,19}", re.ASCII)
 LOG = logging.getLogger("tfx_gan.server")
 
 DEFAULT_MAX_CONNECTIONS = 64       # open connections (one thread each); more get a 503
@@ -91,11 +93,23 @@ class _Handler(BaseHTTPRequestHandler):
         self._respond(error(code, message or phrase, close=True))
 
     def handle_expect_100(self):
-        length = self.headers.get("Content-Length")
-        if length and length.isdigit() and int(length) > self.server.app.max_body_bytes:
-            self._respond(self._too_large(int(length)))
+        length = self._declared_length()
+        if isinstance(length, int) and length > self.server.app.max_body_bytes:
+            self._respond(self._too_large(length))
             return False
         return super().handle_expect_100()
+
+    def _declared_length(self) -> int | None | Response:
+        """The Content-Length header as a number: None when absent; a 400 when it is given more than
+        once or is not 1-19 ASCII digits (str.isdigit would take other scripts' digits)."""
+        values = self.headers.get_all("Content-Length") or []
+        if len(values) > 1:
+            return error(400, f"Content-Length given {len(values)} times", close=True)
+        if not values:
+            return None
+        if not _LENGTH.fullmatch(values[0].strip(" \t")):
+            return error(400, f"invalid Content-Length {values[0][:40]!r}", close=True)
+        return int(values[0])
 
     def _too_large(self, length: int) -> Response:
         limit = self.server.app.max_body_bytes
@@ -144,12 +158,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _content_length(self) -> int | Response:
         if self.headers.get("Transfer-Encoding"):
             return error(411, "chunked request bodies are not supported; send Content-Length", close=True)
-        length = self.headers.get("Content-Length")
+        length = self._declared_length()
         if length is None:
             return error(411, "Content-Length required", close=True)
-        if not length.strip().isdigit():
-            return error(400, f"invalid Content-Length {length[:40]!r}", close=True)
-        length = int(length)
+        if isinstance(length, Response):
+            return length
         if length > self.server.app.max_body_bytes:
             return self._too_large(length)
         return length
@@ -174,11 +187,20 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("Transfer-Encoding"):
             self.close_connection = True
             return
-        length = self.headers.get("Content-Length")
-        if not length or length.strip() == "0":
+        length = self._declared_length()
+        if not length:  # none, or zero
             return
-        if length.strip().isdigit() and int(length) <= self.server.app.max_body_bytes:
-            self.rfile.read(int(length))
+        if isinstance(length, int) and length <= self.server.app.max_body_bytes:
+            # the same deadline as any body: a client that declares one and never sends it is cut off
+            self._arm(self.server.body_timeout_s, "the request body")
+            try:
+                got = len(self.rfile.read(length))
+            except OSError:
+                got = 0
+            finally:
+                self._disarm()
+            if got < length:
+                self.close_connection = True
         else:
             self.close_connection = True
 

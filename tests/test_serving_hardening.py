@@ -133,6 +133,32 @@ def test_slow_body_is_cut_at_its_deadline(push):
             assert time.monotonic() - started < 5
 
 
+@pytest.mark.parametrize("path", ["/v1/models/gan", "/no/such/route"])
+def test_a_get_body_that_never_arrives_is_cut_at_the_same_deadline(push, path):
+    with start_server({"gan": str(push / "gan")}, settle_s=0, warmup=False, body_timeout_s=1.0) as server:
+        with socket.create_connection((server.host, server.port), timeout=10) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n".encode())
+            started = time.monotonic()
+            assert s.recv(1024) == b""  # closed by the server, not by our timeout
+            assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("headers, message", [
+    ("Content-Length: \u0661\u0662\r\n", "invalid Content-Length"),  # Arabic-Indic digits: str.isdigit() is True
+    ("Content-Length: 2\r\nContent-Length: 2\r\n", "Content-Length given 2 times"),
+    ("Content-Length: -2\r\n", "invalid Content-Length"),
+])
+def test_content_length_must_be_one_ascii_number(push, headers, message):
+    with start_server({"gan": str(push / "gan")}, settle_s=0, warmup=False) as server:
+        with socket.create_connection((server.host, server.port), timeout=10) as s:
+            s.sendall(f"POST /v1/models/gan:predict HTTP/1.1\r\nHost: x\r\n{headers}\r\n{{}}".encode())
+            answer = b""
+            while chunk := s.recv(65536):
+                answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400") or answer.startswith(b"HTTP/1.0 400"), answer[:200]
+    assert message.encode() in answer
+
+
 def test_metadata_arriving_after_the_load_is_picked_up(push, tmp_path):
     base = tmp_path / "push"
     shutil.copytree(push / "gan" / "1", base / "7", ignore=shutil.ignore_patterns(layout.METADATA_FILENAME))
