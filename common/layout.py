@@ -52,6 +52,7 @@ SKIPPED_FILENAME = "SKIPPED.json"
 RUNS_DIR = ".runs"
 METADATA_FILENAME = "gan_metadata.json"
 _VERSION_RE = re.compile(r"^[0-9]{1,19}$")
+MAX_VERSION = 2**63 - 1
 _SHARD_RE = re.compile(r"^variables\.data-(\d{5})-of-(\d{5})$")
 
 
@@ -238,7 +239,8 @@ def list_versions(base_path: str) -> list[tuple[int, str]]:
         if type(exc).__name__ == "NotFoundError":
             return []
         raise
-    return sorted(((int(n), p) for n, p in entries), reverse=True)
+    # TF Serving's versions are int64: a longer number is not a version (and would sort above all)
+    return sorted(((int(n), p) for n, p in entries if int(n) <= MAX_VERSION), reverse=True)
 
 
 def _files_under(path: str) -> list[str]:
@@ -352,7 +354,18 @@ def publish_version(source_dir: str, base_path: str, clock=time.time, metadata: 
         if metadata:
             add_metadata(partial, **metadata)
         _fsync_tree(partial)
-        os.rename(partial, final)
+        for _ in range(1000):
+            try:
+                os.rename(partial, final)
+                break
+            except OSError:
+                # Another publisher took this number meanwhile (two pushes in one second): the next one.
+                if not os.path.isdir(final):
+                    raise
+                version = str(int(version) + 1)
+                final = os.path.join(base_path, version)
+        else:
+            raise OSError(f"no free version number after {version} under {base_path}")
     except BaseException:
         import shutil
 

@@ -31,6 +31,21 @@ def test_publish_makes_a_whole_loadable_version(tiny_serving_model, tmp_path):
     assert layout.find_latest_usable(base) == (1_700_000_001, os.path.join(base, again))
 
 
+def test_a_publish_racing_another_takes_the_next_number_and_int64_bounds_versions(tiny_serving_model, tmp_path):
+    base = tmp_path / "push"
+
+    def clock_while_another_publishes():  # a second publisher finishes 1700000000 meanwhile
+        (base / "1700000000").mkdir(parents=True)
+        (base / "1700000000" / "saved_model.pb").write_bytes(b"theirs")
+        return 1_700_000_000
+
+    version, path = layout.publish_version(tiny_serving_model, str(base), clock=clock_while_another_publishes)
+    assert version == "1700000001" and layout.check_version_dir(path)[0]
+    assert (base / "1700000000" / "saved_model.pb").read_bytes() == b"theirs"  # theirs untouched
+    (base / str(2**63)).mkdir()  # beyond int64: not a version (TF Serving's are int64)
+    assert [v for v, _ in layout.list_versions(str(base))] == [1_700_000_001, 1_700_000_000]
+
+
 def test_broken_versions_are_skipped_with_a_warning(tiny_serving_model, tmp_path):
     base = tmp_path / "push"
     good = base / "100"
