@@ -17,10 +17,8 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 
 from tfx_gan.data import example_format
 from tfx_gan.data import ingest
-from tfx_gan.common.options import ConfigError, parse_options
+from tfx_gan.common.options import ConfigError, parse_options, parse_overrides
 from tfx_gan.data.config import DataConfig, image_transform_from
-from tfx_gan.common.options import parse_overrides
-from tfx_gan.common.options import ConfigError
 
 
 def curated_schema(height: int, width: int, channels: int, num_classes: int | None,

@@ -30,7 +30,6 @@ from tfx_gan.metrics.extractors import EXTRACTORS
 from tfx_gan.evaluation.config import EvaluationConfig
 from tfx_gan.evaluation.reference import load_reference
 from tfx_gan.training.export import load_clusters, load_keras_model
-from tfx_gan.training.export import load_clusters
 from tfx_gan.metrics.classification_accuracy import cluster_majority_classes
 from tfx_gan.metrics.classification_accuracy import classification_accuracy_score
 from tfx_gan.evaluation import tfma_result

@@ -33,7 +33,6 @@ from tfx_gan.pipeline.history import PipelineRun, artifact_property, open_store,
 from tfx_gan.training.samples import pyplot
 from tfx_gan.training.samples import image_grid
 from tfx_gan.common import layout
-from tfx_gan.common import layout
 from tfx_gan.data import schema_utils
 from tfx_gan.data.example_format import image_dataset
 from tfx_gan.common.validation_gate import anomaly_messages
