@@ -156,8 +156,8 @@ def test_user_errors_are_recognised_by_their_base_class():
     assert console.user_error_prefix(FileNotFoundError(2, "No such file")) == "error"
     assert console.user_error_prefix(KeyError("x")) is None
 
-    class BrandNewProblem(UserError):  # a new error class needs nothing registered anywhere
-        pass
+    class BrandNewProblem(UserError):
+        """A new error class: it needs nothing registered anywhere to print as one line."""
 
     assert console.user_error_prefix(BrandNewProblem("a new kind of bad input")) == "error"
 
