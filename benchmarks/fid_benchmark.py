@@ -27,7 +27,7 @@ def pytorch_fid_frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6):
     """pytorch-fid's formula (sqrtm of the non-symmetric product, offset fix); returns (value, notes)."""
     notes = []
     diff = mu1 - mu2
-    covmean, _ = scipy.linalg.sqrtm(sigma1.dot(sigma2), disp=False)
+    covmean = scipy.linalg.sqrtm(sigma1.dot(sigma2))
     if not np.isfinite(covmean).all():
         notes.append(f"singular product: added {eps} to the covariance diagonals")
         offset = np.eye(sigma1.shape[0]) * eps

@@ -29,22 +29,23 @@ OUTPUTS = ("discriminator", "cas")
 
 
 def _eval_config(with_cas: bool, sliced: bool):
-    import tensorflow_model_analysis as tfma
+    # The config protos themselves: TFMA 0.47 also re-exports them as tfma.ModelSpec etc., 0.52 not.
+    from tensorflow_model_analysis.proto import config_pb2
 
     outputs = OUTPUTS if with_cas else OUTPUTS[:1]
     keys = {"discriminator": ("is_real", "d_probability", "d_weight"), "cas": ("cas_target", "cas_correct", "cas_weight")}
-    spec = tfma.ModelSpec(label_keys={o: keys[o][0] for o in outputs}, prediction_keys={o: keys[o][1] for o in outputs},
+    spec = config_pb2.ModelSpec(label_keys={o: keys[o][0] for o in outputs}, prediction_keys={o: keys[o][1] for o in outputs},
                           example_weight_keys={o: keys[o][2] for o in outputs})
-    weighted = tfma.ExampleWeightOptions(weighted=True, unweighted=False)
-    metrics = [tfma.MetricsSpec(output_names=["discriminator"], example_weights=weighted, metrics=[
-        tfma.MetricConfig(class_name="BinaryAccuracy"), tfma.MetricConfig(class_name="AUC")]),
-        tfma.MetricsSpec(output_names=["discriminator"], example_weights=tfma.ExampleWeightOptions(unweighted=True),
-                         metrics=[tfma.MetricConfig(class_name="ExampleCount")])]
+    weighted = config_pb2.ExampleWeightOptions(weighted=True, unweighted=False)
+    metrics = [config_pb2.MetricsSpec(output_names=["discriminator"], example_weights=weighted, metrics=[
+        config_pb2.MetricConfig(class_name="BinaryAccuracy"), config_pb2.MetricConfig(class_name="AUC")]),
+        config_pb2.MetricsSpec(output_names=["discriminator"], example_weights=config_pb2.ExampleWeightOptions(unweighted=True),
+                         metrics=[config_pb2.MetricConfig(class_name="ExampleCount")])]
     if with_cas:
-        metrics.append(tfma.MetricsSpec(output_names=["cas"], example_weights=weighted, metrics=[
-            tfma.MetricConfig(class_name="BinaryAccuracy"), tfma.MetricConfig(class_name="WeightedExampleCount")]))
-    slices = [tfma.SlicingSpec()] + ([tfma.SlicingSpec(feature_keys=["label"])] if sliced else [])
-    return tfma.EvalConfig(model_specs=[spec], metrics_specs=metrics, slicing_specs=slices)
+        metrics.append(config_pb2.MetricsSpec(output_names=["cas"], example_weights=weighted, metrics=[
+            config_pb2.MetricConfig(class_name="BinaryAccuracy"), config_pb2.MetricConfig(class_name="WeightedExampleCount")]))
+    slices = [config_pb2.SlicingSpec()] + ([config_pb2.SlicingSpec(feature_keys=["label"])] if sliced else [])
+    return config_pb2.EvalConfig(model_specs=[spec], metrics_specs=metrics, slicing_specs=slices)
 
 
 def examples_table(real_labels, d_real_logits, fake_labels, d_fake_logits, cas_predictions=None):

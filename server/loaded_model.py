@@ -11,6 +11,7 @@ from typing import Any, Callable
 import numpy as np
 
 from tfx_gan.common import layout
+from tfx_gan.common.compat import message_to_dict_with_defaults
 
 LOG = logging.getLogger("tfx_gan.server")
 
@@ -103,7 +104,7 @@ def _spec_info(name: str, spec) -> TensorSpecInfo:
 def _signature_defs_json(path: str) -> dict:
     """The SignatureDefs from saved_model.pb, as the proto3 JSON TF Serving's metadata API uses."""
     import tensorflow as tf
-    from google.protobuf import json_format, text_format
+    from google.protobuf import text_format
     from tensorflow.core.protobuf import saved_model_pb2
 
     saved_model = saved_model_pb2.SavedModel()
@@ -118,7 +119,7 @@ def _signature_defs_json(path: str) -> dict:
     if not graphs:
         return {}
     return {
-        name: json_format.MessageToDict(sig, preserving_proto_field_name=True, including_default_value_fields=True)
+        name: message_to_dict_with_defaults(sig, preserving_proto_field_name=True)
         for name, sig in graphs[0].signature_def.items()
         if not name.startswith("__")
     }

@@ -12,6 +12,9 @@ from tfx_gan.metrics.extractors import EXTRACTORS, load_extractor
 from tfx_gan.metrics.sample_metrics import CONFIDENCE_THRESHOLD, METRICS
 from tfx_gan.common.options import ConfigError
 
+# current_line: also run on the TFX 1.21 line, in the Debian 13 root (./gan test).
+pytestmark = pytest.mark.current_line
+
 
 def Thresholds(**overrides):  # noqa: N802 (reads like a type)
     loose = {"max_fid": None, "max_fid_over_floor": None, "min_recall": None, "min_novelty": None,

@@ -8,6 +8,9 @@ import tensorflow as tf
 
 from tfx_gan.training import losses
 
+# current_line: also run on the TFX 1.21 line, in the Debian 13 root (./gan test).
+pytestmark = pytest.mark.current_line
+
 LOG2 = math.log(2.0)
 
 

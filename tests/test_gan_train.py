@@ -18,6 +18,9 @@ from tfx_gan.training.warm_start import warm_start
 from tfx_gan.training.export import load_keras_model
 from tfx_gan.data.digits import digits_28x28
 
+# current_line: also run on the TFX 1.21 line, in the Debian 13 root (./gan test).
+pytestmark = pytest.mark.current_line
+
 SHAPE = (28, 28, 1)
 
 

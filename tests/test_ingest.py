@@ -12,6 +12,9 @@ from PIL import Image
 from tfx_gan.data import example_format
 from tfx_gan.data import ingest
 
+# current_line: also run on the TFX 1.21 line, in the Debian 13 root (./gan test).
+pytestmark = pytest.mark.current_line
+
 
 def write_png(path, array):
     os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -7,6 +7,7 @@ that stands in for the KFP API server and records what the real client sends; th
 by what its Dockerfile installs and copies. tests/test_kubeflow_launch.py runs the compiled pipeline.
 """
 import argparse
+import glob
 import http.server
 import importlib.metadata
 import json
@@ -14,6 +15,7 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 import threading
 
 import pytest
@@ -24,6 +26,9 @@ from tfx_gan.kubeflow import compile as kfp_compile
 from tfx_gan.kubeflow import submit
 from tfx_gan.kubeflow.emulator import image, kfp_cache
 from tfx_gan.pipeline.config import DEFAULT_CONFIG, REPO_ROOT, load_config
+
+# current_line: also run on the TFX 1.21 line, in the Debian 13 root (./gan test).
+pytestmark = pytest.mark.current_line
 
 ROOT = "gs://bucket/gan"
 TASKS = {"ImageExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "DriftValidator", "GanTrainer",
@@ -383,7 +388,7 @@ def test_image_staging_takes_only_what_the_dockerfile_copies(tmp_path):
 ])
 def test_image_staging_refuses_what_it_cannot_reproduce(tmp_path, line, message):
     dockerfile = tmp_path / "Dockerfile"
-    dockerfile.write_text(f"FROM gcr.io/tfx-oss-public/tfx:1.16.0\nWORKDIR /opt/tfx-gan\n{line}\n")
+    dockerfile.write_text(f"FROM python:3.13-slim-trixie\nWORKDIR /opt/tfx-gan\n{line}\n")
     with pytest.raises(image.DockerfileError, match=message):
         image.stage(str(dockerfile), REPO_ROOT, str(tmp_path / "image"))
 
@@ -394,32 +399,45 @@ def test_dockerfile_installs_what_uv_lock_says(tmp_path):
                                if not line.startswith("#"))
     with open(os.path.join(REPO_ROOT, "gan")) as f:
         uv_pin = re.search(r'"uv==([\d.]+)"', f.read()).group(1)
-    assert re.search(r"^FROM gcr\.io/tfx-oss-public/tfx:1\.16\.0$", dockerfile, re.M)
+    # The TFX 1.21 line by default: Debian 13 (glibc 2.41, which its TFDV and ML Metadata wheels need).
+    python = re.search(r"^ARG PYTHON_VERSION=(3\.1[123])$", dockerfile, re.M).group(1)
+    assert re.search(r"^FROM python:\$\{PYTHON_VERSION\}-slim-trixie$", dockerfile, re.M)
     runs = re.findall(r"^RUN (.*)$", dockerfile, re.M)
     # Nothing floats: pip installs uv alone (the pin ./gan uses), then uv installs uv.lock as it is.
     assert [line for line in runs if "pip" in line] == [f'python -m pip install --no-cache-dir "uv=={uv_pin}"']
-    (sync,) = [shlex.split(line) for line in runs if "uv sync" in line]
+    (sync,) = [shlex.split(line.replace("${PYTHON_VERSION}", python)) for line in runs if "uv sync" in line]
     assert re.search(r"^COPY pyproject\.toml uv\.lock \./$", dockerfile, re.M)
     assert dockerfile.index("COPY pyproject.toml uv.lock") < dockerfile.index("RUN UV_PROJECT_ENVIRONMENT")
     assert re.search(r"^ENV PATH=/opt/venv/bin:\$PATH$", dockerfile, re.M)
 
-    # The Dockerfile's own `uv sync` line, as a dry run (offline: uv.lock alone says what it installs),
-    # must install exactly what the tests ran with: every package at the version .venv has.
+    # The Dockerfile's own `uv sync` line, as a dry run (offline: uv.lock alone says what it installs).
     uv = os.path.join(REPO_ROOT, ".cache", "uv-bootstrap", "bin", "uv")
     if not os.path.exists(uv):
         pytest.skip("no bootstrapped uv (./gan installs it into .cache/uv-bootstrap/)")
     env_items = [item for item in sync if re.match(r"^[A-Z_]+=", item)]
     command = sync[len(env_items):]
-    assert command[:4] == ["uv", "sync", "--frozen", "--no-dev"], command
+    assert command[:4] == ["uv", "sync", "--frozen", "--no-dev"] and command[-2:] == ["--python", python], command
     env = {**os.environ, **dict(item.split("=", 1) for item in env_items),
            "UV_PROJECT_ENVIRONMENT": str(tmp_path / "venv"), "UV_OFFLINE": "1"}
-    dry_run = subprocess.run([uv, *command[1:], "--dry-run"], cwd=REPO_ROOT, env=env, capture_output=True,
-                             text=True, check=True)
+    # uv is given the interpreter's path: a pyenv shim for another version would stop its search.
+    interpreters = [sys.executable] if "%d.%d" % sys.version_info[:2] == python else sorted(
+        glob.glob(os.path.expanduser(f"~/.pyenv/versions/{python}*/bin/python{python}"))) + [f"/usr/bin/python{python}"]
+    interpreter = next((path for path in interpreters if os.path.exists(path)), None)
+    if interpreter is None:
+        pytest.skip(f"no Python {python} on this machine for uv's dry run")
+    # The image's platform, whatever this machine's glibc: Debian 13 has glibc 2.41.
+    dry_run = subprocess.run([uv, *command[1:-1], interpreter, "--python-platform", "x86_64-manylinux_2_39",
+                              "--dry-run"], cwd=REPO_ROOT, env=env,
+                             capture_output=True, text=True)
+    assert dry_run.returncode == 0, dry_run.stderr
     installs = dict(re.findall(r"^ \+ ([A-Za-z0-9_.\-]+)==(\S+)$", dry_run.stdout + dry_run.stderr, re.M))
-    assert {"tfx": "1.16.0", "tensorflow": "2.16.2", "keras": "3.6.0", "apache-beam": "2.59.0"}.items() <= installs.items()
+    assert installs["tfx"] == "1.21.0" and installs["tensorflow"].startswith("2.21.") and installs["protobuf"].startswith("6.")
     assert not {"pytest", "hypothesis"} & set(installs)  # the dev group stays out of the image
-    mismatched = {name: (version, _installed(name)) for name, version in installs.items() if _installed(name) != version}
-    assert not mismatched, f"the image would install (version, .venv has): {mismatched}"
+    if "%d.%d" % sys.version_info[:2] == python:
+        # On the image's own Python (the Debian 13 root of ./gan test): exactly what the tests ran with.
+        mismatched = {name: (version, _installed(name)) for name, version in installs.items()
+                      if _installed(name) != version}
+        assert not mismatched, f"the image would install (version, .venv has): {mismatched}"
 
 
 def _installed(name: str):

@@ -26,7 +26,8 @@ from tfx_gan.kubeflow.compile import compile_pipeline
 from tfx_gan.kubeflow.emulator.launcher import launch
 from tfx_gan.pipeline.config import DEFAULT_CONFIG, REPO_ROOT
 
-pytestmark = pytest.mark.slow
+# current_line: also run on the TFX 1.21 line, in the Debian 13 root (./gan test).
+pytestmark = [pytest.mark.slow, pytest.mark.current_line]
 
 ROOT = "gs://bucket/gan"
 TINY = {"training": {"train_steps": 20, "batch_size": 32, "log_every_steps": 10, "checkpoint_every_steps": 10,

@@ -6,6 +6,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+
+import pytest
+
 try:  # Python 3.11+
     import tomllib
 except ModuleNotFoundError:  # 3.10: the same parser as a package (locked through the dev tools)
@@ -13,6 +16,9 @@ except ModuleNotFoundError:  # 3.10: the same parser as a package (locked throug
 
 import tfx_gan
 from tfx_gan import LIBRARIES, MODEL_PACKAGES, PACKAGES, PACKAGES_DIR
+
+# current_line: also run on the TFX 1.21 line, in the Debian 13 root (./gan test).
+pytestmark = pytest.mark.current_line
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -11,10 +11,13 @@ from tfx_gan.metrics.fid import (
     frechet_distance_from_stats,
 )
 
+# current_line: also run on the TFX 1.21 line, in the Debian 13 root (./gan test).
+pytestmark = pytest.mark.current_line
+
 
 def textbook_fid(mu1, sigma1, mu2, sigma2):
     """The scipy.linalg.sqrtm formulation (pytorch-fid), valid for well-conditioned inputs."""
-    covmean, _ = scipy.linalg.sqrtm(sigma1 @ sigma2, disp=False)
+    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean.real))
 

@@ -28,7 +28,8 @@ from tfx_gan.data.ingest import IngestionError
 from tfx_gan.pipeline.config import load_config
 from tfx_gan.pipeline.local_runner import run_pipeline
 
-pytestmark = pytest.mark.slow
+# current_line: also run on the TFX 1.21 line, in the Debian 13 root (./gan test).
+pytestmark = [pytest.mark.slow, pytest.mark.current_line]
 
 ALL_COMPONENTS = {"ImageExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "DriftValidator",
                   "GanTrainer", "ReferenceStatsGen", "GanEvaluator", "Pusher"}

@@ -37,6 +37,9 @@ from tfx_gan.server.http_server import start_server  # noqa: E402
 from tfx_gan.server.model_config import ModelSource, VersionPolicy, parse_model_config, validate_model_name  # noqa: E402
 from tfx_gan.server.model_store import ModelStore  # noqa: E402
 
+# current_line: also run on the TFX 1.21 line, in the Debian 13 root (./gan test).
+pytestmark = pytest.mark.current_line
+
 LATENT = 8
 NUM_CLASSES = 3
 VERSION = 1700000000

@@ -13,6 +13,9 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
 from tfx_gan.server.app import ServingApp
 from tfx_gan.server.grpc_service import start_grpc_server
 
+# current_line: also run on the TFX 1.21 line, in the Debian 13 root (./gan test).
+pytestmark = pytest.mark.current_line
+
 VERSION = 1700000001
 
 
