@@ -58,6 +58,22 @@ def test_without_a_usable_python_it_says_what_to_install(fresh_gan):
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: no Python 3.10 found on PATH; this machine's glibc ")
     assert "only the TFX 1.16 line runs here and it needs Python 3.10" in line and "pyenv install 3.10" in line
+    assert line.endswith("or let uv download one: GAN_FETCH_PYTHON=1 ./gan ... (needs github.com)")
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(REPO, ".cache", "uv-bootstrap", "bin", "uv")),
+                    reason="no bootstrapped uv (./gan installs it into .cache/uv-bootstrap/)")
+def test_a_python_download_that_fails_is_one_line_naming_it(fresh_gan, tmp_path):
+    # No download can succeed here (no route to github.com); a mirror that does not exist fails the
+    # same way on any machine. The checkout's uv stands in for the one ./gan would install.
+    os.makedirs(tmp_path / ".cache")
+    os.symlink(os.path.join(REPO, ".cache", "uv-bootstrap"), tmp_path / ".cache" / "uv-bootstrap")
+    result = fresh_gan("run", GAN_TFX_LINE="1.16", GAN_FETCH_PYTHON="1",
+                       UV_PYTHON_INSTALL_MIRROR=f"file://{tmp_path}/no-mirror", UV_OFFLINE="1")
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == f"[setup] GAN_FETCH_PYTHON=1: uv downloads Python 3.10 into {tmp_path}/.cache/python"
+    assert lines[1].startswith("error: uv could not download Python 3.10: ") and len(lines) == 2, lines
 
 
 @pytest.mark.skipif(OLD_GLIBC or os.path.exists("/usr/bin/python3.10"),
