@@ -7,21 +7,30 @@ image limit (server/predict_format.py), the same model call (``ServingApp.call_m
 metrics (server/metrics.py, entrypoint GRPC). A ModelSpec names a version, a version_label or
 neither (the newest loaded version). Errors map to
 the gRPC status codes TF Serving uses: NOT_FOUND for an unknown model, version or signature,
-INVALID_ARGUMENT for a bad request, INTERNAL for a failing model.
+INVALID_ARGUMENT for a bad request, RESOURCE_EXHAUSTED for one over the limits, DEADLINE_EXCEEDED
+when the client's deadline passed before the model was called, INTERNAL for a failing model.
+
+Bounded like the REST side: a request tensor's declared size (shape x dtype) is checked against the
+request-size limit before anything is allocated (``tf.make_ndarray`` broadcasts a single value to
+the declared shape, so 40 bytes on the wire could otherwise ask for gigabytes), and at most
+``max_concurrent_rpcs`` calls run or wait at once (more get RESOURCE_EXHAUSTED from gRPC itself).
 """
 from __future__ import annotations
 
 import logging
+import math
 import time
 from concurrent import futures
 
 import grpc
 from google.protobuf import json_format
+from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
                                      predict_pb2, prediction_service_pb2_grpc)
 
 from tfx_gan.server import predict_format
 from tfx_gan.server.app import Response, ServingApp, unknown_model_message
+from tfx_gan.server.http_server import DEFAULT_MAX_CONNECTIONS
 from tfx_gan.server.json_codec import RequestError
 from tfx_gan.server.loaded_model import ModelNotFound
 
@@ -35,6 +44,41 @@ class _Refused(Exception):
     def __init__(self, code: grpc.StatusCode, message: str):
         super().__init__(message)
         self.code = code
+
+
+# The dtypes a request tensor may have, with their size in bytes; the others (complex, quantized,
+# resource, variant) no signature takes. DT_STRING's elements are already in the message.
+_DTYPE_BYTES = {types_pb2.DT_FLOAT: 4, types_pb2.DT_DOUBLE: 8, types_pb2.DT_HALF: 2, types_pb2.DT_BFLOAT16: 2,
+                types_pb2.DT_INT8: 1, types_pb2.DT_UINT8: 1, types_pb2.DT_INT16: 2, types_pb2.DT_UINT16: 2,
+                types_pb2.DT_INT32: 4, types_pb2.DT_UINT32: 4, types_pb2.DT_INT64: 8, types_pb2.DT_UINT64: 8,
+                types_pb2.DT_BOOL: 1, types_pb2.DT_STRING: 0}
+
+
+def tensor_from_proto(name: str, proto, max_bytes: int):
+    """The request tensor ``proto`` as an array, once its declared shape and dtype are known to be
+    within ``max_bytes``; RequestError (INVALID_ARGUMENT) or _Refused (RESOURCE_EXHAUSTED) otherwise."""
+    import tensorflow as tf
+
+    if proto.dtype not in _DTYPE_BYTES:
+        raise RequestError(f"input '{name}': dtype {types_pb2.DataType.Name(proto.dtype)} is not supported "
+                           f"(numeric, bool or string tensors)")
+    if proto.tensor_shape.unknown_rank:
+        raise RequestError(f"input '{name}': the tensor's shape has an unknown rank")
+    dims = [dim.size for dim in proto.tensor_shape.dim]
+    if any(size < 0 for size in dims):
+        raise RequestError(f"input '{name}': shape {dims} has a negative dimension")
+    declared = math.prod(dims) * _DTYPE_BYTES[proto.dtype]
+    if declared > max_bytes:
+        raise _Refused(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                       f"input '{name}': shape {dims} of {types_pb2.DataType.Name(proto.dtype)} is {declared:,} "
+                       f"bytes, over the request limit of {max_bytes:,}")
+    if proto.tensor_content and len(proto.tensor_content) != declared:
+        raise RequestError(f"input '{name}': tensor_content has {len(proto.tensor_content):,} bytes; "
+                           f"shape {dims} needs {declared:,}")
+    try:
+        return tf.make_ndarray(proto)
+    except (ValueError, TypeError) as exc:  # e.g. more values than the shape holds
+        raise RequestError(f"input '{name}': {exc}") from None
 
 
 def _model_of(app: ServingApp, model_spec):
@@ -84,10 +128,12 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
         _, model = _model_of(self.app, request.model_spec)
         signature = model.signature(request.model_spec.signature_name or "serving_default")
-        inputs = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
+        inputs = {name: tensor_from_proto(name, proto, self.app.max_body_bytes) for name, proto in request.inputs.items()}
         feed = predict_format.build_feed(signature, predict_format.PredictRequest(signature.name, True, inputs),
                                          self.app.max_images)
         predict_format.check_labels(feed, model.gan_metadata)
+        if context.time_remaining() is not None and context.time_remaining() <= 0:
+            raise _Refused(grpc.StatusCode.DEADLINE_EXCEEDED, "the client's deadline passed before the model was called")
         outputs = self.app.call_model(model, signature, feed)
         if isinstance(outputs, Response):  # the model refused the input or failed
             raise _Refused(_HTTP_TO_GRPC.get(outputs.status, grpc.StatusCode.INTERNAL), outputs.payload["error"])
@@ -132,9 +178,12 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
 
-def start_grpc_server(app: ServingApp, host: str, port: int, max_workers: int = 16) -> tuple[grpc.Server, int]:
-    """Serves ``app``'s stores over gRPC on host:port (0: a free port); returns (server, bound port)."""
+def start_grpc_server(app: ServingApp, host: str, port: int, max_workers: int = 16,
+                      max_concurrent_rpcs: int = DEFAULT_MAX_CONNECTIONS) -> tuple[grpc.Server, int]:
+    """Serves ``app``'s stores over gRPC on host:port (0: a free port); returns (server, bound port).
+    At most ``max_concurrent_rpcs`` calls run or queue at once, the REST side's connection cap."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+                         maximum_concurrent_rpcs=max_concurrent_rpcs,
                          options=[("grpc.max_receive_message_length", app.max_body_bytes),
                                   ("grpc.so_reuseport", 0)])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(app), server)

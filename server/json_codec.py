@@ -22,7 +22,8 @@ import base64
 import binascii
 import json
 import math
-from functools import lru_cache
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -96,9 +97,37 @@ def _fill_float32_tokens(x: np.ndarray, out: np.ndarray) -> None:
             out[i, : len(token)] = np.frombuffer(token, dtype=np.uint8)
 
 
-@lru_cache(maxsize=32)
+# Templates cached by shape, least recently used first, within a byte budget: a template is about
+# 25 bytes per element (256 images of 64x64x3 make 79 MB), so a count of entries would not bound
+# the memory a stream of new batch shapes can take.
+TEMPLATE_CACHE_BYTES = 32 * 1024 * 1024
+_templates: "OrderedDict[tuple[int, ...], np.ndarray]" = OrderedDict()
+_templates_lock = threading.Lock()
+
+
 def _nesting_template(shape: tuple[int, ...]) -> np.ndarray:
-    """[N, rank + 15 + rank + 1] bytes: the brackets and commas around each element."""
+    """[N, rank + 15 + rank + 1] bytes: the brackets and commas around each element (cached)."""
+    with _templates_lock:
+        template = _templates.get(shape)
+        if template is not None:
+            _templates.move_to_end(shape)
+            return template
+    template = _build_nesting_template(shape)
+    if template.nbytes <= TEMPLATE_CACHE_BYTES:
+        with _templates_lock:
+            _templates[shape] = template
+            while sum(t.nbytes for t in _templates.values()) > TEMPLATE_CACHE_BYTES:
+                _templates.popitem(last=False)
+    return template
+
+
+def template_cache_bytes() -> int:
+    """The bytes the template cache holds now (at most TEMPLATE_CACHE_BYTES)."""
+    with _templates_lock:
+        return sum(t.nbytes for t in _templates.values())
+
+
+def _build_nesting_template(shape: tuple[int, ...]) -> np.ndarray:
     rank = len(shape)
     count = int(np.prod(shape))
     flat = np.arange(count, dtype=np.int64)

@@ -195,6 +195,21 @@ def test_float32_json_encoding_is_exact():
     assert json.loads(json_codec.encode(payload)) == {"a": [[], []], "b": [{"b64": "iVBORw=="}], "c": [0, 1, 2]}
 
 
+def test_the_json_templates_stay_within_their_byte_budget(monkeypatch):
+    """A stream of new batch shapes (each a new template, ~25 bytes per element) keeps the cache at
+    most its budget (1 MB here, to keep the test small); a template over the budget alone is used
+    and not kept."""
+    monkeypatch.setattr(json_codec, "TEMPLATE_CACHE_BYTES", 1024 * 1024)
+    for batch in range(1, 30):  # 768 elements per image: 19 KB of template at batch 1, 560 KB at 29
+        array = np.zeros((batch, 16, 16, 3), np.float32)
+        assert json.loads(json_codec.encode_float32_array(array)) == array.tolist()
+        assert 0 < json_codec.template_cache_bytes() <= 1024 * 1024
+    kept = json_codec.template_cache_bytes()
+    huge = np.zeros((80, 16, 16, 3), np.float32)  # a 1.5 MB template
+    assert json.loads(json_codec.encode_float32_array(huge)) == huge.tolist()
+    assert json_codec.template_cache_bytes() == kept
+
+
 def test_list_versions_and_completeness(env, tmp_path):
     source = env["dirs"]["gan"] / str(VERSION)
     base = tmp_path / "push"

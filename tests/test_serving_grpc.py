@@ -83,6 +83,12 @@ def test_metadata_and_status_over_grpc(served):
     (lambda r: r.inputs["extra"].CopyFrom(tf.make_tensor_proto(np.zeros(1, np.float32))),
      grpc.StatusCode.INVALID_ARGUMENT, "unknown input(s) ['extra']"),
     (lambda r: r.output_filter.append("nope"), grpc.StatusCode.INVALID_ARGUMENT, "output_filter"),
+    (lambda r: r.inputs["latent"].CopyFrom(tf.make_tensor_proto(np.zeros((2, 4), np.complex64))),
+     grpc.StatusCode.INVALID_ARGUMENT, "input 'latent': dtype DT_COMPLEX64 is not supported"),
+    (lambda r: r.inputs["latent"].tensor_shape.dim[0].__setattr__("size", 3),  # 8 floats' bytes for 12
+     grpc.StatusCode.INVALID_ARGUMENT, "input 'latent': tensor_content has 32 bytes; shape [3, 4] needs 48"),
+    (lambda r: r.inputs["latent"].tensor_shape.dim[0].__setattr__("size", -2),
+     grpc.StatusCode.INVALID_ARGUMENT, "input 'latent': shape [-2, 4] has a negative dimension"),
 ])
 def test_bad_grpc_requests_get_tf_servings_status_codes(served, change, code, fragment):
     _, predictions, _ = served
@@ -91,3 +97,44 @@ def test_bad_grpc_requests_get_tf_servings_status_codes(served, change, code, fr
     with pytest.raises(grpc.RpcError) as raised:
         predictions.Predict(request, timeout=30)
     assert raised.value.code() == code and fragment in raised.value.details(), raised.value.details()
+
+
+def test_a_tiny_request_declaring_a_huge_tensor_is_refused_before_anything_is_allocated(served):
+    """40 bytes on the wire that declare a [3000, 100000] float tensor (1.2 GB once broadcast from its
+    one value): RESOURCE_EXHAUSTED, and this process (the server runs in it) allocates nothing like it.
+    ru_maxrss is the peak RSS: a transient 1.2 GB allocation would raise it by about that much."""
+    import resource
+
+    _, predictions, _ = served
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "gan"
+    request.inputs["latent"].CopyFrom(tf.make_tensor_proto(1.0, dtype=tf.float32, shape=[3000, 100000]))
+    assert request.ByteSize() < 100
+    peak_before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(grpc.RpcError) as raised:
+        predictions.Predict(request, timeout=30)
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert raised.value.details() == ("input 'latent': shape [3000, 100000] of DT_FLOAT is 1,200,000,000 bytes, "
+                                      "over the request limit of 8,388,608")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before_kb < 50 * 1024
+
+
+def test_a_call_whose_deadline_passed_is_not_run(served, monkeypatch):
+    """The model is not called for a client that has stopped waiting: the request's checks are made
+    slow (0.3 s) against a 0.05 s deadline, and the handler then skips the model."""
+    import time
+
+    from tfx_gan.server import predict_format
+
+    app, predictions, _ = served
+    calls, checked = [], []
+    monkeypatch.setattr(app, "call_model", lambda *args: calls.append(args))
+    monkeypatch.setattr(predict_format, "check_labels", lambda *args: (time.sleep(0.3), checked.append(1)))
+    with pytest.raises(grpc.RpcError) as raised:
+        predictions.Predict(predict_request(np.zeros((2, 4), np.float32)), timeout=0.05)
+    assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    deadline = time.monotonic() + 5
+    while not checked and time.monotonic() < deadline:  # the server's handler is still sleeping
+        time.sleep(0.05)
+    time.sleep(0.1)
+    assert checked and not calls
