@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,11 +89,11 @@ def _input_tensor(tensor) -> tuple[str, np.ndarray]:
     shape = tensor["shape"]
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
         raise RequestError(f'input "{name}": shape must be a list of non-negative integers, got {shape!r}'[:200])
-    dtype = _DATATYPES.get(tensor["datatype"])
+    dtype = _DATATYPES.get(tensor["datatype"]) if isinstance(tensor["datatype"], str) else None
     if dtype is None:
         raise RequestError(f'input "{name}": unknown datatype {tensor["datatype"]!r}; use one of {sorted(_DATATYPES)}'[:300])
     array = json_codec.to_array(tensor["data"], dtype, name)  # BYTES elements: text, as UTF-8
-    expected = int(np.prod(shape)) if shape else 1
+    expected = math.prod(shape)  # Python integers: a huge shape cannot overflow into a small count
     if array.size != expected:
         raise RequestError(f'input "{name}": shape {shape} holds {expected} elements, data has {array.size}')
     return name, array.reshape(shape)

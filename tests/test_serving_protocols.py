@@ -198,6 +198,8 @@ def test_kserve_v2_infer_answers_what_tf_servings_predict_answers(served):
     (lambda r: r["inputs"][0].update(datatype="INT32", data=[0] * 8), "datatype INT32 given, the model takes FP32"),
     (lambda r: r["inputs"][0].update(shape=[3, LATENT]), "holds 12 elements, data has 8"),
     (lambda r: r["inputs"][0].update(datatype="FLOAT"), "unknown datatype 'FLOAT'"),
+    (lambda r: r["inputs"][0].update(datatype=["FP32"]), "unknown datatype ['FP32']"),
+    (lambda r: r["inputs"][0].update(shape=[2**40, 2**40, LATENT]), "holds 4835703278458516698824704 elements, data has 8"),
     (lambda r: r["inputs"][0].update(name="z"), "missing input(s) ['latent'] and unknown input(s) ['z']"),
     (lambda r: r["inputs"][0].pop("shape"), "missing ['shape']"),
     (lambda r: r["inputs"][0].update(shape=[9, LATENT], data=[0.0] * 36), "too many images"),
