@@ -174,10 +174,13 @@ def fingerprint_spans(input_base: str, spans: list[int]) -> str:
     for span in spans:
         span_dir = os.path.join(input_base, f"span-{span}")
         for path in list_input_files([span_dir]):
-            with tf.io.gfile.GFile(path, "rb") as f:
-                content = f.read()
-            digest.update(f"{os.path.relpath(path, input_base)}\0{len(content)}\0".encode())
-            digest.update(hashlib.sha256(content).digest())
+            file_digest, size = hashlib.sha256(), 0
+            with tf.io.gfile.GFile(path, "rb") as f:  # in 1 MB pieces: a span may hold large files
+                while chunk := f.read(1 << 20):
+                    file_digest.update(chunk)
+                    size += len(chunk)
+            digest.update(f"{os.path.relpath(path, input_base)}\0{size}\0".encode())
+            digest.update(file_digest.digest())
     return f"spans:{','.join(map(str, spans))},sha256:{digest.hexdigest()}"
 
 

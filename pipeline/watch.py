@@ -41,13 +41,18 @@ def newest_span(input_base: str) -> int | None:
 
 
 def seconds_since_change(span_dir: str, now: float | None = None) -> float:
-    """Seconds since anything under ``span_dir`` last changed (mtime or ctime)."""
+    """Seconds since anything under ``span_dir`` last changed (mtime or ctime); 0 when a file
+    vanished while it was being looked at (something is moving files: not settled)."""
     latest = 0.0
+    now = time.time() if now is None else now
     for directory, _, files in os.walk(span_dir):
         for path in [directory, *(os.path.join(directory, f) for f in files)]:
-            info = os.stat(path)
+            try:
+                info = os.lstat(path)  # the link itself: a dangling symlink has no target to stat
+            except FileNotFoundError:
+                return 0.0
             latest = max(latest, info.st_mtime, info.st_ctime)
-    return (time.time() if now is None else now) - latest
+    return now - latest
 
 
 def read_state(output_dir: str) -> dict:

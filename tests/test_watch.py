@@ -60,3 +60,25 @@ def test_watch_runs_each_new_span_once(tmp_path):
     assert again.wait() == 0
     assert "running the pipeline" not in again.output()
     assert [r["span"] for r in handled(tmp_path)["runs"]] == [1, 2]
+
+
+def test_a_dangling_symlink_or_a_vanishing_file_does_not_stop_the_settle_check(tmp_path, monkeypatch):
+    """A span folder with a dangling symlink is measured by the link's own times; a file that
+    vanishes while the span is walked (something is moving files) means 'not settled' (0 s)."""
+    from tfx_gan.pipeline.watch import seconds_since_change
+
+    span = tmp_path / "span-2" / "cats"
+    span.mkdir(parents=True)
+    (span / "1.png").write_bytes(b"x")
+    os.symlink(tmp_path / "nowhere.png", span / "2.png")
+    now = time.time() + 100
+    assert 99 <= seconds_since_change(str(tmp_path / "span-2"), now=now) <= 101
+
+    real_lstat = os.lstat
+
+    def vanishing(path, *args, **kwargs):
+        if str(path).endswith("1.png"):
+            raise FileNotFoundError(path)
+        return real_lstat(path, *args, **kwargs)
+    monkeypatch.setattr(os, "lstat", vanishing)
+    assert seconds_since_change(str(tmp_path / "span-2"), now=now) == 0.0
