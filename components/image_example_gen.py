@@ -179,12 +179,17 @@ class ImageExampleGenComponent(FileBasedExampleGen):
 
 
 def ImageExampleGen(input_base: str, eval_buckets: int = 1, train_buckets: int = 4, span_pattern: str = "span-{SPAN}/*",
-                    spans: str = "latest", transform: image_transform.ImageTransform | None = None):
+                    spans: str = "latest", transform: image_transform.ImageTransform | None = None,
+                    newest_span: int | None = None):
     """An ExampleGen over ``<input_base>/span-<N>/``: the spans ``spans`` selects (ending at the
-    newest), each image through ``transform`` when one is given, split train:eval by a hash of
-    each (transformed) image's bytes."""
+    newest, or at ``newest_span`` when given: TFX's static range, so a span that arrives during
+    the run is not read), each image through ``transform`` when one is given, split train:eval by
+    a hash of each (transformed) image's bytes."""
+    range_config = None if newest_span is None else range_config_pb2.RangeConfig(
+        static_range=range_config_pb2.StaticRange(start_span_number=newest_span, end_span_number=newest_span))
     return ImageExampleGenComponent(
         input_base=input_base,
+        range_config=range_config,
         custom_config=spans_config(spans, transform),
         input_config=example_gen_pb2.Input(splits=[
             example_gen_pb2.Input.Split(name="images", pattern=span_pattern)]),

@@ -30,13 +30,15 @@ class PipelineBusyError(ConfigError):
     """Another run of the same pipeline (same output_dir) is in progress."""
 
 
-def run_pipeline(config: PipelineConfig) -> dict:
-    """Runs the pipeline and returns a summary read back from ML Metadata (see ``summarize``)."""
+def run_pipeline(config: PipelineConfig, newest_span: int | None = None) -> dict:
+    """Runs the pipeline (ending at span ``newest_span`` when given, else at the newest there) and
+    returns a summary read back from ML Metadata (see ``summarize``)."""
     check_input_data(config)
     check_writable_dirs(config)
     with pipeline_lock(config.output_dir):
         pipeline = create_pipeline(
-            config, tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
+            config, tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path),
+            newest_span=newest_span)
         started = time.time()
         tfx.orchestration.LocalDagRunner().run(pipeline)
         return summarize(config, since=started)

@@ -29,12 +29,12 @@ LOCAL_BEAM_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
 
 def create_pipeline(config: PipelineConfig, metadata_connection_config=None,
-                    beam_pipeline_args: list[str] | None = None) -> tfx.dsl.Pipeline:
+                    beam_pipeline_args: list[str] | None = None, newest_span: int | None = None) -> tfx.dsl.Pipeline:
     """The pipeline; ``beam_pipeline_args`` None means ``data.beam_args`` or else LOCAL_BEAM_ARGS, [] none
-    at the pipeline level."""
+    at the pipeline level; ``newest_span`` pins the span a run ends at (else the newest there)."""
     example_gen = ImageExampleGen(config.data.input_base, eval_buckets=config.data.eval_buckets,
                                   train_buckets=config.data.train_buckets, spans=config.data.spans,
-                                  transform=config.data.image_transform())
+                                  transform=config.data.image_transform(), newest_span=newest_span)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=config.data.schema_file)
     example_validator = tfx.components.ExampleValidator(

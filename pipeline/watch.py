@@ -97,7 +97,8 @@ class Watcher:
         started = time.time()
         self.running = True
         try:
-            summary = run_pipeline(self.config)
+            # Pinned to the span that settled: a newer one still being copied is not read.
+            summary = run_pipeline(self.config, newest_span=span)
             outcome = summary.get("reason", "finished")
         except PipelineBusyError as e:  # a manual ./gan run holds the pipeline: try again next poll
             self.log(f"[watch] {e}")

@@ -361,6 +361,28 @@ def test_example_gen_resolves_the_newest_span_itself(tmp_path):
     assert resolve_spans(resolved, standard_artifacts.Examples()) is resolved  # a driver already did it
 
 
+def test_a_pinned_span_is_read_even_when_a_newer_one_is_there(tmp_path):
+    """What `./gan watch` runs: ImageExampleGen(newest_span=2) resolves span 2 (TFX's static range)
+    while span-3 is still being copied, and fingerprints span 2's files only."""
+    from tfx.types import standard_artifacts
+
+    from tfx_gan.components.image_example_gen import ImageExampleGen, resolve_spans
+
+    for span in (1, 2, 3):
+        (tmp_path / f"span-{span}").mkdir()
+        (tmp_path / f"span-{span}" / "a.png").write_bytes(b"x" * span)
+    from google.protobuf.message import Message
+    from tfx.utils import proto_utils
+
+    component = ImageExampleGen(str(tmp_path), newest_span=2)
+    # as the executor receives them: protos as JSON text
+    exec_properties = {name: proto_utils.proto_to_json(value) if isinstance(value, Message) else value
+                       for name, value in component.exec_properties.items() if value is not None}
+    resolved = resolve_spans(exec_properties, standard_artifacts.Examples())
+    assert resolved["span"] == 2 and json.loads(resolved["input_config"])["splits"][0]["pattern"] == "span-2/*"
+    assert resolved["input_fingerprint"].startswith("spans:2,sha256:")
+
+
 # --------------------------------------------------------------------------- the image
 def test_image_staging_takes_only_what_the_dockerfile_copies(tmp_path):
     staged = image.stage(os.path.join(REPO_ROOT, "kubeflow", "Dockerfile"), REPO_ROOT, str(tmp_path / "image"))
