@@ -2,17 +2,23 @@
 max_connections of them, and deadlines for a request's headers and body.
 
 Why the cap and the deadlines: with one thread per connection and only a per-read socket timeout,
-2,000 clients sending a byte a second held 2,000 threads (slowloris). Now a connection over the
-cap gets an immediate 503 and is closed, and a watchdog closes a connection whose request line
-and headers (idle keep-alive wait included) or body take longer than their deadline, however
-steadily the bytes trickle in.
+2,000 clients sending a byte a second held 2,000 threads (slowloris). Now a watchdog closes a
+connection whose request line and headers (idle keep-alive wait included) or body take longer
+than their deadline, however steadily the bytes trickle in, and a connection over the cap goes to
+the probe lane: a few more threads (probe_slots) that read one request within PROBE_TIMEOUT_S and
+answer it only if it is a body-less GET or HEAD (health, readiness, model status and metadata:
+what Kubernetes' probes and monitoring ask), else 503. So slow clients filling the cap cannot fail
+a liveness probe and get a healthy server restarted. Over both, an immediate 503.
 """
 from __future__ import annotations
 
+import dataclasses
+import email.utils
 import logging
 import re
 import socket
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -24,11 +30,30 @@ LOG = logging.getLogger("tfx_gan.server")
 DEFAULT_MAX_CONNECTIONS = 64       # open connections (one thread each); more get a 503
 DEFAULT_HEADER_TIMEOUT_S = 10.0    # request line + headers, including a keep-alive connection's idle wait
 DEFAULT_BODY_TIMEOUT_S = 30.0
+DEFAULT_PROBE_SLOTS = 8            # connections over the cap that may still ask a GET (health probes)
+PROBE_TIMEOUT_S = 2.0              # the probe lane's deadline for a request line and headers
+_PROBE_HEAD_BYTES = 8192
+SERVER_VERSION = "gan-serving"
+
+
+def response_bytes(response: Response, head_only: bool = False, protocol: str = "HTTP/1.1") -> bytes:
+    """Status line, headers and body of ``response``, for one write."""
+    body = response.encoded()
+    try:
+        phrase = HTTPStatus(response.status).phrase
+    except ValueError:
+        phrase = ""
+    headers = {"Server": SERVER_VERSION, "Date": email.utils.formatdate(usegmt=True),
+               "Content-Type": "application/json", "Content-Length": str(len(body)), **response.headers}
+    if response.close:
+        headers["Connection"] = "close"
+    head = f"{protocol} {int(response.status)} {phrase}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    return (head + "\r\n").encode("latin-1") + (b"" if head_only else body)
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive
-    server_version = "gan-serving"
+    server_version = SERVER_VERSION
     disable_nagle_algorithm = True  # no 40 ms Nagle/delayed-ACK stalls on keep-alive connections
     timeout = 120  # per-read socket timeout, a backstop: the deadlines below bound slow clients
 
@@ -206,34 +231,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _respond(self, response: Response) -> None:
         """Status line, headers and body in one write: one wake-up for the client, not two."""
-        body = response.encoded()
-        try:
-            phrase = HTTPStatus(response.status).phrase
-        except ValueError:
-            phrase = ""
-        headers = {
-            "Server": self.server_version,
-            "Date": self.date_time_string(),
-            "Content-Type": "application/json",
-            "Content-Length": str(len(body)),
-            **response.headers,
-        }
         if response.close:
-            headers["Connection"] = "close"
             self.close_connection = True
-        head = f"{self.protocol_version} {int(response.status)} {phrase}\r\n" + "".join(
-            f"{k}: {v}\r\n" for k, v in headers.items()
-        ) + "\r\n"
-        self.log_request(response.status, len(body))
+        data = response_bytes(response, head_only=self.command == "HEAD", protocol=self.protocol_version)
+        self.log_request(response.status, len(response.encoded()))
         try:
-            self.wfile.write(head.encode("latin-1") + (body if self.command != "HEAD" else b""))
+            self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
 
 class ServingHTTPServer(ThreadingHTTPServer):
-    """One thread per connection, at most ``max_connections`` of them: a connection over the cap
-    gets an immediate 503 and is closed, so idle or slow clients cannot exhaust the threads."""
+    """One thread per connection, at most ``max_connections`` of them, plus ``probe_slots`` threads
+    of the probe lane (module docstring): idle or slow clients cannot exhaust the threads, nor
+    starve the health probes."""
 
     daemon_threads = True
     allow_reuse_address = True
@@ -241,36 +252,82 @@ class ServingHTTPServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], app: ServingApp, access_log: bool = False,
                  max_connections: int = DEFAULT_MAX_CONNECTIONS, header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S,
-                 body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S):
+                 body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S, probe_slots: int = DEFAULT_PROBE_SLOTS):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
-        if max_connections < 1 or header_timeout_s <= 0 or body_timeout_s <= 0:
-            raise ValueError("max_connections, header_timeout_s and body_timeout_s must be positive")
+        if max_connections < 1 or header_timeout_s <= 0 or body_timeout_s <= 0 or probe_slots < 1:
+            raise ValueError("max_connections, header_timeout_s, body_timeout_s and probe_slots must be positive")
         self.app = app
         self.access_log = access_log
         self.header_timeout_s = float(header_timeout_s)
         self.body_timeout_s = float(body_timeout_s)
         self._connection_slots = threading.BoundedSemaphore(max_connections)
+        self._probe_slots = threading.BoundedSemaphore(probe_slots)
         self.max_connections = int(max_connections)
         super().__init__(address, _Handler)
 
     def process_request(self, request, client_address):
         if not self._connection_slots.acquire(blocking=False):
-            body = error(503, f"too many connections (limit {self.max_connections}); retry later").encoded()
-            head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: {len(body)}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n")
-            try:
-                request.settimeout(1.0)
-                request.sendall(head.encode("latin-1") + body)
-            except OSError:
-                pass
-            self.shutdown_request(request)
+            if self._probe_slots.acquire(blocking=False):
+                threading.Thread(target=self._probe_lane, args=(request,), daemon=True, name="probe").start()
+            else:
+                self._refuse(request)
             return
         try:
             super().process_request(request, client_address)
         except BaseException:
             self._connection_slots.release()
             raise
+
+    def _too_many(self) -> Response:
+        return Response(503, {"error": f"too many connections (limit {self.max_connections}); retry later"},
+                        {"Retry-After": "1"}, close=True)
+
+    def _refuse(self, request) -> None:
+        try:
+            request.settimeout(1.0)
+            request.sendall(response_bytes(self._too_many()))
+        except OSError:
+            pass
+        self.shutdown_request(request)
+
+    def _probe_lane(self, request) -> None:
+        """A connection over the cap: one request, read within PROBE_TIMEOUT_S; a body-less GET or
+        HEAD is answered by the app, anything else (or nothing in time) gets the 503."""
+        response, head_only = None, False
+        try:
+            data, deadline = b"", time.monotonic() + PROBE_TIMEOUT_S
+            while b"\r\n\r\n" not in data and len(data) < _PROBE_HEAD_BYTES:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                request.settimeout(remaining)
+                chunk = request.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            head, complete, _ = data.partition(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            parts = lines[0].split(" ")
+            has_body = any(line.lower().startswith(("content-length:", "transfer-encoding:"))
+                           and line.split(":", 1)[1].strip() not in ("", "0") for line in lines[1:])
+            if complete and len(parts) == 3 and parts[0] in ("GET", "HEAD") and not has_body:
+                head_only = parts[0] == "HEAD"
+                route = self.app.route(parts[0], parts[1])
+                answer = route if isinstance(route, Response) else None if route.has_body else self.app.answer(route)
+                if answer is not None:
+                    response = dataclasses.replace(answer, close=True)
+            if response is None:
+                response = self._too_many()
+            request.settimeout(1.0)
+            request.sendall(response_bytes(response, head_only=head_only))
+        except OSError:
+            pass
+        except Exception:  # a bug must not kill the lane silently
+            LOG.exception("internal error in the probe lane")
+        finally:
+            self.shutdown_request(request)
+            self._probe_slots.release()
 
     def process_request_thread(self, request, client_address):
         try:

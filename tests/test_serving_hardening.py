@@ -124,6 +124,39 @@ def test_slow_clients_cannot_starve_a_normal_one(push):
         assert len(cut) >= 30, f"only {len(cut)} of 40 slow connections were cut"
 
 
+def test_health_probes_are_answered_while_slow_clients_fill_the_connection_cap(push):
+    """8 clients that declare a body and never send it hold all 8 connections for the 30 s body
+    deadline; liveness, readiness and model status still answer 200 at once (the probe lane),
+    a predict gets the 503, and with the probe lane full too (8 silent connections) the next
+    connection gets an immediate 503."""
+    with start_server({"gan": str(push / "gan")}, settle_s=0, warmup=False, max_connections=8) as server:
+        held = []
+        try:
+            for _ in range(8):
+                s = socket.create_connection((server.host, server.port), timeout=10)
+                s.sendall(b"POST /v1/models/gan:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+                held.append(s)
+            time.sleep(0.3)
+            latencies = {}
+            for path in ("/v2/health/live", "/v2/health/ready", "/v1/models/gan", "/v2/models/gan/ready"):
+                started = time.monotonic()
+                status, body = call(server, "GET", path, timeout=5)
+                latencies[path] = time.monotonic() - started
+                assert status == 200, (path, body)
+            assert max(latencies.values()) < 1.0, latencies
+            status, body = call(server, "POST", "/v1/models/gan:predict", {"instances": [[0.0] * LATENT]})
+            assert status == 503 and b"too many connections" in body
+            for _ in range(8):  # silent connections fill the probe lane for its 2 s deadline
+                held.append(socket.create_connection((server.host, server.port), timeout=10))
+            time.sleep(0.3)
+            started = time.monotonic()
+            status, _ = call(server, "GET", "/v2/health/live", timeout=5)
+            assert status == 503 and time.monotonic() - started < 1.0
+        finally:
+            for s in held:
+                s.close()
+
+
 def test_slow_body_is_cut_at_its_deadline(push):
     with start_server({"gan": str(push / "gan")}, settle_s=0, warmup=False, body_timeout_s=1.0) as server:
         with socket.create_connection((server.host, server.port), timeout=10) as s:
