@@ -98,9 +98,9 @@ def _fill_float32_tokens(x: np.ndarray, out: np.ndarray) -> None:
 
 
 # Templates cached by shape, least recently used first, within a byte budget: a template is about
-# 25 bytes per element (256 images of 64x64x3 make 79 MB), so a count of entries would not bound
-# the memory a stream of new batch shapes can take.
-TEMPLATE_CACHE_BYTES = 32 * 1024 * 1024
+# 25 bytes per element (256 images of 64x64x3 make 79 MB, more than the budget: used, not kept),
+# so a count of entries would not bound the memory a stream of new batch shapes can take.
+TEMPLATE_CACHE_BYTES = 16 * 1024 * 1024
 _templates: "OrderedDict[tuple[int, ...], np.ndarray]" = OrderedDict()
 _templates_lock = threading.Lock()
 

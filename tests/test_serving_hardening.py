@@ -157,6 +157,19 @@ def test_health_probes_are_answered_while_slow_clients_fill_the_connection_cap(p
                 s.close()
 
 
+def test_a_hostile_barrage_grows_the_server_by_less_than_50_mb(push):
+    """benchmarks/serve_hostile.py's barrage (new batch shapes, bodies nested 100,000 deep or
+    declared 10^12 bytes, V2 shapes of 2^80 elements, 40-byte gRPC tensors declaring 1.2 GB,
+    unsupported dtypes) against `python -m tfx_gan.server.server` in its own process: every answer
+    a client error, RSS and peak RSS (/proc/PID/status) up by less than 50 MB."""
+    from benchmarks.serve_hostile import measure
+
+    result = measure(str(push / "gan"), "gan", LATENT)
+    assert not result["server_errors"], result["answers"]
+    assert result["answers"]["grpc 40 bytes declaring 1.2 GB"] == {"RESOURCE_EXHAUSTED": 10}
+    assert result["rss_growth_mb"] < 50 and result["peak_growth_mb"] < 50, result
+
+
 def test_slow_body_is_cut_at_its_deadline(push):
     with start_server({"gan": str(push / "gan")}, settle_s=0, warmup=False, body_timeout_s=1.0) as server:
         with socket.create_connection((server.host, server.port), timeout=10) as s:
