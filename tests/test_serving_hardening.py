@@ -284,6 +284,93 @@ def test_versions_come_and_go_without_leaving_nothing_to_serve(push, tmp_path):
     assert store.poll() and store.loaded_versions() == [4] and store.last_problem == ""
 
 
+def test_churn_with_live_clients_fails_no_request(push, tmp_path):
+    """A REST and a gRPC client send predicts without pause while versions come and go the way the
+    Pusher makes them (publish_version, then prune_versions with keep 1): a good version; a good
+    one whose predecessor, the served one, is pruned before the server has loaded it; one with
+    broken files; one that loads but fails every call; a good one with the rest pruned. No
+    request fails; the status names the refused versions while they are there."""
+    import grpc
+    import numpy as np
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    from tfx_gan.server.grpc_service import start_grpc_server
+
+    base, staging = tmp_path / "push", tmp_path / "staging"
+    broken = FailsEveryCall()
+    tf.saved_model.save(broken, str(staging / "fails"), signatures={"serving_default": broken.serve})
+    shutil.copytree(push / "gan" / "1", staging / "corrupt")
+    (staging / "corrupt" / "saved_model.pb").write_bytes(b"not a SavedModel")
+    versions = iter(range(100, 200))
+
+    def publish(source) -> int:
+        return int(layout.publish_version(str(source), str(base), clock=lambda: next(versions))[0])
+
+    first = publish(push / "gan" / "1")
+    with start_server({"gan": str(base)}, settle_s=0, poll_interval_s=0.1) as server:
+        grpc_server, grpc_port = start_grpc_server(server.app, "127.0.0.1", 0)
+        store = server.app.stores["gan"]
+        stop, outcomes = threading.Event(), {"rest": [], "grpc": []}
+
+        def rest_client():
+            body = json.dumps({"instances": [[0.0] * LATENT] * 2})
+            while not stop.is_set():
+                outcomes["rest"].append(call(server, "POST", "/v1/models/gan:predict", body)[0])
+
+        def grpc_client():
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = "gan"
+            request.inputs["latent"].CopyFrom(tf.make_tensor_proto(np.zeros((2, LATENT), np.float32)))
+            with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+                stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+                while not stop.is_set():
+                    try:
+                        stub.Predict(request, timeout=30)
+                        outcomes["grpc"].append("OK")
+                    except grpc.RpcError as exc:
+                        outcomes["grpc"].append(exc.code().name)
+
+        def serving(version: int) -> bool:
+            deadline = time.monotonic() + 30
+            while store.get().version != version and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return store.get().version == version
+
+        clients = [threading.Thread(target=rest_client), threading.Thread(target=grpc_client)]
+        for client in clients:
+            client.start()
+        try:
+            time.sleep(0.5)
+            second = publish(push / "gan" / "1")
+            assert serving(second)
+            third = publish(push / "gan" / "1")
+            layout.prune_versions(str(base), keep=1)  # the served version goes before the third loads
+            assert serving(third)
+            corrupt, fails = publish(staging / "corrupt"), publish(staging / "fails")
+            deadline = time.monotonic() + 30
+            while set(store.refused_versions()) != {corrupt, fails} and time.monotonic() < deadline:
+                time.sleep(0.05)
+            status = {entry["version"]: entry for entry in json.loads(call(server, "GET", "/v1/models/gan")[1])[
+                "model_version_status"]}
+            assert status[str(third)]["state"] == "AVAILABLE"
+            assert status[str(corrupt)]["state"] == status[str(fails)]["state"] == "END"
+            assert "warm-up failed for every signature" in status[str(fails)]["status"]["error_message"]
+            last = publish(push / "gan" / "1")
+            layout.prune_versions(str(base), keep=1)
+            assert serving(last)
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            for client in clients:
+                client.join(timeout=60)
+            grpc_server.stop(None)
+    assert first == 100 and store.loaded_versions() == [last]
+    failed = {kind: [o for o in done if o not in (200, "OK")] for kind, done in outcomes.items()}
+    assert failed == {"rest": [], "grpc": []}, {k: v[:5] for k, v in failed.items()}
+    assert min(len(done) for done in outcomes.values()) >= 20, {k: len(v) for k, v in outcomes.items()}
+    print(f"churn: {len(outcomes['rest'])} REST and {len(outcomes['grpc'])} gRPC requests, 0 failed")
+
+
 @pytest.mark.parametrize("bad", ["../../escaped", "a/b", "..", "", ".hidden"])
 def test_augment_refuses_class_names_that_are_not_plain_folder_names(push, tmp_path, bad):
     from tfx_gan.server.augment import write_class_folders
