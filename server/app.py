@@ -217,8 +217,9 @@ class ServingApp:
         return Route(kind, store, number, label)
 
     # ------------------------------------------------------------------ answering
-    def answer(self, route: Route, body: bytes = b"") -> Response:
-        """The response to a routed request (``body``: the request body of predict and infer)."""
+    def answer(self, route: Route, body: bytes = b"", headers=None) -> Response:
+        """The response to a routed request (``body``: the request body of predict and infer;
+        ``headers``: the request's, a mapping, which V2's binary data extension reads)."""
         started = time.perf_counter()
         handlers = {
             "status": self.status, "metadata": self.metadata, "predict": self.predict,
@@ -226,7 +227,10 @@ class ServingApp:
             "v2_model": self.v2_model, "v2_model_ready": self.v2_model_ready, "v2_infer": self.v2_infer,
             "metrics": self.metrics_exposition,
         }
-        response = handlers[route.kind](route, body) if route.has_body else handlers[route.kind](route)
+        if route.kind == "v2_infer":
+            response = self.v2_infer(route, body, headers)
+        else:
+            response = handlers[route.kind](route, body) if route.has_body else handlers[route.kind](route)
         if self.metrics is not None and route.store is not None:
             self.metrics.observe(route.store.name, _METRICS_API[route.kind], "V2" if route.kind.startswith("v2_") else "REST",
                                  status_name(response.status), time.perf_counter() - started)
@@ -301,25 +305,34 @@ class ServingApp:
             return Response(503, {"name": route.store.name, "ready": False, "error": str(exc)})
         return Response(200, {"name": model.name, "version": str(model.version), "ready": True})
 
-    def v2_infer(self, route: Route, body: bytes) -> Response:
+    def v2_infer(self, route: Route, body: bytes, headers=None) -> Response:
         try:
-            request = v2_format.parse_infer(body)
+            header_length = v2_format.json_length((headers or {}).get("Inference-Header-Content-Length"))
+            request = v2_format.parse_infer(body, header_length)
         except RequestError as exc:
             return error(400, str(exc))
+        called = self.v2_call(route, request)
+        if isinstance(called, Response):
+            return called
+        model, outputs = called
+        try:
+            payload, binary = v2_format.infer_response(model, request, outputs)
+        except RequestError as exc:
+            return error(400, str(exc))
+        if binary is None:
+            return Response(200, payload)
+        head = json_codec.encode(payload)
+        return Response(200, body=head + binary, headers={"Inference-Header-Content-Length": str(len(head)),
+                                                          "Content-Type": "application/octet-stream"})
 
+    def v2_call(self, route: Route, request: v2_format.InferRequest) -> tuple | Response:
+        """(model, outputs) for a V2 infer request (REST or gRPC), or its error Response."""
         def feed(signature):
             v2_format.check_inputs(signature, request)
             columns = predict_format.PredictRequest(signature.name, True, request.inputs)
             return predict_format.build_feed(signature, columns, self.max_images)
 
-        called = self._checked_call(route, request.signature_name, feed)
-        if isinstance(called, Response):
-            return called
-        model, outputs = called
-        try:
-            return Response(200, v2_format.infer_response(model, request, outputs))
-        except RequestError as exc:
-            return error(400, str(exc))
+        return self._checked_call(route, request.signature_name, feed)
 
     # ------------------------------------------------------------------ the model call
     def _checked_call(self, route: Route, signature_name: str, make_feed) -> tuple | Response:

@@ -28,7 +28,7 @@ from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
                                      predict_pb2, prediction_service_pb2_grpc)
 
-from tfx_gan.server import predict_format
+from tfx_gan.server import predict_format, v2_grpc_service
 from tfx_gan.server.app import Response, ServingApp, unknown_model_message
 from tfx_gan.server.http_server import DEFAULT_MAX_CONNECTIONS
 from tfx_gan.server.json_codec import RequestError
@@ -188,9 +188,11 @@ def start_grpc_server(app: ServingApp, host: str, port: int, max_workers: int = 
                                   ("grpc.so_reuseport", 0)])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(app), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(app), server)
+    v2_grpc_service.add_to_server(app, server)  # KServe V2's GRPCInferenceService on the same port
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise OSError(f"cannot listen on {host}:{port} for gRPC")
     server.start()
-    LOG.info("gRPC (TF Serving's PredictionService, ModelService) on %s:%d", host, bound)
+    LOG.info("gRPC (TF Serving's PredictionService, ModelService; KServe V2's GRPCInferenceService) on %s:%d",
+             host, bound)
     return server, bound

@@ -170,7 +170,7 @@ class _Handler(BaseHTTPRequestHandler):
                 response = route
             elif route.has_body:
                 body = self._read_body()
-                response = body if isinstance(body, Response) or body is None else app.answer(route, body)
+                response = body if isinstance(body, Response) or body is None else app.answer(route, body, self.headers)
             else:
                 self._discard_body()
                 response = app.answer(route)

@@ -8,6 +8,13 @@ flat or nested. V2 has no signatures: ``serving_default`` answers unless the req
 ``parameters`` name another (``{"signature_name": "generate_png"}``). String outputs (the PNGs)
 are BYTES tensors whose elements are base64 text, marked with the output parameter
 ``"content_type": "base64"`` (the convention of MLServer, KServe's V2 runtime for Python).
+
+The binary tensor data extension (what Triton's and KServe's clients send by default): the body is
+the JSON request of ``Inference-Header-Content-Length`` bytes followed by raw tensor bytes; an
+input with ``"parameters": {"binary_data_size": N}`` and no ``data`` takes the next N bytes
+(row-major; a BYTES element is a 4-byte little-endian length and its bytes). Outputs asked for
+with ``"binary_data": true`` (or all, with the request parameter ``binary_data_output``) come back
+the same way, the response's JSON length in the same header.
 """
 from __future__ import annotations
 
@@ -39,14 +46,35 @@ class InferRequest:
     signature_name: str
     inputs: dict  # name -> np.ndarray, already of the declared datatype and shape
     outputs: list[str]  # requested output names; empty: all
+    binary_outputs: frozenset = frozenset()  # outputs to send as raw bytes (binary data extension)
+    all_binary: bool = False  # the request parameter binary_data_output: every output as raw bytes
+
+
+def numpy_dtype(v2_datatype: str) -> np.dtype:
+    return np.dtype(_DATATYPES[v2_datatype])
 
 
 def datatype(spec: TensorSpecInfo) -> str:
     return _TO_DATATYPE.get(spec.dtype, spec.dtype.upper())
 
 
-def parse_infer(body: bytes) -> InferRequest:
-    """The JSON body of an infer request, each input tensor checked for name, datatype, shape and data."""
+def json_length(value: str | None) -> int | None:
+    """The Inference-Header-Content-Length header as a number (None when absent)."""
+    if value is None:
+        return None
+    if not value.strip().isascii() or not value.strip().isdigit() or len(value.strip()) > 19:
+        raise RequestError(f"invalid Inference-Header-Content-Length {value[:40]!r}")
+    return int(value.strip())
+
+
+def parse_infer(body: bytes, header_length: int | None = None) -> InferRequest:
+    """The body of an infer request (JSON, or JSON of ``header_length`` bytes and then binary tensor
+    data), each input tensor checked for name, datatype, shape and data."""
+    binary = b""
+    if header_length is not None:
+        if header_length > len(body):
+            raise RequestError(f"Inference-Header-Content-Length {header_length} is more than the body's {len(body)} bytes")
+        body, binary = body[:header_length], body[header_length:]
     try:
         request = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
@@ -63,25 +91,38 @@ def parse_infer(body: bytes) -> InferRequest:
     if not isinstance(signature_name, str) or not signature_name:
         raise RequestError('parameters.signature_name must be a non-empty string')
     inputs: dict[str, np.ndarray] = {}
+    offset = 0
     for tensor in request["inputs"]:
-        name, array = _input_tensor(tensor)
+        name, array, used = _input_tensor(tensor, binary, offset)
+        offset += used
         if name in inputs:
             raise RequestError(f'input "{name}" given twice')
         inputs[name] = array
+    if offset != len(binary):
+        raise RequestError(f"{len(binary) - offset} bytes of binary data follow the last input's "
+                           "(binary_data_size must account for every byte after the JSON header)")
     outputs = request.get("outputs") or []
     if not isinstance(outputs, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs):
         raise RequestError('"outputs" must be a list of {"name": ...} objects')
     request_id = request.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise RequestError('"id" must be a string')
-    return InferRequest(request_id, signature_name, inputs, [o["name"] for o in outputs])
+    binary_outputs = frozenset(o["name"] for o in outputs if isinstance(o.get("parameters"), dict)
+                               and o["parameters"].get("binary_data") is True)
+    return InferRequest(request_id, signature_name, inputs, [o["name"] for o in outputs], binary_outputs,
+                        parameters.get("binary_data_output") is True)
 
 
-def _input_tensor(tensor) -> tuple[str, np.ndarray]:
+def _input_tensor(tensor, binary: bytes = b"", offset: int = 0) -> tuple[str, np.ndarray, int]:
+    """(name, array, bytes of ``binary`` it used from ``offset``)."""
     if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
         raise RequestError('each input must be an object {"name", "shape", "datatype", "data"}')
     name = tensor["name"]
-    missing = [k for k in ("shape", "datatype", "data") if k not in tensor]
+    parameters = tensor.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise RequestError(f'input "{name}": "parameters" must be an object')
+    size = parameters.get("binary_data_size")
+    missing = [k for k in ("shape", "datatype") + (() if size is not None else ("data",)) if k not in tensor]
     unknown = sorted(set(tensor) - _TENSOR_KEYS)
     if missing or unknown:
         raise RequestError(f'input "{name}": ' + "; ".join(
@@ -92,11 +133,48 @@ def _input_tensor(tensor) -> tuple[str, np.ndarray]:
     dtype = _DATATYPES.get(tensor["datatype"]) if isinstance(tensor["datatype"], str) else None
     if dtype is None:
         raise RequestError(f'input "{name}": unknown datatype {tensor["datatype"]!r}; use one of {sorted(_DATATYPES)}'[:300])
-    array = json_codec.to_array(tensor["data"], dtype, name)  # BYTES elements: text, as UTF-8
     expected = math.prod(shape)  # Python integers: a huge shape cannot overflow into a small count
+    if size is None:
+        array = json_codec.to_array(tensor["data"], dtype, name)  # BYTES elements: text, as UTF-8
+        used = 0
+    else:
+        if "data" in tensor:
+            raise RequestError(f'input "{name}": binary_data_size and "data" both given')
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0 or offset + size > len(binary):
+            raise RequestError(f'input "{name}": binary_data_size {size!r} does not fit the '
+                               f'{len(binary) - offset} bytes of binary data left')
+        array, used = tensor_from_bytes(name, binary[offset:offset + size], tensor["datatype"], expected), size
     if array.size != expected:
         raise RequestError(f'input "{name}": shape {shape} holds {expected} elements, data has {array.size}')
-    return name, array.reshape(shape)
+    return name, array.reshape(shape), used
+
+
+def tensor_from_bytes(name: str, raw: bytes, v2_datatype: str, elements: int) -> np.ndarray:
+    """A flat array from raw tensor bytes (row-major; BYTES: 4-byte little-endian lengths)."""
+    if v2_datatype == "BYTES":
+        values, at = [], 0
+        while at < len(raw):
+            if at + 4 > len(raw):
+                raise RequestError(f'input "{name}": BYTES data ends inside the length of an element')
+            length = int.from_bytes(raw[at:at + 4], "little")
+            if at + 4 + length > len(raw):
+                raise RequestError(f'input "{name}": a BYTES element of {length} bytes runs past the data')
+            values.append(raw[at + 4:at + 4 + length])
+            at += 4 + length
+        return np.array(values, dtype=object)
+    dtype = np.dtype(_DATATYPES[v2_datatype])
+    if len(raw) != elements * dtype.itemsize:
+        raise RequestError(f'input "{name}": {len(raw)} bytes of {v2_datatype} data; the shape needs '
+                           f'{elements * dtype.itemsize}')
+    return np.frombuffer(raw, dtype=dtype)
+
+
+def tensor_to_bytes(array: np.ndarray) -> bytes:
+    """Raw tensor bytes, row-major and little-endian; strings as 4-byte length + bytes."""
+    if array.dtype.kind in "OSU":
+        return b"".join(len(v).to_bytes(4, "little") + v for v in
+                        (x if isinstance(x, bytes) else str(x).encode() for x in array.ravel().tolist()))
+    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
 
 
 def check_inputs(signature: SignatureInfo, request: InferRequest) -> None:
@@ -114,27 +192,34 @@ def check_inputs(signature: SignatureInfo, request: InferRequest) -> None:
             raise RequestError(f'input "{name}": datatype {given} given, the model takes {datatype(spec)}')
 
 
-def infer_response(model: LoadedModel, request: InferRequest, outputs: dict[str, np.ndarray]) -> dict:
-    """The Inference Response JSON Object: each output flat, in row-major order."""
+def infer_response(model: LoadedModel, request: InferRequest, outputs: dict[str, np.ndarray]) -> tuple[dict, bytes | None]:
+    """The Inference Response JSON Object (each output flat, in row-major order), and the binary
+    data that follows it when outputs were asked for as binary (else None)."""
     wanted = request.outputs or list(outputs)
     unknown = sorted(set(wanted) - set(outputs))
     if unknown:
         raise RequestError(f"unknown output(s) {unknown}; the signature has {sorted(outputs)}")
-    tensors = []
+    tensors, binary = [], []
     for name in wanted:
         array = np.asarray(outputs[name])
         tensor = {"name": name, "shape": list(array.shape)}
-        if array.dtype.kind in "OSU":
-            tensor.update(datatype="BYTES", parameters={"content_type": "base64"},
+        strings = array.dtype.kind in "OSU"
+        tensor["datatype"] = "BYTES" if strings else _TO_DATATYPE.get(array.dtype.name, array.dtype.name.upper())
+        if request.all_binary or name in request.binary_outputs:
+            raw = tensor_to_bytes(array)
+            tensor["parameters"] = {"binary_data_size": len(raw)}
+            binary.append(raw)
+        elif strings:
+            tensor.update(parameters={"content_type": "base64"},
                           data=[base64.b64encode(v if isinstance(v, bytes) else str(v).encode()).decode("ascii")
                                 for v in array.ravel().tolist()])
         else:
-            tensor.update(datatype=_TO_DATATYPE.get(array.dtype.name, array.dtype.name.upper()), data=array.ravel())
+            tensor["data"] = array.ravel()
         tensors.append(tensor)
     response = {"model_name": model.name, "model_version": str(model.version), "outputs": tensors}
     if request.id is not None:
         response["id"] = request.id
-    return response
+    return response, (b"".join(binary) if binary else None)
 
 
 def model_metadata(model: LoadedModel, versions: list[int]) -> dict:

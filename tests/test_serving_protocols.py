@@ -52,7 +52,7 @@ def served(tiny_serving_model, tmp_path_factory):
     grpc_server, grpc_port = start_grpc_server(server.app, "127.0.0.1", 0)
     channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
     yield {"server": server, "root": root, "predictions": prediction_service_pb2_grpc.PredictionServiceStub(channel),
-           "models": model_service_pb2_grpc.ModelServiceStub(channel)}
+           "models": model_service_pb2_grpc.ModelServiceStub(channel), "grpc_port": grpc_port}
     channel.close()
     grpc_server.stop(None)
     server.close()
@@ -192,6 +192,102 @@ def test_kserve_v2_infer_answers_what_tf_servings_predict_answers(served):
     (output,) = [o for o in body["outputs"] if o["datatype"] == "BYTES"]
     assert output["parameters"] == {"content_type": "base64"} and output["shape"] == [2]
     assert all(base64.b64decode(v).startswith(b"\x89PNG") for v in output["data"])
+
+
+def test_tritons_http_client_speaks_the_binary_data_extension(served):
+    """Triton's Python HTTP client (tritonclient.http), a real V2 client: its default request puts
+    the tensor in binary after the JSON header and asks for binary outputs; the same latent gives
+    the same images as TF Serving's predict. BYTES outputs (PNGs) come back raw."""
+    import tritonclient.http as triton_http
+
+    server = served["server"]
+    client = triton_http.InferenceServerClient(f"127.0.0.1:{server.port}")
+    try:
+        assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("gan", "1")
+        assert client.get_model_metadata("gan")["inputs"][0]["name"] == "latent"
+        z = latent(3, seed=9)
+        tensor = triton_http.InferInput("latent", [3, LATENT], "FP32")
+        tensor.set_data_from_numpy(z)  # binary_data=True: the extension
+        result = client.infer("gan", [tensor], model_version="1")
+        (output,) = result.get_response()["outputs"]
+        images = result.as_numpy(output["name"])
+        assert output["parameters"]["binary_data_size"] == 3 * 28 * 28 * 4 and images.shape == (3, 28, 28, 1)
+        status, _, rest = request(server, "POST", "/v1/models/gan/versions/1:predict", {"inputs": {"latent": z.tolist()}})
+        np.testing.assert_array_equal(images, np.asarray(rest["outputs"], np.float32))
+        # JSON inputs, one output asked for as JSON: the same numbers
+        tensor.set_data_from_numpy(z, binary_data=False)
+        as_json = client.infer("gan", [tensor], model_version="1",
+                               outputs=[triton_http.InferRequestedOutput(output["name"], binary_data=False)])
+        np.testing.assert_array_equal(as_json.as_numpy(output["name"]), images)
+        count = triton_http.InferInput("num_images", [], "INT32")
+        count.set_data_from_numpy(np.array(2, np.int32))
+        seed = triton_http.InferInput("seed", [], "INT32")
+        seed.set_data_from_numpy(np.array(7, np.int32))
+        pngs = client.infer("gan", [count, seed], model_version="1", parameters={"signature_name": "generate_png"})
+        (png_output,) = [o["name"] for o in pngs.get_response()["outputs"] if o["datatype"] == "BYTES"]
+        assert all(v.startswith(b"\x89PNG") for v in pngs.as_numpy(png_output).ravel())
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("body, header, fragment", [
+    (b'{"inputs": [{"name": "latent", "shape": [1, 4], "datatype": "FP32", "parameters": {"binary_data_size": 16}}]}'
+     + b"\0" * 12, None, "binary_data_size 16 does not fit the 12 bytes"),
+    (b'{"inputs": [{"name": "latent", "shape": [1, 4], "datatype": "FP32", "parameters": {"binary_data_size": 12}}]}'
+     + b"\0" * 12, None, "12 bytes of FP32 data; the shape needs 16"),
+    (b'{"inputs": [{"name": "latent", "shape": [1, 4], "datatype": "FP32", "parameters": {"binary_data_size": 16}}]}'
+     + b"\0" * 20, None, "4 bytes of binary data follow the last input's"),
+    (b"{}", "12x", "invalid Inference-Header-Content-Length"),
+    (b"{}", "99", "Inference-Header-Content-Length 99 is more than the body's 2 bytes"),
+])
+def test_bad_binary_v2_requests_are_400s_that_name_the_problem(served, body, header, fragment):
+    server = served["server"]
+    json_part = body.split(b"}]}", 1)[0] + b"}]}" if b"}]}" in body else body
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=60)
+    try:
+        conn.request("POST", "/v2/models/gan/versions/1/infer", body=body,
+                     headers={"Inference-Header-Content-Length": header or str(len(json_part))})
+        response = conn.getresponse()
+        answer = json.loads(response.read())
+    finally:
+        conn.close()
+    assert response.status == 400 and fragment in answer["error"], answer
+
+
+def test_tritons_grpc_client_speaks_the_v2_grpc_service(served):
+    """Triton's Python gRPC client (tritonclient.grpc) against the GRPCInferenceService on the gRPC
+    port: live, ready, metadata, and infer with raw_input_contents, the same images as REST."""
+    import tritonclient.grpc as triton_grpc
+    from tritonclient.utils import InferenceServerException
+
+    client = triton_grpc.InferenceServerClient(f"127.0.0.1:{served['grpc_port']}")
+    try:
+        assert client.is_server_live() and client.is_server_ready()
+        assert client.is_model_ready("gan", "1") and not client.is_model_ready("gan", "3")
+        assert client.get_server_metadata().name == "tfx_gan"
+        metadata = client.get_model_metadata("gan", "1")
+        assert metadata.versions == ["2", "1"] and metadata.inputs[0].name == "latent"
+        assert list(metadata.inputs[0].shape) == [-1, LATENT] and metadata.inputs[0].datatype == "FP32"
+        z = latent(2, seed=3)
+        tensor = triton_grpc.InferInput("latent", [2, LATENT], "FP32")
+        tensor.set_data_from_numpy(z)  # raw_input_contents
+        result = client.infer("gan", [tensor], model_version="1")
+        (output,) = result.get_response().outputs
+        images = result.as_numpy(output.name)
+        status, _, rest = request(served["server"], "POST", "/v1/models/gan/versions/1:predict",
+                                  {"inputs": {"latent": z.tolist()}})
+        np.testing.assert_array_equal(images, np.asarray(rest["outputs"], np.float32))
+        with pytest.raises(InferenceServerException, match="unknown input"):
+            bad = triton_grpc.InferInput("z", [2, LATENT], "FP32")
+            bad.set_data_from_numpy(z)
+            client.infer("gan", [bad], model_version="1")
+        with pytest.raises(InferenceServerException, match="over the request limit"):
+            huge = triton_grpc.InferInput("latent", [3000, 100000], "FP32")
+            huge._raw_content = b"\0" * 16  # declares 1.2 GB, sends 16 bytes
+            huge._input.ClearField("contents")
+            client.infer("gan", [huge], model_version="1")
+    finally:
+        client.close()
 
 
 @pytest.mark.parametrize("change, fragment", [
