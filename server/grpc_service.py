@@ -31,19 +31,13 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
 from tfx_gan.server import predict_format, v2_grpc_service
 from tfx_gan.server.app import Response, ServingApp, unknown_model_message
 from tfx_gan.server.http_server import DEFAULT_MAX_CONNECTIONS
+from tfx_gan.server.grpc_status import HTTP_TO_GRPC, Refused
 from tfx_gan.server.json_codec import RequestError
 from tfx_gan.server.loaded_model import ModelNotFound
 
 LOG = logging.getLogger("tfx_gan.server")
 
-_HTTP_TO_GRPC = {400: grpc.StatusCode.INVALID_ARGUMENT, 404: grpc.StatusCode.NOT_FOUND,
-                 413: grpc.StatusCode.RESOURCE_EXHAUSTED, 503: grpc.StatusCode.UNAVAILABLE}
 
-
-class _Refused(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str):
-        super().__init__(message)
-        self.code = code
 
 
 # The dtypes a request tensor may have, with their size in bytes; the others (complex, quantized,
@@ -56,7 +50,7 @@ _DTYPE_BYTES = {types_pb2.DT_FLOAT: 4, types_pb2.DT_DOUBLE: 8, types_pb2.DT_HALF
 
 def tensor_from_proto(name: str, proto, max_bytes: int):
     """The request tensor ``proto`` as an array, once its declared shape and dtype are known to be
-    within ``max_bytes``; RequestError (INVALID_ARGUMENT) or _Refused (RESOURCE_EXHAUSTED) otherwise."""
+    within ``max_bytes``; RequestError (INVALID_ARGUMENT) or Refused (RESOURCE_EXHAUSTED) otherwise."""
     import tensorflow as tf
 
     if proto.dtype not in _DTYPE_BYTES:
@@ -69,7 +63,7 @@ def tensor_from_proto(name: str, proto, max_bytes: int):
         raise RequestError(f"input '{name}': shape {dims} has a negative dimension")
     declared = math.prod(dims) * _DTYPE_BYTES[proto.dtype]
     if declared > max_bytes:
-        raise _Refused(grpc.StatusCode.RESOURCE_EXHAUSTED,
+        raise Refused(grpc.StatusCode.RESOURCE_EXHAUSTED,
                        f"input '{name}': shape {dims} of {types_pb2.DataType.Name(proto.dtype)} is {declared:,} "
                        f"bytes, over the request limit of {max_bytes:,}")
     if proto.tensor_content and len(proto.tensor_content) != declared:
@@ -86,7 +80,7 @@ def _model_of(app: ServingApp, model_spec):
     store = app.stores.get(model_spec.name)
     version = model_spec.version.value if model_spec.WhichOneof("version_choice") == "version" else None
     if store is None:
-        raise _Refused(grpc.StatusCode.NOT_FOUND, unknown_model_message(model_spec.name, version))
+        raise Refused(grpc.StatusCode.NOT_FOUND, unknown_model_message(model_spec.name, version))
     label = model_spec.version_label if model_spec.WhichOneof("version_choice") == "version_label" else None
     return store, store.get(version, label)
 
@@ -99,7 +93,7 @@ def _answer(api: str):
             started, code = time.perf_counter(), grpc.StatusCode.OK
             try:
                 return handler(self, request, context)
-            except _Refused as exc:
+            except Refused as exc:
                 code, message = exc.code, str(exc)
             except ModelNotFound as exc:
                 code, message = grpc.StatusCode.NOT_FOUND, str(exc)
@@ -133,10 +127,10 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                                          self.app.max_images)
         predict_format.check_labels(feed, model.gan_metadata)
         if context.time_remaining() is not None and context.time_remaining() <= 0:
-            raise _Refused(grpc.StatusCode.DEADLINE_EXCEEDED, "the client's deadline passed before the model was called")
+            raise Refused(grpc.StatusCode.DEADLINE_EXCEEDED, "the client's deadline passed before the model was called")
         outputs = self.app.call_model(model, signature, feed)
         if isinstance(outputs, Response):  # the model refused the input or failed
-            raise _Refused(_HTTP_TO_GRPC.get(outputs.status, grpc.StatusCode.INTERNAL), outputs.payload["error"])
+            raise Refused(HTTP_TO_GRPC.get(outputs.status, grpc.StatusCode.INTERNAL), outputs.payload["error"])
         wanted = list(request.output_filter) or list(outputs)
         unknown = sorted(set(wanted) - set(outputs))
         if unknown:

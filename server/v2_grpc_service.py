@@ -23,11 +23,10 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from tfx_gan.server import v2_format
 from tfx_gan.server.app import SERVER_NAME, Response, Route, ServingApp, _package_version, unknown_model_message
+from tfx_gan.server.grpc_status import HTTP_TO_GRPC, Refused
 from tfx_gan.server.json_codec import RequestError
 from tfx_gan.server.loaded_model import ModelNotFound
 
-_HTTP_TO_GRPC = {400: grpc.StatusCode.INVALID_ARGUMENT, 404: grpc.StatusCode.NOT_FOUND,
-                 413: grpc.StatusCode.RESOURCE_EXHAUSTED, 503: grpc.StatusCode.UNAVAILABLE}
 # InferTensorContents' field for each V2 datatype (the narrower integers travel widened, as in KServe)
 _CONTENTS_FIELD = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents",
                    "INT64": "int64_contents", "UINT8": "uint_contents", "UINT16": "uint_contents",
@@ -36,11 +35,6 @@ _CONTENTS_FIELD = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "in
 _ITEM_BYTES = {"BOOL": 1, "INT8": 1, "INT16": 2, "INT32": 4, "INT64": 8, "UINT8": 1, "UINT16": 2, "UINT32": 4,
                "UINT64": 8, "FP16": 2, "FP32": 4, "FP64": 8, "BYTES": 0}
 
-
-class _Refused(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str):
-        super().__init__(message)
-        self.code = code
 
 
 def _store(app: ServingApp, name: str, version: str):
@@ -51,7 +45,7 @@ def _store(app: ServingApp, name: str, version: str):
             raise RequestError(f"model_version {version[:40]!r} is not a version number")
         number = int(version)
     if store is None:
-        raise _Refused(grpc.StatusCode.NOT_FOUND, unknown_model_message(name, number))
+        raise Refused(grpc.StatusCode.NOT_FOUND, unknown_model_message(name, number))
     return store, number
 
 
@@ -65,7 +59,7 @@ def _input_array(tensor, raw: bytes | None, max_bytes: int) -> np.ndarray:
         raise RequestError(f'input "{name}": shape {shape} has a negative dimension')
     elements = math.prod(shape)
     if elements * _ITEM_BYTES[datatype] > max_bytes:
-        raise _Refused(grpc.StatusCode.RESOURCE_EXHAUSTED,
+        raise Refused(grpc.StatusCode.RESOURCE_EXHAUSTED,
                        f'input "{name}": shape {shape} of {datatype} is {elements * _ITEM_BYTES[datatype]:,} bytes, '
                        f"over the request limit of {max_bytes:,}")
     if raw is not None:
@@ -88,7 +82,7 @@ class GRPCInferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
         self.app = app
 
     def _abort(self, context, exc: Exception):
-        if isinstance(exc, _Refused):
+        if isinstance(exc, Refused):
             context.abort(exc.code, str(exc))
         if isinstance(exc, ModelNotFound):
             context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
@@ -107,7 +101,7 @@ class GRPCInferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
             return service_pb2.ModelReadyResponse(ready=True)
         except ModelNotFound:
             return service_pb2.ModelReadyResponse(ready=False)
-        except (_Refused, RequestError) as exc:
+        except (Refused, RequestError) as exc:
             self._abort(context, exc)
 
     def ServerMetadata(self, request, context):
@@ -117,7 +111,7 @@ class GRPCInferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
         try:
             store, version = _store(self.app, request.name, request.version)
             metadata = v2_format.model_metadata(store.get(version), store.loaded_versions())
-        except (_Refused, RequestError, ModelNotFound) as exc:
+        except (Refused, RequestError, ModelNotFound) as exc:
             self._abort(context, exc)
         return service_pb2.ModelMetadataResponse(
             name=metadata["name"], versions=metadata["versions"], platform=metadata["platform"],
@@ -141,10 +135,10 @@ class GRPCInferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
                                            all_binary=True)
             called = self.app.v2_call(Route("v2_infer", store, version), infer)
             if isinstance(called, Response):
-                raise _Refused(_HTTP_TO_GRPC.get(called.status, grpc.StatusCode.INTERNAL), called.payload["error"])
+                raise Refused(HTTP_TO_GRPC.get(called.status, grpc.StatusCode.INTERNAL), called.payload["error"])
             model, outputs = called
             payload, binary = v2_format.infer_response(model, infer, outputs)
-        except (_Refused, RequestError, ModelNotFound) as exc:
+        except (Refused, RequestError, ModelNotFound) as exc:
             self._abort(context, exc)
         response = service_pb2.ModelInferResponse(model_name=payload["model_name"],
                                                   model_version=payload["model_version"], id=request.id)
