@@ -162,6 +162,47 @@ def test_b64_values_decode_exactly_or_are_refused(data, text):
         assert decoded == base64.b64decode(text, validate=True)
 
 
+V2_DTYPES = {"FP32": np.float32, "FP64": np.float64, "INT32": np.int32, "INT64": np.int64, "UINT8": np.uint8,
+             "BOOL": np.bool_, "BYTES": object}
+
+
+@given(tensors=st.lists(st.tuples(st.sampled_from(sorted(V2_DTYPES)), st.lists(st.integers(0, 3), max_size=3),
+                                  st.integers(0, 2**32 - 1)), min_size=1, max_size=3))
+def test_v2_binary_tensors_parse_back_exactly(tensors):
+    """Any tensors sent as V2 binary data (JSON header, then each tensor's raw bytes, as Triton's
+    client lays them out) parse back to the same dtype, shape and values."""
+    from tfx_gan.server import v2_format
+
+    header, raw, arrays = [], [], {}
+    for index, (datatype, shape, seed) in enumerate(tensors):
+        rng = np.random.default_rng(seed)
+        count = int(np.prod(shape))
+        if datatype == "BYTES":
+            array = np.array([rng.bytes(int(n)) for n in rng.integers(0, 6, count)], dtype=object).reshape(shape)
+        else:
+            array = rng.integers(0, 200, count).astype(V2_DTYPES[datatype]).reshape(shape)
+        data = v2_format.tensor_to_bytes(array)
+        header.append({"name": f"t{index}", "shape": shape, "datatype": datatype,
+                       "parameters": {"binary_data_size": len(data)}})
+        raw.append(data)
+        arrays[f"t{index}"] = array
+    head = json.dumps({"inputs": header}).encode()
+    request = v2_format.parse_infer(head + b"".join(raw), len(head))
+    for name, array in arrays.items():
+        assert request.inputs[name].shape == array.shape
+        assert request.inputs[name].tolist() == array.tolist()
+
+
+@given(body=st.binary(max_size=200), header_length=st.integers(0, 250))
+def test_any_binary_v2_body_parses_or_is_a_clear_request_error(body, header_length):
+    from tfx_gan.server import v2_format
+
+    try:
+        v2_format.parse_infer(body, header_length)
+    except RequestError as exc:
+        assert str(exc) and "\n" not in str(exc)
+
+
 @settings(max_examples=50, deadline=None)
 @given(depth=st.integers(json_codec.MAX_RANK + 1, 900), dtype=st.sampled_from(["float32", "string"]))
 def test_deeply_nested_lists_are_refused_without_recursing(depth, dtype):
