@@ -103,6 +103,9 @@ def _answer(api: str):
                 code = grpc.StatusCode.UNKNOWN  # what grpc answers for an exception it is not told about
                 raise
             finally:
+                if code != grpc.StatusCode.OK:  # every refusal, named in one line
+                    LOG.info("gRPC %s %s: %s %s", api, request.model_spec.name[:100], code.name,
+                             (message if code != grpc.StatusCode.UNKNOWN else "")[:300])
                 if self.app.metrics is not None and request.model_spec.name in self.app.stores:
                     self.app.metrics.observe(request.model_spec.name, api, "GRPC", code.name,
                                              time.perf_counter() - started)

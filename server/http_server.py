@@ -233,6 +233,9 @@ class _Handler(BaseHTTPRequestHandler):
         """Status line, headers and body in one write: one wake-up for the client, not two."""
         if response.close:
             self.close_connection = True
+        if response.status >= 400 and isinstance(response.payload, dict):  # every refusal, named in one line
+            LOG.info("%s %s %s: %d %s", self.address_string(), self.command, str(self.path)[:200], response.status,
+                     str(response.payload.get("error", ""))[:300])
         data = response_bytes(response, head_only=self.command == "HEAD", protocol=self.protocol_version)
         self.log_request(response.status, len(response.encoded()))
         try:

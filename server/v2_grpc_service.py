@@ -15,6 +15,7 @@ failing model.
 """
 from __future__ import annotations
 
+import logging
 import math
 
 import grpc
@@ -26,6 +27,8 @@ from tfx_gan.server.app import SERVER_NAME, Response, Route, ServingApp, _packag
 from tfx_gan.server.grpc_status import HTTP_TO_GRPC, Refused
 from tfx_gan.server.json_codec import RequestError
 from tfx_gan.server.loaded_model import ModelNotFound
+
+LOG = logging.getLogger("tfx_gan.server")
 
 # InferTensorContents' field for each V2 datatype (the narrower integers travel widened, as in KServe)
 _CONTENTS_FIELD = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents",
@@ -82,6 +85,7 @@ class GRPCInferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
         self.app = app
 
     def _abort(self, context, exc: Exception):
+        LOG.info("gRPC V2 refused: %s: %s", type(exc).__name__, str(exc)[:300])  # every refusal, named in one line
         if isinstance(exc, Refused):
             context.abort(exc.code, str(exc))
         if isinstance(exc, ModelNotFound):

@@ -90,13 +90,16 @@ def test_metadata_and_status_over_grpc(served):
     (lambda r: r.inputs["latent"].tensor_shape.dim[0].__setattr__("size", -2),
      grpc.StatusCode.INVALID_ARGUMENT, "input 'latent': shape [-2, 4] has a negative dimension"),
 ])
-def test_bad_grpc_requests_get_tf_servings_status_codes(served, change, code, fragment):
+def test_bad_grpc_requests_get_tf_servings_status_codes(served, change, code, fragment, caplog):
+    caplog.set_level("INFO", logger="tfx_gan.server")
     _, predictions, _ = served
     request = predict_request(np.zeros((2, 4), np.float32))
     change(request)
     with pytest.raises(grpc.RpcError) as raised:
         predictions.Predict(request, timeout=30)
     assert raised.value.code() == code and fragment in raised.value.details(), raised.value.details()
+    assert any("gRPC predict" in r.getMessage() and code.name in r.getMessage() and fragment in r.getMessage()
+               for r in caplog.records)  # the server's log names it in one line
 
 
 def test_a_tiny_request_declaring_a_huge_tensor_is_refused_before_anything_is_allocated(served):

@@ -194,7 +194,8 @@ def test_a_get_body_that_never_arrives_is_cut_at_the_same_deadline(push, path):
     ("Content-Length: 2\r\nContent-Length: 2\r\n", "Content-Length given 2 times"),
     ("Content-Length: -2\r\n", "invalid Content-Length"),
 ])
-def test_content_length_must_be_one_ascii_number(push, headers, message):
+def test_content_length_must_be_one_ascii_number(push, headers, message, caplog):
+    caplog.set_level("INFO", logger="tfx_gan.server")
     with start_server({"gan": str(push / "gan")}, settle_s=0, warmup=False) as server:
         with socket.create_connection((server.host, server.port), timeout=10) as s:
             s.sendall(f"POST /v1/models/gan:predict HTTP/1.1\r\nHost: x\r\n{headers}\r\n{{}}".encode())
@@ -203,6 +204,9 @@ def test_content_length_must_be_one_ascii_number(push, headers, message):
                 answer += chunk
     assert answer.startswith(b"HTTP/1.1 400") or answer.startswith(b"HTTP/1.0 400"), answer[:200]
     assert message.encode() in answer
+    # and the server's log names it in one line
+    assert any("POST /v1/models/gan:predict: 400" in r.getMessage() and message in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
 
 
 def test_metadata_arriving_after_the_load_is_picked_up(push, tmp_path):
