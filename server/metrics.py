@@ -18,6 +18,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from tfx_gan.common.compat import message_class
+
 DEFAULT_PATH = "/monitoring/prometheus/metrics"
 # 1 ms .. 100 s: a generator call on a CPU takes 10 ms to a few seconds
 _LATENCY_BUCKETS_US = (1e3, 2.5e3, 5e3, 1e4, 2.5e4, 5e4, 1e5, 2.5e5, 5e5, 1e6, 2.5e6, 5e6, 1e7, 1e8)
@@ -80,7 +82,7 @@ def parse_monitoring_config(path: str) -> str | None:
 def _monitoring_config_class():
     """TF Serving's MonitoringConfig message (tensorflow_serving/config/monitoring_config.proto),
     built from its two-message definition: the tensorflow-serving-api wheel does not ship it."""
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    from google.protobuf import descriptor_pb2, descriptor_pool
 
     pool = descriptor_pool.DescriptorPool()
     proto = descriptor_pb2.FileDescriptorProto(name="monitoring_config.proto", package="tensorflow.serving",
@@ -95,4 +97,4 @@ def _monitoring_config_class():
                          type_name=".tensorflow.serving.PrometheusConfig",
                          label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
     pool.Add(proto)
-    return message_factory.MessageFactory(pool).GetPrototype(pool.FindMessageTypeByName("tensorflow.serving.MonitoringConfig"))
+    return message_class(pool.FindMessageTypeByName("tensorflow.serving.MonitoringConfig"))

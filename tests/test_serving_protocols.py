@@ -26,6 +26,9 @@ from tfx_gan.server.grpc_service import start_grpc_server
 from tfx_gan.server.http_server import start_server
 from tfx_gan.server.model_config import parse_model_config
 
+# current_line: also run on the TFX 1.21 line, in the Debian 13 root (./gan test).
+pytestmark = pytest.mark.current_line
+
 LATENT = 4  # tiny_serving_model's latent size
 MODEL_CONFIG = """
 model_config_list {
