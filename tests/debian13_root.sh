@@ -10,7 +10,7 @@
 # of the checkout and its .venv live inside it, so later runs re-install nothing unless uv.lock
 # changed. Each run copies the checkout's files afresh (tracked and untracked, not ignored), mounts
 # /proc, /dev and a /dev/shm for the command, and unmounts them when it ends, however it ends.
-# To clean up: rm -rf "$GAN_DEBIAN_ROOT" (nothing is mounted there between runs).
+# To clean up: rm -rf "$GAN_DEBIAN_ROOT" "$GAN_DEBIAN_ROOT.lock" (nothing is mounted there between runs).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ROOTFS="${GAN_DEBIAN_ROOT:-/var/cache/tfx-gan/debian13}"
@@ -26,7 +26,7 @@ make_root() {
   mkdir -p "$(dirname "$ROOTFS")"
   # One run at a time in the root (held until this script exits): a second run waits, then finds
   # the root ready.
-  exec 7>>"$(dirname "$ROOTFS")/.debian13.lock"
+  exec 7>>"$ROOTFS.lock"
   flock -n 7 || { echo "[debian13] waiting for another run in $ROOTFS to end" >&2; flock 7; }
   [ "$(cat "$READY" 2>/dev/null)" = "$PACKAGES" ] && return 0
   if ! command -v debootstrap >/dev/null; then
