@@ -144,6 +144,7 @@ def test_health_probes_are_answered_while_slow_clients_fill_the_connection_cap(p
                 latencies[path] = time.monotonic() - started
                 assert status == 200, (path, body)
             assert max(latencies.values()) < 1.0, latencies
+            print("probes with the cap full: " + ", ".join(f"{p} {1000 * t:.1f} ms" for p, t in latencies.items()))
             status, body = call(server, "POST", "/v1/models/gan:predict", {"instances": [[0.0] * LATENT]})
             assert status == 503 and b"too many connections" in body
             for _ in range(8):  # silent connections fill the probe lane for its 2 s deadline
