@@ -6,7 +6,10 @@ Quiet (the default):
 - TFX's "Component X is running/finished" as one line each, the finish with its time;
 - Python warnings raised by the project's own code as one "warning: ..." line; a library's are dropped;
 - any other logger (absl, TFX, TensorFlow, Beam) only at ERROR, one line, without its traceback;
-- TensorFlow's C++ log only at FATAL (its INFO/ERROR lines at import are CUDA plug-in noise).
+- TensorFlow's C++ log only at FATAL (its INFO/ERROR lines at import are CUDA plug-in noise), and
+  what its C++ code writes to stderr while ``import tensorflow`` runs is dropped (replayed if the
+  import fails): TensorFlow 2.21 logs a few INFO lines through Abseil before Abseil's logging is
+  initialised, which no log level silences (abseil/abseil-cpp#1718).
 --verbose: every logger at INFO with timestamps and every warning, as before this module existed.
 
 Must run before TensorFlow is imported (TF_CPP_MIN_LOG_LEVEL is read once, at import; TensorFlow adds
@@ -14,9 +17,13 @@ its own stderr handler when the root logger has none).
 """
 from __future__ import annotations
 
+import contextlib
+import importlib.abc
+import importlib.util
 import logging
 import os
 import sys
+import tempfile
 import warnings
 
 from tfx_gan import PACKAGES, package_dir
@@ -71,6 +78,45 @@ class OneLineFormatter(logging.Formatter):
         return f"{prefix.get(record.levelno, '')}{lines[0]}{more}"
 
 
+@contextlib.contextmanager
+def native_stderr_captured():
+    """File descriptor 2 (where C++ code writes) goes to a temporary file for the block; what was
+    written is replayed to stderr if the block raises, else dropped."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            capture.seek(0)
+            os.write(2, capture.read())
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: on the first ``import tensorflow`` it removes itself and runs that
+    import's module code under ``native_stderr_captured``."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            run_module = spec.loader.exec_module
+
+            def exec_module(module):
+                with native_stderr_captured():
+                    run_module(module)
+            spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
 def configure(verbose: bool) -> None:
     """Sets up logging and warnings for a command (see the module docstring)."""
     from absl import logging as absl_logging
@@ -84,6 +130,8 @@ def configure(verbose: bool) -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlowImport())
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(QuietFilter())
     handler.setFormatter(OneLineFormatter())

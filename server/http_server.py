@@ -234,9 +234,12 @@ class _Handler(BaseHTTPRequestHandler):
         if response.close:
             self.close_connection = True
         if response.status >= 400 and isinstance(response.payload, dict):  # every refusal, named in one line
-            LOG.info("%s %s %s: %d %s", self.address_string(), self.command, str(self.path)[:200], response.status,
+            # (command and path are unset when the request line itself was refused)
+            LOG.info("%s %s %s: %d %s", self.address_string(), getattr(self, "command", None) or "-",
+                     str(getattr(self, "path", "-"))[:200], response.status,
                      str(response.payload.get("error", ""))[:300])
-        data = response_bytes(response, head_only=self.command == "HEAD", protocol=self.protocol_version)
+        data = response_bytes(response, head_only=getattr(self, "command", None) == "HEAD",
+                              protocol=self.protocol_version)
         self.log_request(response.status, len(response.encoded()))
         try:
             self.wfile.write(data)

@@ -72,6 +72,9 @@ find "$ROOTFS$COPY" -mindepth 1 -maxdepth 1 ! -name .venv ! -name .cache -exec r
 # (--ignore-failed-read: a tracked file deleted in the work tree is left out, not an error)
 (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard \
    | tar --null -T - --ignore-failed-read -cf - 2>/dev/null) | tar -xf - -C "$ROOTFS$COPY"
+# A git repository of its own, as a checkout is (tests/test_package.py builds the wheel from it).
+git -C "$ROOTFS$COPY" init -q && git -C "$ROOTFS$COPY" add -A \
+  && git -C "$ROOTFS$COPY" -c user.name=tfx-gan -c user.email=tfx-gan@localhost commit -qm "the checkout's files"
 
 mount_into_root -t proc proc /proc
 mount_into_root --bind /dev /dev

@@ -16,6 +16,9 @@ import pytest
 
 from tfx_gan.pipeline import cli, console
 
+# current_line: also run on the TFX 1.21 line, in the Debian 13 root (./gan test).
+pytestmark = pytest.mark.current_line
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GAN = os.path.join(REPO, "gan")
 # Flags of modules this change does not own that still lack help text (data/bundled.py).
@@ -183,3 +186,23 @@ def test_hyphenated_flags_mean_the_underscored_ones():
     assert underscored_flags(["generate", "--push-dir", "serving/x", "--grid-max=4", "--set", "a.b=c-d",
                               "--", "--not-a-flag"]) == \
         ["generate", "--push_dir", "serving/x", "--grid_max=4", "--set", "a.b=c-d", "--", "--not-a-flag"]
+
+
+def test_what_cpp_code_writes_while_tensorflow_imports_is_dropped_unless_the_import_fails():
+    """console's capture of file descriptor 2, where TensorFlow 2.21's C++ code writes Abseil's
+    pre-initialisation INFO lines: dropped when the block succeeds, replayed when it raises;
+    Python's own stderr is untouched afterwards."""
+    result = python(
+        "import os, sys\n"
+        "from tfx_gan.pipeline import console\n"
+        "with console.native_stderr_captured():\n"
+        "    os.write(2, b'native noise\\n')\n"
+        "try:\n"
+        "    with console.native_stderr_captured():\n"
+        "        os.write(2, b'native words before a failure\\n')\n"
+        "        raise ImportError('x')\n"
+        "except ImportError:\n"
+        "    pass\n"
+        "print('python stderr', file=sys.stderr)\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "native words before a failure\npython stderr\n"
