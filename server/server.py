@@ -22,6 +22,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 
 from tfx_gan.server.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_IMAGES, ServingApp, _package_version
 from tfx_gan.server.http_server import (
@@ -170,17 +171,31 @@ def _raise_terminate(signum, frame):
     raise _Terminate()
 
 
-def return_large_buffers_to_the_os() -> None:
-    """glibc's malloc raises its mmap threshold (up to 32 MB) each time a large mapped buffer is
-    freed, so later large buffers come from the heap and their pages stay with the process: a
-    burst of large request and response bodies of varying sizes left the server tens of MB larger
-    for good. Fixing the threshold at glibc's initial 128 KiB (mallopt M_MMAP_THRESHOLD, which
-    also turns the raising off) maps and unmaps every large buffer; benchmarks/serve_hostile.py
-    measures the RSS with and without it. A no-op where the C library is not glibc."""
+TRIM_INTERVAL_S = 1.0
+
+
+def return_freed_memory_to_the_os(interval_s: float = TRIM_INTERVAL_S) -> threading.Thread | None:
+    """Starts a thread that calls glibc's ``malloc_trim(0)`` every ``interval_s`` seconds.
+
+    Why: glibc's malloc keeps freed heap pages, and raises its mmap threshold (up to 32 MB) each
+    time a large mapped buffer is freed, so later large buffers come from the heap too: a burst of
+    large request and response bodies of varying sizes left the server tens of MB larger for good.
+    malloc_trim gives free pages back (anywhere in the heap, not only at its top). Fixing the mmap
+    threshold instead (mallopt) cost 6-12% of the serving throughput: the model's multi-MB
+    activations were then mapped and zeroed on every call. benchmarks/serve_hostile.py measures
+    the RSS. None where the C library is not glibc."""
     try:
-        ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)  # -3: M_MMAP_THRESHOLD in glibc's malloc.h
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
     except (OSError, AttributeError):
-        pass
+        return None
+
+    def loop():
+        while True:
+            time.sleep(interval_s)
+            trim(0)
+    thread = threading.Thread(target=loop, name="malloc-trim", daemon=True)
+    thread.start()
+    return thread
 
 
 def run(args, on_ready=None) -> int:
@@ -218,7 +233,7 @@ def run(args, on_ready=None) -> int:
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return_large_buffers_to_the_os()
+    return_freed_memory_to_the_os()
     app.load_initial()
     try:
         httpd = ServingHTTPServer((args.host, args.port), app, access_log=args.access_log,
