@@ -294,7 +294,7 @@ class ServingHTTPServer(ThreadingHTTPServer):
             request.settimeout(1.0)
             request.sendall(response_bytes(self._too_many()))
         except OSError:
-            pass
+            pass  # the client is gone or not reading: the 503 was best effort, the socket is closed below
         self.shutdown_request(request)
 
     def _probe_lane(self, request) -> None:
@@ -328,7 +328,7 @@ class ServingHTTPServer(ThreadingHTTPServer):
             request.settimeout(1.0)
             request.sendall(response_bytes(response, head_only=head_only))
         except OSError:
-            pass
+            pass  # the client went silent (timeout) or away: nothing more to send, the socket is closed below
         except Exception:  # a bug must not kill the lane silently
             LOG.exception("internal error in the probe lane")
         finally:

@@ -50,8 +50,16 @@ class InferRequest:
     all_binary: bool = False  # the request parameter binary_data_output: every output as raw bytes
 
 
+DATATYPES = frozenset(_DATATYPES)
+
+
 def numpy_dtype(v2_datatype: str) -> np.dtype:
     return np.dtype(_DATATYPES[v2_datatype])
+
+
+def item_bytes(v2_datatype: str) -> int:
+    """Bytes per element of a V2 datatype; 0 for BYTES (its elements' sizes are in the data)."""
+    return 0 if v2_datatype == "BYTES" else numpy_dtype(v2_datatype).itemsize
 
 
 def datatype(spec: TensorSpecInfo) -> str:

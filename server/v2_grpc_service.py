@@ -35,9 +35,6 @@ _CONTENTS_FIELD = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "in
                    "INT64": "int64_contents", "UINT8": "uint_contents", "UINT16": "uint_contents",
                    "UINT32": "uint_contents", "UINT64": "uint64_contents", "FP32": "fp32_contents",
                    "FP64": "fp64_contents", "BYTES": "bytes_contents"}
-_ITEM_BYTES = {"BOOL": 1, "INT8": 1, "INT16": 2, "INT32": 4, "INT64": 8, "UINT8": 1, "UINT16": 2, "UINT32": 4,
-               "UINT64": 8, "FP16": 2, "FP32": 4, "FP64": 8, "BYTES": 0}
-
 
 
 def _store(app: ServingApp, name: str, version: str):
@@ -55,15 +52,16 @@ def _store(app: ServingApp, name: str, version: str):
 def _input_array(tensor, raw: bytes | None, max_bytes: int) -> np.ndarray:
     """One InferInputTensor as an array of its datatype and shape, its declared size checked first."""
     name, datatype = tensor.name, tensor.datatype
-    if datatype not in _ITEM_BYTES:
-        raise RequestError(f'input "{name}": unknown datatype {datatype[:40]!r}; use one of {sorted(_ITEM_BYTES)}')
+    if datatype not in v2_format.DATATYPES:
+        raise RequestError(f'input "{name}": unknown datatype {datatype[:40]!r}; use one of {sorted(v2_format.DATATYPES)}')
     shape = list(tensor.shape)
     if any(d < 0 for d in shape):
         raise RequestError(f'input "{name}": shape {shape} has a negative dimension')
     elements = math.prod(shape)
-    if elements * _ITEM_BYTES[datatype] > max_bytes:
+    declared = elements * v2_format.item_bytes(datatype)
+    if declared > max_bytes:
         raise Refused(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                       f'input "{name}": shape {shape} of {datatype} is {elements * _ITEM_BYTES[datatype]:,} bytes, '
+                       f'input "{name}": shape {shape} of {datatype} is {declared:,} bytes, '
                        f"over the request limit of {max_bytes:,}")
     if raw is not None:
         array = v2_format.tensor_from_bytes(name, raw, datatype, elements)
