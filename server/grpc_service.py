@@ -18,7 +18,6 @@ the declared shape, so 40 bytes on the wire could otherwise ask for gigabytes), 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from concurrent import futures
 
@@ -31,7 +30,7 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
 from tfx_gan.server import predict_format, v2_grpc_service
 from tfx_gan.server.app import Response, ServingApp, unknown_model_message
 from tfx_gan.server.http_server import DEFAULT_MAX_CONNECTIONS
-from tfx_gan.server.grpc_status import HTTP_TO_GRPC, Refused
+from tfx_gan.server.grpc_status import HTTP_TO_GRPC, Refused, declared_bytes
 from tfx_gan.server.json_codec import RequestError
 from tfx_gan.server.loaded_model import ModelNotFound
 
@@ -59,13 +58,7 @@ def tensor_from_proto(name: str, proto, max_bytes: int):
     if proto.tensor_shape.unknown_rank:
         raise RequestError(f"input '{name}': the tensor's shape has an unknown rank")
     dims = [dim.size for dim in proto.tensor_shape.dim]
-    if any(size < 0 for size in dims):
-        raise RequestError(f"input '{name}': shape {dims} has a negative dimension")
-    declared = math.prod(dims) * _DTYPE_BYTES[proto.dtype]
-    if declared > max_bytes:
-        raise Refused(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                       f"input '{name}': shape {dims} of {types_pb2.DataType.Name(proto.dtype)} is {declared:,} "
-                       f"bytes, over the request limit of {max_bytes:,}")
+    declared = declared_bytes(name, dims, types_pb2.DataType.Name(proto.dtype), _DTYPE_BYTES[proto.dtype], max_bytes)
     if proto.tensor_content and len(proto.tensor_content) != declared:
         raise RequestError(f"input '{name}': tensor_content has {len(proto.tensor_content):,} bytes; "
                            f"shape {dims} needs {declared:,}")

@@ -24,7 +24,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from tfx_gan.server import v2_format
 from tfx_gan.server.app import SERVER_NAME, Response, Route, ServingApp, _package_version, unknown_model_message
-from tfx_gan.server.grpc_status import HTTP_TO_GRPC, Refused
+from tfx_gan.server.grpc_status import HTTP_TO_GRPC, Refused, declared_bytes
 from tfx_gan.server.json_codec import RequestError
 from tfx_gan.server.loaded_model import ModelNotFound
 
@@ -55,14 +55,8 @@ def _input_array(tensor, raw: bytes | None, max_bytes: int) -> np.ndarray:
     if datatype not in v2_format.DATATYPES:
         raise RequestError(f'input "{name}": unknown datatype {datatype[:40]!r}; use one of {sorted(v2_format.DATATYPES)}')
     shape = list(tensor.shape)
-    if any(d < 0 for d in shape):
-        raise RequestError(f'input "{name}": shape {shape} has a negative dimension')
+    declared_bytes(name, shape, datatype, v2_format.item_bytes(datatype), max_bytes)
     elements = math.prod(shape)
-    declared = elements * v2_format.item_bytes(datatype)
-    if declared > max_bytes:
-        raise Refused(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                       f'input "{name}": shape {shape} of {datatype} is {declared:,} bytes, '
-                       f"over the request limit of {max_bytes:,}")
     if raw is not None:
         array = v2_format.tensor_from_bytes(name, raw, datatype, elements)
     elif datatype == "FP16":
