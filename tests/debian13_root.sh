@@ -49,6 +49,7 @@ unmount_all() {
   done
 }
 trap unmount_all EXIT
+trap 'exit 130' INT; trap 'exit 143' TERM; trap 'exit 129' HUP  # so that EXIT runs: nothing stays mounted
 
 mount_into_root() {  # mount_into_root <mount args...> <target inside the root>
   local target="$ROOTFS${*: -1}"
